@@ -1,0 +1,3 @@
+from binance_funding_ws.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Sans-I/O decoding of Binance USDⓈ-M market-stream frames.
+
+A frame is either a combined-stream envelope ``{"stream": NAME, "data": [rows]}`` or, on a
+raw ``/market/ws/<stream>`` connection, the bare array. Rows are typed by their ``e`` field.
+
+Decoding is strict about types (a number where a string belongs, a missing field, an
+unknown event type all reject the row) but isolates damage: a bad row is skipped and
+reported, the rest of its frame is kept. The common case, a frame with no bad row, takes a
+single typed ``msgspec`` decode with no per-row Python work; only a frame that fails it is
+re-read row by row.
+
+Decimal *format* (is ``"p"`` a number?) is checked later, when rows are published
+(:mod:`binance_funding_ws.market`), so that the receive path stays as cheap as parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import msgspec
+
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+EventTime = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True):
+    """A ``markPriceUpdate`` row, field names as on the wire."""
+
+    E: EventTime  # event time, ms
+    s: Symbol
+    p: str  # mark price
+    i: str  # index price
+    P: str  # estimated settle price
+    r: str  # funding rate
+    T: EventTime  # next funding time, ms; 0 = none scheduled
+    ap: str | None = None  # mark price moving average (added 2026-03)
+    st: int | None = None  # 1 USDⓈ-M, 2 COIN-M
+    ps: str | None = None  # pair
+
+
+class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True):
+    """A ``24hrTicker`` row. Fields the state file does not keep are optional."""
+
+    E: EventTime
+    s: Symbol
+    c: str  # last price
+    o: str  # open
+    h: str  # high
+    l: str  # low  # noqa: E741 - the exchange's name
+    v: str  # base volume
+    q: str  # quote volume
+    P: str  # price change percent
+    p: str | None = None  # price change
+    w: str | None = None  # weighted average price
+    n: int | None = None  # trade count
+    st: int | None = None
+    ps: str | None = None
+
+
+class MiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True):
+    """A ``24hrMiniTicker`` row: a ticker without change, percent or trade count."""
+
+    E: EventTime
+    s: Symbol
+    c: str
+    o: str
+    h: str
+    l: str  # noqa: E741
+    v: str
+    q: str
+
+
+Row = MarkPriceRow | TickerRow | MiniTickerRow
+AnyTickerRow = TickerRow | MiniTickerRow
+
+
+class _Envelope(msgspec.Struct):
+    stream: str
+    data: list[Row]
+
+
+@dataclass(slots=True)
+class DecodedFrame:
+    """What one frame contained.
+
+    ``market`` is true when the frame carried at least one good row: only such frames prove
+    that market data flows. ``control`` marks replies such as a SUBSCRIBE acknowledgement.
+    """
+
+    stream: str | None = None
+    mark: list[MarkPriceRow] = field(default_factory=list)
+    tickers: list[AnyTickerRow] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    control: bool = False
+
+    @property
+    def market(self) -> bool:
+        return bool(self.mark or self.tickers)
+
+    def latest_event_time(self) -> int:
+        """The newest event time among the frame's rows (0 if none)."""
+        return max((row.E for row in (*self.mark, *self.tickers)), default=0)
+
+
+class FrameDecoder:
+    """Turns frame bytes into :class:`DecodedFrame`; never raises on bad input."""
+
+    def __init__(self) -> None:
+        self._envelope = msgspec.json.Decoder(_Envelope)
+        self._array = msgspec.json.Decoder(list[Row])
+        self._any = msgspec.json.Decoder()
+
+    def decode(self, data: bytes | str, stream: str | None = None) -> DecodedFrame:
+        """Decode one frame. ``stream`` names the stream of a raw (unwrapped) connection."""
+        frame = DecodedFrame(stream=stream)
+        try:
+            if _first_char(data) == "[":
+                rows: list[Row] = self._array.decode(data)
+            else:
+                envelope = self._envelope.decode(data)
+                frame.stream, rows = envelope.stream, envelope.data
+        except msgspec.ValidationError:
+            self._decode_row_by_row(data, frame)
+            return frame
+        except msgspec.DecodeError as exc:
+            frame.errors.append(f"frame is not JSON ({exc})")
+            return frame
+        _sort_rows(rows, frame)
+        return frame
+
+    def _decode_row_by_row(self, data: bytes | str, frame: DecodedFrame) -> None:
+        """Slow path for a frame that failed the typed decode: keep every good row."""
+        try:
+            # The typed decode stops at the first type error, before it sees e.g. trailing junk.
+            document: Any = self._any.decode(data)
+        except msgspec.DecodeError as exc:
+            frame.errors.append(f"frame is not JSON ({exc})")
+            return
+        if isinstance(document, dict):
+            if "result" in document and "id" in document:
+                frame.control = True
+                return
+            if "error" in document:
+                frame.errors.append(f"exchange error reply: {_short(document['error'])}")
+                return
+            stream, items = document.get("stream"), document.get("data")
+            if not isinstance(stream, str) or not isinstance(items, list):
+                frame.errors.append(f"unexpected frame shape: {_short(document)}")
+                return
+            frame.stream = stream
+        elif isinstance(document, list):
+            items = document
+        else:
+            frame.errors.append(f"unexpected frame shape: {_short(document)}")
+            return
+        rows: list[Row] = []
+        for index, item in enumerate(items):
+            try:
+                rows.append(msgspec.convert(item, Row))
+            except msgspec.ValidationError as exc:
+                where = frame.stream or "frame"
+                frame.errors.append(f"{where} row {index} skipped: {exc}")
+        _sort_rows(rows, frame)
+
+
+def _sort_rows(rows: list[Row], frame: DecodedFrame) -> None:
+    mark = [row for row in rows if type(row) is MarkPriceRow]
+    frame.mark.extend(mark)
+    if len(mark) != len(rows):  # a frame holds one stream's rows: usually all of one kind
+        frame.tickers.extend(row for row in rows if type(row) is not MarkPriceRow)  # type: ignore[misc]
+
+
+def _first_char(data: bytes | str) -> str:
+    head = data[:64].lstrip()
+    if isinstance(head, bytes):
+        return chr(head[0]) if head else ""
+    return head[:1]
+
+
+def _short(value: object, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,186 @@
+"""The daemon: the feed, the merge and the state-file writer wired together.
+
+Everything runs in one asyncio loop, so the market maps are only ever touched by one thread.
+The only other thread is the writer's: it receives finished bytes, never live objects, so
+slow disks (fsync) cannot stall the receive loop and no lock guards the maps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from binance_funding_ws.feed import Feed, FeedConfig
+from binance_funding_ws.frames import DecodedFrame
+from binance_funding_ws.logs import RateLimitedLog
+from binance_funding_ws.market import MarketBook
+from binance_funding_ws.notify import Notifier
+from binance_funding_ws.state import (
+    SCHEMA_VERSION,
+    StateDocument,
+    encode_state,
+    missing_symbols,
+    now_ms,
+)
+from binance_funding_ws.tracker import ConnectionTracker
+from binance_funding_ws.writer import AtomicWriter, LockHeldError, StateFileLock
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+SHUTDOWN_BUDGET = 4.0  # seconds; SIGTERM must end the process within 5 s
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    state_file: Path
+    feed: FeedConfig
+    write_interval: float = 1.0
+    file_mode: int = 0o644
+
+
+class Daemon:
+    """Owns the lock, the book, the tracker and the writer for one state file."""
+
+    def __init__(self, config: DaemonConfig, notifier: Notifier | None = None) -> None:
+        self.config = config
+        self.book = MarketBook()
+        self.tracker = ConnectionTracker(config.feed.url, now_ms())
+        self.feed = Feed(config.feed, self.tracker, self._on_market_frame)
+        self.lock = StateFileLock(config.state_file)
+        self.writer = AtomicWriter(config.state_file, config.file_mode)
+        self.notifier = notifier or Notifier()
+        self._write_lock = threading.Lock()  # the final write must land after any in flight
+        self._written_version = -1
+        self._disk_log = RateLimitedLog(log, burst=3)
+        self._input_log = RateLimitedLog(log)
+
+    def _on_market_frame(self, frame: DecodedFrame, received_at: int) -> None:
+        self.book.apply(frame, received_at)
+
+    # -- the state document -------------------------------------------------------------
+
+    def build_document(self) -> StateDocument:
+        """Fold pending rows in and describe everything as one document."""
+        errors = self.book.publish()
+        if errors:
+            self.tracker.on_errors(errors, now_ms())
+            for error in errors:
+                self._input_log.log(logging.WARNING, "bad-decimal", f"bad input: {error}")
+        return StateDocument(
+            schema_version=SCHEMA_VERSION,
+            updated_at=now_ms(),
+            connection_status=self.tracker.snapshot(),
+            funding=self.book.funding,
+            tickers=self.book.tickers,
+            missing=missing_symbols(self.book.funding, self.book.tickers),
+        )
+
+    async def write_state(self) -> bool:
+        """Write the state now (in the writer thread); return whether it reached the disk."""
+        data = encode_state(self.build_document())
+        version = self.tracker.version
+        try:
+            await asyncio.to_thread(self._write_locked, data)
+        except OSError as exc:
+            message = f"cannot write {self.config.state_file}: {exc.strerror or exc}"
+            self.tracker.on_write_result(message)
+            self._disk_log.log(logging.ERROR, "write", f"{message}; keeping the previous file")
+            return False
+        if self.tracker.last_write_error is not None:
+            log.info("state file writable again: %s", self.config.state_file)
+        self.tracker.on_write_result(None)
+        self._written_version = version
+        return True
+
+    def _write_locked(self, data: bytes) -> None:
+        with self._write_lock:
+            self.writer.write(data)
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.write_interval)
+            if self.tracker.version != self._written_version or self.book.has_pending:
+                await self.write_state()
+
+    async def _watchdog_forever(self, interval: float) -> None:
+        # Sent from the event loop itself: if the loop hangs, systemd stops hearing from us.
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    # -- running ------------------------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Take the single-writer lock and clear a crashed predecessor's temporary files."""
+        self.lock.acquire()
+        removed = self.writer.remove_leftovers()
+        if removed:
+            log.info("removed %d leftover temporary file(s) from an earlier crash", removed)
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; write a final ``stopped`` state and return 0."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await self.write_state()  # readers see "connecting" at once, not a stale "stopped"
+        tasks = [
+            asyncio.create_task(self.feed.run(), name="feed"),
+            asyncio.create_task(self._publish_forever(), name="publisher"),
+        ]
+        if self.notifier.watchdog_interval:
+            tasks.append(
+                asyncio.create_task(self._watchdog_forever(self.notifier.watchdog_interval))
+            )
+        self.notifier.ready(f"writing {self.config.state_file}")
+        log.info(
+            "daemon started: %s -> %s (pid %d)",
+            self.config.feed.url,
+            self.config.state_file,
+            self.tracker.pid,
+        )
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        crashed = [task for task in done if task is not stopper]
+        for task in crashed:  # feed and publisher never return: anything done here is a bug
+            log.error("task %s ended unexpectedly", task.get_name(), exc_info=task.exception())
+        await self._shut_down([stopper, *tasks])
+        return EXIT_FAILURE if crashed else EXIT_OK
+
+    async def _shut_down(self, tasks: list[asyncio.Task]) -> None:
+        self.notifier.stopping()
+        log.info("stopping: writing the final state")
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_BUDGET / 2
+            )
+        self.tracker.set_state("stopped", now_ms())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.write_state(), SHUTDOWN_BUDGET / 2)
+        self.lock.release()
+        log.info("stopped")
+
+
+def run_daemon(config: DaemonConfig) -> int:
+    """Entry point for ``binance-funding-ws run``: returns the process exit code."""
+    daemon = Daemon(config)
+    try:
+        daemon.acquire()
+    except LockHeldError as exc:
+        log.error("%s", exc)
+        return EXIT_LOCKED
+    except OSError as exc:
+        log.error("cannot lock %s: %s", daemon.lock.path, exc.strerror or exc)
+        return EXIT_USAGE
+    return asyncio.run(daemon.run())

@@ -1,0 +1,243 @@
+"""The state file: its schema, its encoder and its reader — the one definition of the format.
+
+The daemon encodes a :class:`StateDocument`; ``status``, ``compare``, the monitor and any
+consumer (the volume-alert bot) decode it with :func:`read_state`. Everything here is pure
+except :func:`read_state`, which reads one file.
+
+Versioning: ``schema_version`` changes only when a change would break an existing reader
+(a field removed, renamed or retyped, a new connection state). Adding an optional field does
+not bump it, and readers ignore fields they do not know, so old readers keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+ConnectionState = Literal["connecting", "connected", "stalled", "reconnecting", "stopped"]
+
+# Exchange decimals are kept as the exchange's strings: never rounded through float.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+DecimalString = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
+EpochMs = Annotated[int, msgspec.Meta(ge=0, description="Unix epoch milliseconds")]
+
+
+class FundingEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One symbol's latest mark-price update (``markPriceUpdate`` row)."""
+
+    mark_price: DecimalString
+    index_price: DecimalString
+    estimated_settle_price: DecimalString
+    funding_rate: DecimalString
+    next_funding_time: Annotated[
+        EpochMs, msgspec.Meta(description="0 when no funding is scheduled (SETTLING contracts)")
+    ]
+    event_time: Annotated[EpochMs, msgspec.Meta(description="exchange event time (E)")]
+    received_at: Annotated[EpochMs, msgspec.Meta(description="local time the row arrived")]
+    mark_price_avg: DecimalString | None = None
+    contract_type: Annotated[
+        int | None, msgspec.Meta(description="Binance 'st': 1 USDⓈ-M, 2 COIN-M")
+    ] = None
+    pair: str | None = None
+
+
+class TickerEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One symbol's latest 24 h ticker (``24hrTicker`` or ``24hrMiniTicker`` row)."""
+
+    last_price: DecimalString
+    open_price: DecimalString
+    high_price: DecimalString
+    low_price: DecimalString
+    volume: DecimalString
+    quote_volume: DecimalString
+    event_time: EpochMs
+    received_at: EpochMs
+    price_change: DecimalString | None = None
+    price_change_percent: DecimalString | None = None
+    weighted_avg_price: DecimalString | None = None
+    trade_count: int | None = None
+    contract_type: int | None = None
+    pair: str | None = None
+
+
+class StreamStatus(msgspec.Struct, kw_only=True):
+    """Per-stream traffic on the feed."""
+
+    messages: int = 0
+    last_message_at: EpochMs | None = None
+
+
+class ConnectionStatus(msgspec.Struct, kw_only=True):
+    """How the feed is doing. ``state`` is ``connected`` only while market data flows."""
+
+    state: ConnectionState
+    state_since: EpochMs
+    connected_since: EpochMs | None
+    last_message_at: Annotated[
+        EpochMs | None, msgspec.Meta(description="last frame carrying market data")
+    ]
+    reconnects: int
+    messages: Annotated[int, msgspec.Meta(description="frames received, all kinds")]
+    errors: Annotated[int, msgspec.Meta(description="bad frames and rows skipped")]
+    last_error: str | None
+    last_error_at: EpochMs | None = None
+    url: str = ""
+    pid: int = 0
+    started_at: EpochMs = 0
+    stalls: int = 0
+    rotations: int = 0
+    writes: Annotated[int, msgspec.Meta(description="state files written before this one")] = 0
+    write_errors: int = 0
+    last_write_error: str | None = None
+    hint: str | None = None
+    streams: dict[str, StreamStatus] = msgspec.field(default_factory=dict)
+
+
+class MissingSymbols(msgspec.Struct, kw_only=True):
+    """Symbols present in one map but not the other, so a gap is visibly expected.
+
+    A new listing or a SETTLING contract (MATICUSDT) has a mark price but no ticker for a
+    while; that is normal, and this section says so instead of leaving a mystery.
+    """
+
+    no_ticker: list[str]
+    no_funding: list[str]
+
+
+class StateDocument(msgspec.Struct, kw_only=True):
+    """The whole state file."""
+
+    schema_version: int
+    updated_at: Annotated[EpochMs, msgspec.Meta(description="when this file was written")]
+    connection_status: ConnectionStatus
+    funding: dict[str, FundingEntry]
+    tickers: dict[str, TickerEntry]
+    missing: MissingSymbols
+
+
+class StateFileError(Exception):
+    """The state file is missing, unreadable, corrupt or of an unsupported schema.
+
+    ``reason`` is one of ``missing``, ``unreadable``, ``corrupt``, ``unsupported``; ``str()`` is
+    a one-line message fit for a terminal or a log.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class _VersionOnly(msgspec.Struct):
+    schema_version: int
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(StateDocument)
+_version_decoder = msgspec.json.Decoder(_VersionOnly)
+
+
+def missing_symbols(funding: dict[str, object], tickers: dict[str, object]) -> MissingSymbols:
+    """Name the symbols that are in one map but not the other (sorted)."""
+    return MissingSymbols(
+        no_ticker=sorted(funding.keys() - tickers.keys()),
+        no_funding=sorted(tickers.keys() - funding.keys()),
+    )
+
+
+def encode_state(document: StateDocument) -> bytes:
+    """Serialise a document as compact JSON followed by a newline."""
+    return _encoder.encode(document) + b"\n"
+
+
+def decode_state(data: bytes, source: str = "state file") -> StateDocument:
+    """Parse and validate a state document; raise :class:`StateFileError` if it is not one."""
+    if not data.strip():
+        raise StateFileError("corrupt", f"{source}: file is empty")
+    try:
+        version = _version_decoder.decode(data).schema_version
+    except msgspec.DecodeError as exc:
+        raise StateFileError("corrupt", f"{source}: not a state file ({exc})") from None
+    if version != SCHEMA_VERSION:
+        hint = "upgrade this reader" if version > SCHEMA_VERSION else "upgrade the daemon"
+        raise StateFileError(
+            "unsupported",
+            f"{source}: schema_version {version}, this reader understands {SCHEMA_VERSION}; {hint}",
+        )
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise StateFileError("corrupt", f"{source}: invalid state document ({exc})") from None
+
+
+def read_state(path: str | os.PathLike[str]) -> StateDocument:
+    """Read and validate the state file at ``path``.
+
+    The daemon replaces the file atomically, so a read never sees a half-written document.
+    Raises :class:`StateFileError` with a one-line message when the file is missing,
+    unreadable, not valid JSON, or of a schema version this reader does not understand.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise StateFileError("missing", f"{path}: no such file (is the daemon running?)") from None
+    except IsADirectoryError:
+        raise StateFileError("unreadable", f"{path}: is a directory") from None
+    except OSError as exc:
+        raise StateFileError("unreadable", f"{path}: cannot read ({exc.strerror})") from None
+    return decode_state(data, str(path))
+
+
+def now_ms() -> int:
+    """The current wall-clock time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def entry_age_seconds(event_time: int, now: int | None = None) -> float:
+    """Age of an entry in seconds, judged on the exchange's event time."""
+    return ((now_ms() if now is None else now) - event_time) / 1000
+
+
+def fresh_funding(
+    document: StateDocument, symbol: str, max_age: float, now: int | None = None
+) -> FundingEntry | None:
+    """Return ``symbol``'s funding entry if its event time is at most ``max_age`` seconds old.
+
+    ``None`` means "do not trust the file for this symbol" (absent or too old), so a consumer
+    can fall back to REST. A daemon that died leaves every entry ageing, so this also guards
+    against a dead feed.
+    """
+    entry = document.funding.get(symbol)
+    if entry is None or entry_age_seconds(entry.event_time, now) > max_age:
+        return None
+    return entry
+
+
+def fresh_ticker(
+    document: StateDocument, symbol: str, max_age: float, now: int | None = None
+) -> TickerEntry | None:
+    """Like :func:`fresh_funding`, for the ticker map.
+
+    Tickers arrive only when they change, so a quiet symbol's ticker ages legitimately: pick
+    ``max_age`` with that in mind.
+    """
+    entry = document.tickers.get(symbol)
+    if entry is None or entry_age_seconds(entry.event_time, now) > max_age:
+        return None
+    return entry
+
+
+def json_schema() -> dict[str, object]:
+    """The JSON Schema of the state file, as shipped in ``state.schema.json``."""
+    schema = msgspec.json.schema(StateDocument)
+    properties = schema["$defs"]["StateDocument"]["properties"]  # type: ignore[index]
+    properties["schema_version"]["const"] = SCHEMA_VERSION
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "binance-funding-ws state file"
+    schema["$comment"] = f"schema_version {SCHEMA_VERSION}; generated from binance_funding_ws.state"
+    return schema

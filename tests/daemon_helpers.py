@@ -1,0 +1,138 @@
+"""Running the real daemon as a subprocess, and waiting on what it writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from binance_funding_ws.state import StateDocument, StateFileError, read_state
+
+COMMAND = [sys.executable, "-m", "binance_funding_ws"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def try_read(path: Path) -> StateDocument | None:
+    try:
+        return read_state(path)
+    except StateFileError:
+        return None
+
+
+class DaemonProcess:
+    """``binance-funding-ws run`` in a subprocess, its stderr captured to a file."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        state_file: Path,
+        *extra: str,
+        write_interval: float = 0.05,
+        stall_timeout: float = 5.0,
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.state_file = state_file
+        # The log lives apart from the state file when a test fills that file's disk.
+        log_name = f"{state_file.name}.{time.monotonic_ns()}.log"
+        self.log_path = (log_dir or state_file.parent) / log_name
+        self.args = [
+            *COMMAND,
+            "run",
+            "--ws-url",
+            ws_url,
+            "--state-file",
+            str(state_file),
+            "--write-interval",
+            str(write_interval),
+            "--stall-timeout",
+            str(stall_timeout),
+            *extra,
+        ]
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def state(self) -> StateDocument | None:
+        return try_read(self.state_file)
+
+    def wait_state(
+        self,
+        predicate: Callable[[StateDocument], bool],
+        timeout: float,
+        what: str,
+        step: float = 0.02,
+    ) -> StateDocument:
+        def check() -> StateDocument | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log_text()}")
+            doc = self.state()
+            return doc if doc is not None and predicate(doc) else None
+
+        return wait_for(check, timeout, what, step)
+
+    def wait_connected(self, timeout: float = 15) -> StateDocument:
+        return self.wait_state(
+            lambda d: d.connection_status.state == "connected" and bool(d.funding),
+            timeout,
+            "state connected with funding data",
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+    def __enter__(self) -> DaemonProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def status_json(state_file: Path, *extra: str) -> tuple[int, dict]:
+    result = run_cli("status", "--state-file", str(state_file), "--json", *extra)
+    return result.returncode, json.loads(result.stdout)

@@ -1,0 +1,72 @@
+"""Real-shaped payloads and documents shared by the tests."""
+
+from __future__ import annotations
+
+import json
+
+from binance_funding_ws.frames import FrameDecoder
+from binance_funding_ws.market import MarketBook
+from binance_funding_ws.state import SCHEMA_VERSION, StateDocument, missing_symbols
+from binance_funding_ws.tracker import ConnectionTracker
+
+# Real-shaped rows: the docs examples from ../shared/binance-usdm-facts.md.
+DOCS_MARK = {
+    "e": "markPriceUpdate",
+    "E": 1562305380000,
+    "s": "BTCUSDT",
+    "p": "11794.15000000",
+    "i": "11784.62659091",
+    "P": "11784.25641265",
+    "r": "0.00038167",
+    "T": 1562306400000,
+}
+DOCS_TICKER = {
+    "e": "24hrTicker",
+    "E": 123456789,
+    "s": "BTCUSDT",
+    "p": "0.0015",
+    "P": "250.00",
+    "w": "0.0018",
+    "c": "0.0025",
+    "Q": "10",
+    "o": "0.0010",
+    "h": "0.0025",
+    "l": "0.0010",
+    "v": "10000",
+    "q": "18",
+    "O": 0,
+    "C": 86400000,
+    "F": 0,
+    "L": 18150,
+    "n": 18151,
+}
+
+
+def mark(symbol: str = "BTCUSDT", event_time: int = 1562305380000, **changes) -> dict:
+    return {**DOCS_MARK, "s": symbol, "E": event_time, **changes}
+
+
+def ticker(symbol: str = "BTCUSDT", event_time: int = 123456789, **changes) -> dict:
+    return {**DOCS_TICKER, "s": symbol, "E": event_time, **changes}
+
+
+def combined(stream: str, rows: list) -> bytes:
+    return json.dumps({"stream": stream, "data": rows}).encode()
+
+
+def document(state="connected", last_message_at=10_000, updated_at=10_000, funding=None):
+    book = MarketBook()
+    rows = funding if funding is not None else [mark("AUSDT", 9_000), mark("BUSDT", 1_000)]
+    book.apply(FrameDecoder().decode(combined("!markPrice@arr@1s", rows)), 9_500)
+    book.publish()
+    tracker = ConnectionTracker("ws://x", 0)
+    tracker.set_state(state, 5_000)
+    tracker.last_message_at = last_message_at
+    return StateDocument(
+        schema_version=SCHEMA_VERSION,
+        updated_at=updated_at,
+        connection_status=tracker.snapshot(),
+        funding=book.funding,
+        tickers=book.tickers,
+        missing=missing_symbols(book.funding, book.tickers),
+    )

@@ -1,0 +1,49 @@
+"""sd_notify against a real unix datagram socket, as systemd would listen."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from binance_funding_ws.notify import Notifier
+
+
+def listen(address: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(2)
+    return sock
+
+
+def test_messages_reach_a_path_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    with listen(path) as sock:
+        notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000000"})
+        assert notifier.enabled and notifier.watchdog_interval == 10.0
+        notifier.ready("writing x")
+        assert sock.recv(4096) == b"READY=1\nSTATUS=writing x"
+        notifier.watchdog()
+        assert sock.recv(4096) == b"WATCHDOG=1"
+
+
+def test_messages_reach_an_abstract_socket():
+    name = f"bfws-test-{os.getpid()}"
+    with listen("\0" + name) as sock:
+        Notifier({"NOTIFY_SOCKET": "@" + name}).stopping()
+        assert sock.recv(4096) == b"STOPPING=1"
+
+
+def test_outside_systemd_everything_is_a_no_op(tmp_path):
+    notifier = Notifier({})
+    assert not notifier.enabled and notifier.watchdog_interval is None
+    notifier.ready("x")
+    notifier.watchdog()
+
+
+def test_watchdog_meant_for_another_pid_is_ignored():
+    env = {"NOTIFY_SOCKET": "/nonexistent", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
+    assert Notifier(env).watchdog_interval is None
+
+
+def test_unreachable_socket_does_not_raise(tmp_path):
+    Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")}).ready("x")

@@ -1,0 +1,111 @@
+"""Property-based tests: whatever a frame contains, decoding and merging never fail and never lie."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from binance_funding_ws.frames import FrameDecoder
+from binance_funding_ws.market import MarketBook
+from binance_funding_ws.state import decode_state, encode_state
+from factories import DOCS_MARK, DOCS_TICKER, document
+
+decimals = st.from_regex(r"-?[0-9]{1,8}(\.[0-9]{1,8})?", fullmatch=True)
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),  # JSON has no NaN; such a frame is not JSON
+    st.text(max_size=12),
+    st.lists(st.integers(), max_size=2),
+)
+symbols = st.sampled_from(["BTCUSDT", "ETHUSDT", "XAUUSDT", "BTCUSD_PERP", "MATICUSDT"])
+
+
+@st.composite
+def rows(draw: st.DrawFn) -> object:
+    """A row that is sometimes perfect, sometimes damaged in one or more fields."""
+    base = dict(draw(st.sampled_from([DOCS_MARK, DOCS_TICKER])))
+    base["s"] = draw(symbols)
+    base["E"] = draw(st.integers(0, 2**45))
+    for key in [k for k in base if base[k].__class__ is str and k not in ("e", "s")]:
+        base[key] = draw(decimals)
+    for key in draw(st.lists(st.sampled_from(sorted(base)), max_size=3)):
+        if draw(st.booleans()):
+            base[key] = draw(junk)
+        else:
+            base.pop(key, None)
+    return draw(st.one_of(st.just(base), junk)) if draw(st.integers(0, 9)) == 0 else base
+
+
+def is_good(row: object) -> bool:
+    """Independent oracle: does the row carry every kept field with the right JSON type?"""
+    if not isinstance(row, dict):
+        return False
+    if row.get("e") == "markPriceUpdate":
+        strings, ints = ("s", "p", "i", "P", "r"), ("E", "T")
+    elif row.get("e") == "24hrTicker":
+        strings, ints = ("s", "c", "o", "h", "l", "v", "q", "P"), ("E",)
+    else:
+        return False
+    optional_strings = ("p", "w") if row["e"] == "24hrTicker" else ()
+    optional_ints = ("n",) if row["e"] == "24hrTicker" else ()
+    return (
+        all(isinstance(row.get(k), str) for k in strings)
+        and all(type(row.get(k)) is int and 0 <= row[k] for k in ints)
+        and row["s"] != ""
+        and all(k not in row or row[k] is None or isinstance(row[k], str) for k in optional_strings)
+        and all(
+            k not in row or row[k] is None or (type(row[k]) is int and abs(row[k]) < 2**63)
+            for k in optional_ints
+        )
+        and all(
+            k not in row or row[k] is None or type(row[k]) is int and abs(row[k]) < 2**63
+            for k in ("st",)
+        )
+        and all(k not in row or row[k] is None or isinstance(row[k], str) for k in ("ps", "ap"))
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(rows(), max_size=12), st.booleans())
+def test_every_good_row_is_kept_and_every_bad_row_counted(frame_rows, wrapped):
+    payload = {"stream": "!markPrice@arr@1s", "data": frame_rows} if wrapped else frame_rows
+    frame = FrameDecoder().decode(json.dumps(payload).encode(), stream="!markPrice@arr@1s")
+    good = [row for row in frame_rows if is_good(row)]
+    assert len(frame.mark) + len(frame.tickers) == len(good)
+    assert len(frame.errors) == len(frame_rows) - len(good)
+    assert [row.s for row in (*frame.mark, *frame.tickers)] == [
+        *(row["s"] for row in good if row["e"] == "markPriceUpdate"),
+        *(row["s"] for row in good if row["e"] != "markPriceUpdate"),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_arbitrary_bytes_never_raise(data):
+    frame = FrameDecoder().decode(data)
+    assert frame.market or frame.errors or frame.control
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(rows(), max_size=8), min_size=1, max_size=6))
+def test_merged_state_holds_the_newest_valid_row_per_symbol_and_always_encodes(frames):
+    decoder, book = FrameDecoder(), MarketBook()
+    newest: dict[str, int] = {}
+    for index, frame_rows in enumerate(frames):
+        decoded = decoder.decode(json.dumps(frame_rows).encode(), stream="s")
+        book.apply(decoded, received_at=index)
+        for row in decoded.mark:
+            newest[row.s] = max(newest.get(row.s, -1), row.E)
+        if index % 2:
+            book.publish()
+    book.publish()
+    # A valid row's decimals always pass, so the published event time is the newest seen.
+    assert {s: e.event_time for s, e in book.funding.items()} == newest
+    doc = document()
+    doc.funding.update(book.funding)
+    doc.tickers.update(book.tickers)
+    assert decode_state(encode_state(doc)) == doc

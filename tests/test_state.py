@@ -1,0 +1,151 @@
+"""The state-file module: encoding, the reader's errors, freshness helpers, the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+
+import jsonschema
+import pytest
+from binance_funding_ws.state import (
+    SCHEMA_VERSION,
+    StateFileError,
+    TickerEntry,
+    decode_state,
+    encode_state,
+    fresh_funding,
+    fresh_ticker,
+    json_schema,
+    read_state,
+)
+from factories import DOCS_MARK, DOCS_TICKER, document
+
+
+def shipped_schema() -> dict:
+    text = resources.files("binance_funding_ws").joinpath("state.schema.json").read_text()
+    return json.loads(text)
+
+
+def test_round_trip_keeps_every_value():
+    original = document()
+    assert decode_state(encode_state(original)) == original
+
+
+def test_encoded_document_validates_against_the_shipped_schema():
+    data = json.loads(encode_state(document()))
+    jsonschema.validate(data, shipped_schema())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert set(data) == {
+        "schema_version",
+        "updated_at",
+        "connection_status",
+        "funding",
+        "tickers",
+        "missing",
+    }
+
+
+def test_shipped_schema_is_the_generated_one():
+    # Regenerate with: python -c "from binance_funding_ws.state import json_schema; ..."
+    # (see README, "The state file"); this test fails when the two drift apart.
+    assert shipped_schema() == json.loads(json.dumps(json_schema()))
+
+
+def test_schema_rejects_a_float_price():
+    data = json.loads(encode_state(document()))
+    data["funding"]["AUSDT"]["mark_price"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, shipped_schema())
+
+
+def test_read_state_missing(tmp_path):
+    with pytest.raises(StateFileError) as info:
+        read_state(tmp_path / "nope.json")
+    assert info.value.reason == "missing" and "nope.json" in str(info.value)
+
+
+def test_read_state_directory(tmp_path):
+    with pytest.raises(StateFileError) as info:
+        read_state(tmp_path)
+    assert info.value.reason == "unreadable"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_read_state_permission_denied(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_bytes(encode_state(document()))
+    path.chmod(0)
+    with pytest.raises(StateFileError) as info:
+        read_state(path)
+    assert info.value.reason == "unreadable"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"   \n",
+        b'{"schema_version": 1, "updated_at": 5, "connection_status": {',  # torn write
+        b"[1, 2]",
+        b'{"schema_version": 1}',
+        b"\x00\x00\x00",
+    ],
+)
+def test_read_state_corrupt_is_one_line(tmp_path, content):
+    path = tmp_path / "s.json"
+    path.write_bytes(content)
+    with pytest.raises(StateFileError) as info:
+        read_state(path)
+    assert info.value.reason == "corrupt"
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_read_state_future_schema_is_unsupported(tmp_path):
+    data = json.loads(encode_state(document()))
+    data["schema_version"] = SCHEMA_VERSION + 1
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StateFileError) as info:
+        read_state(path)
+    assert info.value.reason == "unsupported" and "upgrade this reader" in str(info.value)
+
+
+def test_readers_ignore_fields_added_later(tmp_path):
+    data = json.loads(encode_state(document()))
+    data["new_section"] = {"x": 1}
+    data["funding"]["AUSDT"]["new_field"] = "y"
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    assert read_state(path).funding["AUSDT"].mark_price == DOCS_MARK["p"]
+
+
+def test_decimal_strings_survive_unchanged():
+    doc = document(funding=[{**DOCS_MARK, "r": "0.00000000", "p": "0.00000010"}])
+    data = json.loads(encode_state(doc))
+    entry = data["funding"]["BTCUSDT"]
+    assert entry["funding_rate"] == "0.00000000" and entry["mark_price"] == "0.00000010"
+
+
+def test_fresh_funding_respects_max_age():
+    doc = document()  # AUSDT event_time 9_000, BUSDT 1_000
+    assert fresh_funding(doc, "AUSDT", max_age=5, now=11_000) is not None
+    assert fresh_funding(doc, "BUSDT", max_age=5, now=11_000) is None
+    assert fresh_funding(doc, "NOPEUSDT", max_age=5, now=11_000) is None
+    assert fresh_funding(doc, "AUSDT", max_age=1, now=11_000) is None
+
+
+def test_fresh_ticker_respects_max_age():
+    doc = document()
+    doc.tickers["AUSDT"] = TickerEntry(
+        last_price=DOCS_TICKER["c"],
+        open_price="1",
+        high_price="1",
+        low_price="1",
+        volume="1",
+        quote_volume="1",
+        event_time=10_000,
+        received_at=10_000,
+    )
+    assert fresh_ticker(doc, "AUSDT", max_age=2, now=11_000).last_price == DOCS_TICKER["c"]
+    assert fresh_ticker(doc, "AUSDT", max_age=0.5, now=11_000) is None

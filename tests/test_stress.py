@@ -1,0 +1,191 @@
+"""The state file under stress: torn reads, crashes at random moments, a full or read-only disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+from binance_funding_ws.state import read_state
+from daemon_helpers import DaemonProcess, wait_for
+
+MIN_WRITES = 10_000
+READERS = 3
+
+READER = textwrap.dedent(
+    """
+    import json, sys, time
+    path, stop_file = sys.argv[1], sys.argv[2]
+    reads = errors = 0
+    first_error = None
+    import os
+    while not os.path.exists(stop_file):
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            continue
+        reads += 1
+        try:
+            doc = json.loads(data)  # what the volume-alert bot does
+            assert doc["schema_version"] == 1 and "connection_status" in doc
+        except Exception as exc:
+            errors += 1
+            first_error = first_error or repr(exc)[:200]
+    print(json.dumps({"reads": reads, "errors": errors, "first_error": first_error}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_readers_never_see_a_torn_file(tmp_path):
+    """Readers in separate processes read in a loop while the daemon writes as fast as it can."""
+    state = tmp_path / "state.json"
+    stop_file = tmp_path / "stop"
+    config = SimulatorConfig(tick=0.005, symbols=150, ticker_changes=50)
+    with SimulatorThread(config) as sim, DaemonProcess(
+        sim.ws_url(), state, write_interval=0.0005
+    ) as daemon:
+        daemon.wait_connected()
+        readers = [
+            subprocess.Popen(
+                [sys.executable, "-c", READER, str(state), str(stop_file)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(READERS)
+        ]
+        try:
+            doc = daemon.wait_state(
+                lambda d: d.connection_status.writes >= MIN_WRITES,
+                600,
+                f"{MIN_WRITES} writes",
+                step=0.5,
+            )
+        finally:
+            stop_file.touch()
+            results = [json.loads(reader.communicate(timeout=30)[0]) for reader in readers]
+    assert doc.connection_status.write_errors == 0
+    for result in results:
+        assert result["errors"] == 0, result["first_error"]
+        assert result["reads"] > 1000
+    print(f"writes={doc.connection_status.writes} reads={[r['reads'] for r in results]}")
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path):
+    state = tmp_path / "state.json"
+    rng = random.Random(20261124)
+    config = SimulatorConfig(tick=0.01, symbols=100)
+    kills = 0
+    with SimulatorThread(config) as sim:
+        with DaemonProcess(sim.ws_url(), state, write_interval=0.001) as first:
+            first.wait_connected()  # from here on, a state file must always exist
+        while kills < 100:
+            daemon = DaemonProcess(sim.ws_url(), state, write_interval=0.001)
+            time.sleep(rng.uniform(0.05, 0.6))
+            daemon.proc.send_signal(signal.SIGKILL)
+            daemon.proc.wait(10)
+            daemon.kill()
+            kills += 1
+            data = state.read_bytes()
+            assert data.strip(), f"empty state file after kill {kills}"
+            read_state(state)  # parses and validates, or raises
+        # Temporary files a killed writer left behind are removed by the next daemon.
+        with DaemonProcess(sim.ws_url(), state) as last:
+            last.wait_connected()
+            leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+            assert leftovers == []
+
+
+def _mount_tmpfs(where: Path, size: str) -> None:
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+
+
+def _needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    _needs_root()
+    mountpoint = tmp_path / "small"
+    _mount_tmpfs(mountpoint, "256k")
+    yield mountpoint, tmp_path
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+                handle.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.root
+def test_disk_full_keeps_the_previous_file_and_recovers(small_fs):
+    small_fs, logs = small_fs
+    state = small_fs / "state.json"
+    with SimulatorThread(SimulatorConfig(tick=0.05, symbols=40)) as sim, DaemonProcess(
+        sim.ws_url(), state, write_interval=0.05, log_dir=logs
+    ) as daemon:
+        daemon.wait_connected()
+        filler = _fill(small_fs)
+        wait_for(lambda: "No space left" in daemon.log_text(), 10, "the ENOSPC log line")
+        frozen = state.read_bytes()
+        time.sleep(0.5)
+        assert state.read_bytes() == frozen  # the old file, intact and parseable
+        read_state(state)
+        assert daemon.proc.poll() is None
+        filler.unlink()
+        doc = daemon.wait_state(
+            lambda d: d.connection_status.write_errors >= 1
+            and d.connection_status.last_write_error is None,
+            10,
+            "recovery after the disk has room again",
+        )
+        assert doc.connection_status.state == "connected"
+        assert "writable again" in daemon.log_text()
+        assert [p.name for p in small_fs.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.root
+def test_read_only_remount_is_survived(small_fs):
+    small_fs, logs = small_fs
+    state = small_fs / "state.json"
+    with SimulatorThread(SimulatorConfig(tick=0.05, symbols=20)) as sim, DaemonProcess(
+        sim.ws_url(), state, write_interval=0.05, log_dir=logs
+    ) as daemon:
+        daemon.wait_connected()
+        subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+        try:
+            wait_for(lambda: "Read-only file system" in daemon.log_text(), 10, "the EROFS log")
+            read_state(state)
+            assert daemon.proc.poll() is None
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+        daemon.wait_state(
+            lambda d: d.connection_status.last_write_error is None
+            and d.connection_status.write_errors >= 1,
+            10,
+            "recovery after remount rw",
+        )
