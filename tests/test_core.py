@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+
 from binance_funding_ws.backoff import Backoff
 from binance_funding_ws.frames import FrameDecoder, MarkPriceRow, TickerRow
 from binance_funding_ws.health import assess, format_age, stale_entries

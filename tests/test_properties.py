@@ -1,4 +1,4 @@
-"""Property-based tests: whatever a frame contains, decoding and merging never fail and never lie."""
+"""Property-based tests: whatever a frame holds, decoding and merging never fail nor lie."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def is_good(row: object) -> bool:
     optional_ints = ("n",) if row["e"] == "24hrTicker" else ()
     return (
         all(isinstance(row.get(k), str) for k in strings)
-        and all(type(row.get(k)) is int and 0 <= row[k] for k in ints)
+        and all(type(row.get(k)) is int and row[k] >= 0 for k in ints)
         and row["s"] != ""
         and all(k not in row or row[k] is None or isinstance(row[k], str) for k in optional_strings)
         and all(
@@ -62,7 +62,7 @@ def is_good(row: object) -> bool:
             for k in optional_ints
         )
         and all(
-            k not in row or row[k] is None or type(row[k]) is int and abs(row[k]) < 2**63
+            k not in row or row[k] is None or (type(row[k]) is int and abs(row[k]) < 2**63)
             for k in ("st",)
         )
         and all(k not in row or row[k] is None or isinstance(row[k], str) for k in ("ps", "ap"))

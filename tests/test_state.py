@@ -8,6 +8,7 @@ from importlib import resources
 
 import jsonschema
 import pytest
+
 from binance_funding_ws.state import (
     SCHEMA_VERSION,
     StateFileError,

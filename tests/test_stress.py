@@ -53,9 +53,10 @@ def test_readers_never_see_a_torn_file(tmp_path):
     state = tmp_path / "state.json"
     stop_file = tmp_path / "stop"
     config = SimulatorConfig(tick=0.005, symbols=150, ticker_changes=50)
-    with SimulatorThread(config) as sim, DaemonProcess(
-        sim.ws_url(), state, write_interval=0.0005
-    ) as daemon:
+    with (
+        SimulatorThread(config) as sim,
+        DaemonProcess(sim.ws_url(), state, write_interval=0.0005) as daemon,
+    ):
         daemon.wait_connected()
         readers = [
             subprocess.Popen(
@@ -130,14 +131,16 @@ def small_fs(tmp_path):
 
 
 def _fill(directory: Path) -> Path:
+    """Take every free block of ``directory``'s filesystem (unbuffered, so nothing is pending)."""
     filler = directory / "filler"
-    with filler.open("wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-                handle.flush()
-        except OSError:
-            pass
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -145,9 +148,10 @@ def _fill(directory: Path) -> Path:
 def test_disk_full_keeps_the_previous_file_and_recovers(small_fs):
     small_fs, logs = small_fs
     state = small_fs / "state.json"
-    with SimulatorThread(SimulatorConfig(tick=0.05, symbols=40)) as sim, DaemonProcess(
-        sim.ws_url(), state, write_interval=0.05, log_dir=logs
-    ) as daemon:
+    with (
+        SimulatorThread(SimulatorConfig(tick=0.05, symbols=40)) as sim,
+        DaemonProcess(sim.ws_url(), state, write_interval=0.05, log_dir=logs) as daemon,
+    ):
         daemon.wait_connected()
         filler = _fill(small_fs)
         wait_for(lambda: "No space left" in daemon.log_text(), 10, "the ENOSPC log line")
@@ -158,8 +162,10 @@ def test_disk_full_keeps_the_previous_file_and_recovers(small_fs):
         assert daemon.proc.poll() is None
         filler.unlink()
         doc = daemon.wait_state(
-            lambda d: d.connection_status.write_errors >= 1
-            and d.connection_status.last_write_error is None,
+            lambda d: (
+                d.connection_status.write_errors >= 1
+                and d.connection_status.last_write_error is None
+            ),
             10,
             "recovery after the disk has room again",
         )
@@ -172,9 +178,10 @@ def test_disk_full_keeps_the_previous_file_and_recovers(small_fs):
 def test_read_only_remount_is_survived(small_fs):
     small_fs, logs = small_fs
     state = small_fs / "state.json"
-    with SimulatorThread(SimulatorConfig(tick=0.05, symbols=20)) as sim, DaemonProcess(
-        sim.ws_url(), state, write_interval=0.05, log_dir=logs
-    ) as daemon:
+    with (
+        SimulatorThread(SimulatorConfig(tick=0.05, symbols=20)) as sim,
+        DaemonProcess(sim.ws_url(), state, write_interval=0.05, log_dir=logs) as daemon,
+    ):
         daemon.wait_connected()
         subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
         try:
@@ -184,8 +191,10 @@ def test_read_only_remount_is_survived(small_fs):
         finally:
             subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
         daemon.wait_state(
-            lambda d: d.connection_status.last_write_error is None
-            and d.connection_status.write_errors >= 1,
+            lambda d: (
+                d.connection_status.last_write_error is None
+                and d.connection_status.write_errors >= 1
+            ),
             10,
             "recovery after remount rw",
         )

@@ -137,6 +137,8 @@ class _Connection:
             "frames_sent": self.frames_sent,
             "closed_by": self.closed_by,
             "code": self.code,
+            # Round trip of the server's last answered ping; 0 until one was answered.
+            "ping_latency": self.ws.latency,
         }
 
 
@@ -283,6 +285,7 @@ class Simulator:
             ping_interval=self.config.ping_interval,
             ping_timeout=600,  # Binance: no pong within 10 minutes, disconnected
             max_size=64 * 1024,  # clients only send small control messages
+            close_timeout=2,  # a client that stopped reading never answers the close
             server_header="binance-funding-ws-simulator",
         )
         self._ticker_task = asyncio.create_task(self._tick_forever(), name="simulator-ticks")
@@ -372,6 +375,8 @@ class Simulator:
         return [*chunks, tradfi]
 
     def _enqueue(self, conn: _Connection, frames: Any, text: bool = True) -> None:
+        if conn.we_closed is not None:
+            return  # closing: a client that stopped reading gets nothing more
         for data in frames:
             try:
                 conn.queue.put_nowait((data, text))
@@ -448,7 +453,7 @@ class Simulator:
     def _record_close(self, conn: _Connection) -> None:
         protocol = conn.ws.protocol
         conn.closed_at = time.time()
-        conn.code = conn.ws.close_code
+        conn.code = conn.code or conn.ws.close_code  # ours, if the client never answered
         if conn.we_closed is not None:
             conn.closed_by = conn.we_closed
         elif protocol.close_rcvd is not None and protocol.close_rcvd_then_sent:
@@ -459,6 +464,7 @@ class Simulator:
     async def _close_one(self, conn: _Connection, code: int, reason: str) -> None:
         if conn.we_closed is None:
             conn.we_closed = "server"
+            conn.code = code
         await conn.ws.close(code, reason)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:

@@ -37,7 +37,10 @@ class StateFileLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`LockHeldError` at once (never waits)."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # The lock is held through a read-only descriptor (flock does not need write
+        # access): a daemon that keeps no file open for writing between writes does not
+        # stop an operator from remounting the filesystem read-only.
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -45,8 +48,15 @@ class StateFileLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise LockHeldError(self.path, _read_pid(self.path)) from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            pid_fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            try:
+                os.write(pid_fd, f"{os.getpid()}\n".encode())
+            finally:
+                os.close(pid_fd)
+        except OSError:
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:
