@@ -20,4 +20,9 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${1:-test}]"
+# No argument: the daemon alone (what the demo needs); "test", "monitor", "deploy": extras.
+spec="."
+if [ -n "${1:-}" ]; then
+    spec=".[$1]"
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"

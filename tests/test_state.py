@@ -48,8 +48,8 @@ def test_encoded_document_validates_against_the_shipped_schema():
 
 
 def test_shipped_schema_is_the_generated_one():
-    # Regenerate with: python -c "from binance_funding_ws.state import json_schema; ..."
-    # (see README, "The state file"); this test fails when the two drift apart.
+    # Regenerate with scripts/gen_schema.py (README, "The state file"); this test fails
+    # when the shipped file and the code drift apart.
     assert shipped_schema() == json.loads(json.dumps(json_schema()))
 
 
