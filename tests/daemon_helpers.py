@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from binance_funding_ws.state import StateDocument, StateFileError, read_state
 
@@ -37,7 +37,13 @@ def try_read(path: Path) -> StateDocument | None:
 
 
 class DaemonProcess:
-    """``binance-funding-ws run`` in a subprocess, its stderr captured to a file."""
+    """``binance-funding-ws run`` in a subprocess, its stderr captured to a file.
+
+    Every instance is remembered so that a failing test cannot leave a daemon running:
+    ``conftest.py`` kills what is left after each test.
+    """
+
+    started: ClassVar[list[DaemonProcess]] = []
 
     def __init__(
         self,
@@ -73,6 +79,7 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
+        DaemonProcess.started.append(self)
 
     @property
     def pid(self) -> int:

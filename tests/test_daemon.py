@@ -191,26 +191,29 @@ def test_rotation_is_make_before_break_and_loses_no_update(tmp_path):
     # test: a single lost frame leaves its symbol missing or wrong in the file.
     # The market starts when the daemon is listening, so it has seen every tick.
     config = SimulatorConfig(tick=0.02, symbols=600, ticker_changes=1, start_paused=True)
-    with SimulatorThread(config) as sim:
-        with DaemonProcess(
-            sim.ws_url(), tmp_path / "state.json", "--rotate-after", "0.7"
-        ) as daemon:
-            wait_for(lambda: sim.call("stats")["open_connections"], 15, "the daemon's connection")
-            sim.call("resume_ticks")
-            daemon.wait_connected()
-            daemon.wait_state(lambda d: d.connection_status.rotations >= 4, 30, "4 rotations")
-            marks, tickers = settle(sim, daemon)
-            _, _, ticks = sim.snapshot()
-            assert ticks < 590, "the round-robin wrapped: the test cannot see a loss"
-            doc = daemon.wait_state(
-                lambda d: set(d.tickers) == set(tickers), 5, "every updated ticker in the file"
-            )
-            assert_file_equals_frames(doc, marks, tickers)
-            status = doc.connection_status
-            assert status.state == "connected" and status.reconnects == 0
-        stats = sim.call("stats")
-    closed_by_client = [c for c in stats["connections"] if c.get("closed_by") == "client"]
-    assert len(closed_by_client) >= 4
+    with (
+        SimulatorThread(config) as sim,
+        DaemonProcess(sim.ws_url(), tmp_path / "state.json", "--rotate-after", "0.7") as daemon,
+    ):
+        wait_for(lambda: sim.call("stats")["open_connections"], 15, "the daemon's connection")
+        sim.call("resume_ticks")
+        daemon.wait_connected()
+        daemon.wait_state(lambda d: d.connection_status.rotations >= 4, 30, "4 rotations")
+        # Each replaced connection is closed by the daemon once it has caught up.
+        wait_for(lambda: len(closed_by_client(sim)) >= 4, 10, "4 drained connections closed")
+        marks, tickers = settle(sim, daemon)
+        _, _, ticks = sim.snapshot()
+        assert ticks < 590, "the round-robin wrapped: the test cannot see a loss"
+        doc = daemon.wait_state(
+            lambda d: set(d.tickers) == set(tickers), 5, "every updated ticker in the file"
+        )
+        assert_file_equals_frames(doc, marks, tickers)
+        status = doc.connection_status
+        assert status.state == "connected" and status.reconnects == 0
+
+
+def closed_by_client(sim: SimulatorThread) -> list[dict]:
+    return [c for c in sim.call("stats")["connections"] if c["closed_by"] == "client"]
 
 
 def test_sigterm_writes_a_final_stopped_state_and_exits_0_fast(sim, tmp_path):

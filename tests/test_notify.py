@@ -47,3 +47,35 @@ def test_watchdog_meant_for_another_pid_is_ignored():
 
 def test_unreachable_socket_does_not_raise(tmp_path):
     Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")}).ready("x")
+
+
+def test_the_daemon_tells_systemd_ready_watchdog_and_stopping(tmp_path):
+    """The real daemon, as systemd runs a Type=notify unit with WatchdogSec."""
+    import signal
+
+    from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+    from daemon_helpers import DaemonProcess
+
+    path = str(tmp_path / "notify")
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}  # 0.2 s: pings every 0.1 s
+    with listen(path) as sock, SimulatorThread(SimulatorConfig(tick=0.1, symbols=5)) as sim:
+        daemon = DaemonProcess(sim.ws_url(), tmp_path / "state.json", env=env)
+        messages = [sock.recv(4096) for _ in range(6)]
+        assert messages[0].startswith(b"READY=1\nSTATUS=writing ")
+        assert messages[1:].count(b"WATCHDOG=1") == 5
+        daemon.wait_connected()
+        assert daemon.stop(signal.SIGTERM) == 0
+        rest = []
+        while b"STOPPING=1" not in rest:
+            rest.append(sock.recv(4096))
+
+
+def test_a_stuck_write_withholds_the_watchdog(tmp_path):
+    from binance_funding_ws.feed import FeedConfig
+    from binance_funding_ws.service import Daemon, DaemonConfig
+
+    daemon = Daemon(DaemonConfig(state_file=tmp_path / "s.json", feed=FeedConfig(url="ws://x")))
+    assert daemon.loop_is_healthy(now=100.0, limit=1.0)
+    daemon._write_started = 98.5  # a write began 1.5 s ago and has not returned
+    assert not daemon.loop_is_healthy(now=100.0, limit=1.0)
+    assert daemon.loop_is_healthy(now=99.0, limit=1.0)

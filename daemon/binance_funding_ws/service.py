@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self._write_lock = threading.Lock()  # the final write must land after any in flight
         self._written_version = -1
+        self._write_started: float | None = None  # monotonic time of the write in progress
         self._disk_log = RateLimitedLog(log, burst=3)
         self._input_log = RateLimitedLog(log)
 
@@ -88,6 +90,7 @@ class Daemon:
         """Write the state now (in the writer thread); return whether it reached the disk."""
         data = encode_state(self.build_document())
         version = self.tracker.version
+        self._write_started = time.monotonic()
         try:
             await asyncio.to_thread(self._write_locked, data)
         except OSError as exc:
@@ -102,8 +105,11 @@ class Daemon:
         return True
 
     def _write_locked(self, data: bytes) -> None:
-        with self._write_lock:
-            self.writer.write(data)
+        try:
+            with self._write_lock:
+                self.writer.write(data)
+        finally:
+            self._write_started = None
 
     async def _publish_forever(self) -> None:
         while True:
@@ -111,10 +117,22 @@ class Daemon:
             if self.tracker.version != self._written_version or self.book.has_pending:
                 await self.write_state()
 
+    def loop_is_healthy(self, now: float, limit: float) -> bool:
+        """No state write has been stuck for more than ``limit`` seconds (a hung disk)."""
+        started = self._write_started
+        return started is None or now - started <= limit
+
     async def _watchdog_forever(self, interval: float) -> None:
         # Sent from the event loop itself: if the loop hangs, systemd stops hearing from us.
+        # A write stuck in the kernel (hung disk) also withholds it: a restart is the remedy
+        # systemd can offer. A lost connection does not: the feed repairs that by itself.
         while True:
-            self.notifier.watchdog()
+            if self.loop_is_healthy(time.monotonic(), limit=2 * interval):
+                self.notifier.watchdog()
+            else:
+                self._disk_log.log(
+                    logging.ERROR, "watchdog", "a state write is stuck; withholding WATCHDOG=1"
+                )
             await asyncio.sleep(interval)
 
     # -- running ------------------------------------------------------------------------

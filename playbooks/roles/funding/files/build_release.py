@@ -1,0 +1,123 @@
+"""Build a release on the controller: the project's wheel plus its dependencies' wheels for
+the target's Python and platform, so the droplet installs with ``pip --no-index``.
+
+Prints one JSON object: ``{"release": ..., "version": ..., "dir": ..., "wheels": [...],
+"built": bool}``. A release is named ``<version>-<hash of the project's sources>`` and built
+once per target platform; later runs reuse the cache (``built: false``), so a deploy with
+nothing changed reports nothing changed.
+
+Run with the controller's Ansible Python (it has pip): ansible passes the target facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+SOURCES = ("pyproject.toml", "daemon")  # what goes into the daemon's wheel
+
+
+def source_hash(project: Path) -> str:
+    digest = hashlib.sha256()
+    for top in SOURCES:
+        root = project / top
+        files = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts and ".egg-info" not in str(path):
+                digest.update(str(path.relative_to(project)).encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def platform_tag(machine: str, libc: str) -> str:
+    """The manylinux tag a glibc target accepts (pip also accepts the older ones)."""
+    if not libc.startswith("glibc"):
+        raise SystemExit(f"unsupported target C library {libc!r}: only glibc is supported")
+    major, minor = libc.split()[1].split(".")[:2]
+    return f"manylinux_{major}_{minor}_{machine}"
+
+
+def pip(*args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise SystemExit(f"pip {args[0]} failed:\n{tail}")
+
+
+def build(project: Path, target: Path, python: str, platform: str, pip_args: list[str]) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(staging), str(project))
+        (wheel,) = staging.glob("binance_funding_ws-*.whl")
+        pip(
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--dest",
+            str(staging),
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
+            "--abi",
+            f"cp{python.replace('.', '')}",
+            "--platform",
+            platform,
+            *pip_args,
+            str(wheel),
+        )
+        staging.rename(target)  # complete releases only: a failed build leaves no cache entry
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--python", required=True, help="target Python, e.g. 3.11")
+    parser.add_argument("--machine", required=True, help="target machine, e.g. x86_64")
+    parser.add_argument("--libc", required=True, help='target libc, e.g. "glibc 2.36"')
+    parser.add_argument("--pip-arg", action="append", default=[])
+    args = parser.parse_args()
+
+    project = args.project.resolve()
+    version = tomllib.loads((project / "pyproject.toml").read_text())["project"]["version"]
+    release = f"{version}-{source_hash(project)}"
+    platform = platform_tag(args.machine, args.libc)
+    target = args.cache / release / f"cp{args.python.replace('.', '')}-{platform}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (args.cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two hosts of one play build the same release once
+        built = not target.is_dir()
+        if built:
+            build(project, target, args.python, platform, args.pip_arg)
+    wheels = sorted(p.name for p in target.glob("*.whl"))
+    print(
+        json.dumps(
+            {
+                "release": release,
+                "version": version,
+                "dir": str(target),
+                "wheels": wheels,
+                "built": built,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

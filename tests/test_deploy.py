@@ -1,0 +1,217 @@
+"""The deploy bundle end to end: ansible-playbook against a real Debian 12 host with systemd as
+PID 1 (a systemd-nspawn droplet on a loopback SSH port), the daemon inside reading the
+simulator on host loopback.
+
+The tests run in file order and share one droplet: each step builds on the one before, as an
+operator's day would (deploy, re-deploy, look, break, upgrade, roll back, uninstall).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+from binance_funding_ws.state import decode_state, now_ms
+from daemon_helpers import wait_for
+from droplet import Droplet, ensure_rootfs, skip_reason
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
+SERVICE = "binance-funding-ws.service"
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorThread(SimulatorConfig(tick=0.5, symbols=30)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def droplet(tmp_path_factory):
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if not ANSIBLE_PLAYBOOK.exists():
+        pytest.skip("ansible-playbook is not installed (pip install -e '.[test]')")
+    ensure_rootfs()
+    with Droplet(tmp_path_factory.mktemp("droplet")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def inventory(droplet, sim, tmp_path_factory):
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
+    return droplet.write_inventory(
+        path,
+        funding_ws_url=sim.ws_url(),
+        funding_watchdog_sec=5,  # so the hung-daemon test takes seconds, not minutes
+        funding_verify_timeout=60,
+    )
+
+
+def playbook(name: str, inventory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), f"playbooks/{name}", *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    print(result.stdout[-6000:], result.stderr[-3000:])
+    return result
+
+
+def recap(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    match = re.search(r"volspike-do\s*:\s*(.*)", result.stdout.split("PLAY RECAP")[-1])
+    assert match, result.stdout
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match[1])}
+
+
+def unit(droplet: Droplet) -> dict[str, str]:
+    props = "ActiveState,SubState,MainPID,NRestarts,User,LoadState"
+    out = droplet.ssh("systemctl", "show", SERVICE, f"--property={props}").stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def state(droplet: Droplet):
+    return decode_state(droplet.ssh("cat", STATE_FILE).stdout.encode())
+
+
+def starts(droplet: Droplet) -> int:
+    journal = droplet.ssh("journalctl", "-u", SERVICE, "--no-pager", "-o", "cat").stdout
+    return journal.count("daemon started:")
+
+
+def daemon_version(droplet: Droplet) -> str:
+    binary = "/opt/binance-funding-ws/current/venv/bin/binance-funding-ws"
+    return droplet.ssh(binary, "--version").stdout.split()[-1]
+
+
+def test_rollback_refuses_when_nothing_was_deployed(inventory):
+    result = playbook("rollback.yml", inventory)
+    assert result.returncode != 0
+    assert "nothing to roll back to" in result.stdout
+
+
+def test_deploy_installs_a_connected_hardened_service(droplet, inventory):
+    result = playbook("deploy.yml", inventory)
+    assert result.returncode == 0
+    assert recap(result)["failed"] == 0
+    props = unit(droplet)
+    assert props["ActiveState"] == "active" and props["User"] == "trader"
+    owner = droplet.ssh("ps", "-o", "user=", "-p", props["MainPID"]).stdout.strip()
+    assert owner == "trader"
+    doc = state(droplet)
+    assert doc.connection_status.state == "connected"
+    assert now_ms() - doc.updated_at < 10_000 and len(doc.funding) == 33
+    mode = droplet.ssh("stat", "-c", "%U %a", STATE_FILE).stdout.split()
+    assert mode == ["trader", "644"]
+    assert "HEALTHY" in result.stdout  # deploy ends by showing the verified status
+
+
+def test_exposure_is_2_or_lower(droplet):
+    out = droplet.ssh("systemd-analyze", "security", SERVICE, "--no-pager").stdout
+    exposure = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", out)[1])
+    assert exposure <= 2.0, out[-3000:]
+
+
+def test_a_second_deploy_changes_nothing_and_keeps_the_process(droplet, inventory):
+    before = unit(droplet)["MainPID"]
+    result = playbook("deploy.yml", inventory)
+    assert result.returncode == 0 and recap(result)["changed"] == 0
+    assert unit(droplet)["MainPID"] == before
+
+
+def test_check_diff_runs_cleanly_on_a_deployed_host(droplet, inventory):
+    result = playbook("deploy.yml", inventory, "--check", "--diff")
+    assert result.returncode == 0 and recap(result)["changed"] == 0
+
+
+def test_a_changed_variable_restarts_exactly_once(droplet, inventory):
+    before_pid, before_starts = unit(droplet)["MainPID"], starts(droplet)
+    result = playbook("deploy.yml", inventory, "-e", "funding_stall_timeout=20")
+    assert result.returncode == 0 and recap(result)["changed"] >= 1
+    assert unit(droplet)["MainPID"] != before_pid
+    assert starts(droplet) == before_starts + 1
+    env = droplet.ssh("cat", "/etc/binance-funding-ws/daemon.env").stdout
+    assert "FUNDING_WS_STALL_TIMEOUT=20" in env
+    # Back to the inventory's settings for the following tests.
+    assert playbook("deploy.yml", inventory).returncode == 0
+
+
+def test_logs_playbook_prints_journal_lines(inventory):
+    result = playbook("logs.yml", inventory, "-e", "funding_logs_lines=5")
+    assert result.returncode == 0
+    lines = [line for line in result.stdout.splitlines() if "binance-funding-ws[" in line]
+    assert 1 <= len(lines) <= 5, result.stdout
+    assert not any(line.strip().startswith(("{", '"stdout')) for line in lines)
+
+
+def test_status_playbook_reports_healthy_also_through_a_sudo_user(droplet, inventory, tmp_path):
+    result = playbook("status.yml", inventory)
+    assert result.returncode == 0
+    assert "active (running)" in result.stdout and "HEALTHY" in result.stdout
+    assert "binance-funding-ws is healthy" in result.stdout
+    sudo_inventory = droplet.write_inventory(tmp_path / "sudo.yml", user="deployer")
+    assert playbook("status.yml", sudo_inventory).returncode == 0
+
+
+def test_a_hung_daemon_is_restarted_by_the_watchdog(droplet):
+    props = unit(droplet)
+    restarts = int(props["NRestarts"])
+    droplet.ssh("kill", "-STOP", props["MainPID"])
+    wait_for(
+        lambda: (
+            unit(droplet)["NRestarts"] != str(restarts) and unit(droplet)["ActiveState"] == "active"
+        ),
+        60,
+        "systemd to kill the stopped daemon and start a new one",
+        step=1,
+    )
+    journal = droplet.ssh("journalctl", "-u", SERVICE, "--no-pager", "-n", "50").stdout
+    assert "Watchdog timeout" in journal
+    wait_for(lambda: state(droplet).connection_status.state == "connected", 30, "reconnected")
+
+
+def test_an_upgrade_then_rollback_runs_the_previous_release(droplet, inventory, tmp_path):
+    newer = tmp_path / "project"
+    shutil.copytree(ROOT / "daemon", newer / "daemon", ignore=shutil.ignore_patterns("*.egg-info"))
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (newer / "pyproject.toml").write_text(
+        pyproject.replace('version = "0.1.0"', 'version = "0.1.1"')
+    )
+    init = newer / "daemon/binance_funding_ws/__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.1"'))
+    result = playbook("deploy.yml", inventory, "-e", f"funding_project_dir={newer}")
+    assert result.returncode == 0
+    assert daemon_version(droplet) == "0.1.1"
+    pid = unit(droplet)["MainPID"]
+    result = playbook("rollback.yml", inventory)
+    assert result.returncode == 0 and "rolled back from 0.1.1-" in result.stdout
+    assert daemon_version(droplet) == "0.1.0"
+    assert unit(droplet)["MainPID"] != pid
+    assert state(droplet).connection_status.state == "connected"
+
+
+def test_uninstall_removes_the_service_and_keeps_the_state_file(droplet, inventory):
+    result = playbook("uninstall.yml", inventory)
+    assert result.returncode == 0
+    assert unit(droplet)["LoadState"] == "not-found"
+    assert droplet.ssh("test", "-e", "/opt/binance-funding-ws", check=False).returncode == 1
+    doc = state(droplet)
+    assert doc.connection_status.state == "stopped"  # the daemon's last word, kept
+    again = playbook("uninstall.yml", inventory)
+    assert again.returncode == 0, "uninstalling twice is harmless"
