@@ -37,12 +37,21 @@ def source_hash(project: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def platform_tag(machine: str, libc: str) -> str:
-    """The manylinux tag a glibc target accepts (pip also accepts the older ones)."""
+def platform_tags(machine: str, libc: str) -> list[str]:
+    """Every manylinux tag a glibc target accepts, newest first.
+
+    pip does not expand ``--platform manylinux_2_36_x86_64`` to the older tags a wheel may
+    carry (msgspec ships ``manylinux_2_17``, websockets ``manylinux_2_5``), so all are passed.
+    """
     if not libc.startswith("glibc"):
         raise SystemExit(f"unsupported target C library {libc!r}: only glibc is supported")
-    major, minor = libc.split()[1].split(".")[:2]
-    return f"manylinux_{major}_{minor}_{machine}"
+    major, minor = (int(part) for part in libc.split()[1].split(".")[:2])
+    if major != 2:
+        raise SystemExit(f"unexpected glibc version {libc!r}")
+    tags = [f"manylinux_2_{m}_{machine}" for m in range(minor, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += [f"{name}_{machine}" for glibc, name in legacy.items() if minor >= glibc]
+    return tags
 
 
 def pip(*args: str) -> None:
@@ -57,7 +66,9 @@ def pip(*args: str) -> None:
         raise SystemExit(f"pip {args[0]} failed:\n{tail}")
 
 
-def build(project: Path, target: Path, python: str, platform: str, pip_args: list[str]) -> None:
+def build(
+    project: Path, target: Path, python: str, platforms: list[str], pip_args: list[str]
+) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
         pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(staging), str(project))
@@ -74,8 +85,7 @@ def build(project: Path, target: Path, python: str, platform: str, pip_args: lis
             "cp",
             "--abi",
             f"cp{python.replace('.', '')}",
-            "--platform",
-            platform,
+            *(f"--platform={tag}" for tag in platforms),
             *pip_args,
             str(wheel),
         )
@@ -97,14 +107,14 @@ def main() -> None:
     project = args.project.resolve()
     version = tomllib.loads((project / "pyproject.toml").read_text())["project"]["version"]
     release = f"{version}-{source_hash(project)}"
-    platform = platform_tag(args.machine, args.libc)
-    target = args.cache / release / f"cp{args.python.replace('.', '')}-{platform}"
+    platforms = platform_tags(args.machine, args.libc)
+    target = args.cache / release / f"cp{args.python.replace('.', '')}-{platforms[0]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with (args.cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two hosts of one play build the same release once
         built = not target.is_dir()
         if built:
-            build(project, target, args.python, platform, args.pip_arg)
+            build(project, target, args.python, platforms, args.pip_arg)
     wheels = sorted(p.name for p in target.glob("*.whl"))
     print(
         json.dumps(
