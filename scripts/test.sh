@@ -1,10 +1,38 @@
 #!/bin/sh
-# Set up and run the full test suite: lint, format check, then pytest.
-# As root on Debian it also installs the system packages the system-level tests use;
-# without root those tests are skipped with their reason.
+# Set up and run the full test suite: lint (ruff, ansible-lint), format check, then pytest.
+# As root on Debian it also installs the system packages the system-level tests use
+# (OpenSSH for the monitor's SSH tests and Ansible, debootstrap and systemd-nspawn for the
+# throw-away droplet); without root those tests are skipped with their reason.
+# Extra arguments go to pytest, e.g. ./scripts/test.sh -m "not slow".
 set -eu
 cd "$(dirname "$0")/.."
+
+SYSTEM_PACKAGES="openssh-client openssh-server debootstrap systemd-container"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing=""
+    for package in $SYSTEM_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+            || missing="$missing $package"
+    done
+    if [ -n "$missing" ]; then
+        echo "test: installing$missing" >&2
+        apt-get update -qq
+        # policy-rc.d: install sshd without starting it on port 22; the tests run their own.
+        own_policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            own_policy=yes
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+        if [ -n "$own_policy" ]; then
+            rm -f /usr/sbin/policy-rc.d
+        fi
+    fi
+fi
+
 ./scripts/bootstrap.sh test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/ansible-lint -q
 exec .venv/bin/pytest "$@"

@@ -1,4 +1,4 @@
-"""Command line: ``binance-funding-ws run | status | simulate``.
+"""Command line: ``binance-funding-ws run | status | compare | simulate``.
 
 Every ``run`` flag has an environment variable (``FUNDING_WS_*``) so a systemd unit or a
 container can configure the daemon without a wrapper script. Flags win over variables.
@@ -20,6 +20,7 @@ from binance_funding_ws import __version__
 DEFAULT_URL = "wss://fstream.binance.com/market/stream"
 DEFAULT_STREAMS = "!markPrice@arr@1s,!ticker@arr"
 DEFAULT_STATE_FILE = ".funding_state.json"
+DEFAULT_REST_URL = "https://fapi.binance.com"
 ENV_PREFIX = "FUNDING_WS_"
 
 
@@ -148,6 +149,70 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _symbols(text: str) -> list[str] | None:
+    if text.strip().lower() == "all":
+        return None
+    names = [name.strip().upper() for name in text.split(",") if name.strip()]
+    bad = [name for name in names if not name.replace("_", "").isalnum()]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected SYMBOL,SYMBOL,... or 'all', got {text!r}")
+    return names
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage from 0 to 100: {text!r}")
+    return value
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
+    return text
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    compare = sub.add_parser("compare", help="compare the state file with the REST API; exit 0/1/2")
+    compare.add_argument(
+        "--state-file",
+        type=Path,
+        default=Path(_env("STATE_FILE", DEFAULT_STATE_FILE)),
+        help="state file to read [%(default)s]",
+    )
+    compare.add_argument(
+        "--rest-url", type=_http_url, default=DEFAULT_REST_URL, help="REST API [%(default)s]"
+    )
+    compare.add_argument(
+        "--symbols",
+        type=_symbols,
+        default=None,
+        metavar="SYMBOL,...|all",
+        help="symbols to compare [all]",
+    )
+    compare.add_argument(
+        "--mark-tolerance-pct",
+        type=_percent,
+        default=0.05,
+        help="largest acceptable mark-price difference, in percent [%(default)s]",
+    )
+    compare.add_argument(
+        "--max-age",
+        type=_positive,
+        default=60.0,
+        help="seconds after which the state file counts as stale [%(default)s]",
+    )
+    compare.add_argument(
+        "--timeout", type=_positive, default=10.0, help="HTTP timeout, seconds [%(default)s]"
+    )
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    compare.add_argument("--output", type=Path, help="also write the report to this file")
+
+
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
     from binance_funding_ws import simulator
 
@@ -164,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_status(sub)
+    _add_compare(sub)
     _add_simulate(sub)
     return parser
 
@@ -201,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from binance_funding_ws import status_cmd
 
         return status_cmd.run(args)
+    if args.command == "compare":
+        from binance_funding_ws import compare_cmd
+
+        return compare_cmd.run(args)
     if args.command == "simulate":
         from binance_funding_ws import simulator
         from binance_funding_ws.logs import setup_logging

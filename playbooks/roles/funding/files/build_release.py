@@ -22,7 +22,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-SOURCES = ("pyproject.toml", "daemon")  # what goes into the daemon's wheel
+SOURCES = ("pyproject.toml", "daemon", "monitor")  # what goes into the wheel
 
 
 def source_hash(project: Path) -> str:

@@ -1,0 +1,267 @@
+"""Sans-I/O core of ``binance-funding-ws compare``: the state file's funding data against the
+REST API's premium index, symbol by symbol, and the verdict.
+
+Values are compared as :class:`~decimal.Decimal` (``"0.00010000"`` equals ``"0.0001"``), never
+through ``float``. Funding rate and next funding time must be identical; the mark price moves
+continuously, so it is judged by its relative difference against a tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from binance_funding_ws.health import Health, format_age
+from binance_funding_ws.rest import PremiumIndex
+from binance_funding_ws.state import FundingEntry
+
+LIST_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class SymbolComparison:
+    """One symbol, as the state file and the REST API saw it."""
+
+    symbol: str
+    ws_funding_rate: str
+    rest_funding_rate: str
+    ws_mark_price: str
+    rest_mark_price: str
+    ws_next_funding_time: int
+    rest_next_funding_time: int
+    ws_event_time: int
+    rest_time: int
+    mark_diff_pct: float
+    tolerance_pct: float
+    rechecked: bool = False
+
+    @property
+    def funding_match(self) -> bool:
+        return _same(self.ws_funding_rate, self.rest_funding_rate)
+
+    @property
+    def mark_match(self) -> bool:
+        return self.mark_diff_pct <= self.tolerance_pct
+
+    @property
+    def next_funding_match(self) -> bool:
+        return self.ws_next_funding_time == self.rest_next_funding_time
+
+    @property
+    def ok(self) -> bool:
+        return self.funding_match and self.mark_match and self.next_funding_match
+
+    @property
+    def time_offset_ms(self) -> int:
+        """REST time minus WebSocket event time: how far apart the two readings are."""
+        return self.rest_time - self.ws_event_time
+
+    @property
+    def explainable_by_timing(self) -> bool:
+        """The two readings come from different instants, so an update may explain a gap."""
+        return not self.ok and self.time_offset_ms != 0
+
+    def problems(self) -> list[str]:
+        found = []
+        if not self.funding_match:
+            found.append(f"funding rate {self.ws_funding_rate} vs {self.rest_funding_rate}")
+        if not self.mark_match:
+            found.append(
+                f"mark price {self.ws_mark_price} vs {self.rest_mark_price} "
+                f"({self.mark_diff_pct:.4f} % > {self.tolerance_pct:g} %)"
+            )
+        if not self.next_funding_match:
+            found.append(
+                f"next funding {self.ws_next_funding_time} vs {self.rest_next_funding_time}"
+            )
+        return found
+
+
+def compare_symbol(
+    entry: FundingEntry, rest: PremiumIndex, tolerance_pct: float, rechecked: bool = False
+) -> SymbolComparison:
+    return SymbolComparison(
+        symbol=rest.symbol,
+        ws_funding_rate=entry.funding_rate,
+        rest_funding_rate=rest.lastFundingRate,
+        ws_mark_price=entry.mark_price,
+        rest_mark_price=rest.markPrice,
+        ws_next_funding_time=entry.next_funding_time,
+        rest_next_funding_time=rest.nextFundingTime,
+        ws_event_time=entry.event_time,
+        rest_time=rest.time,
+        mark_diff_pct=relative_diff_pct(entry.mark_price, rest.markPrice),
+        tolerance_pct=tolerance_pct,
+        rechecked=rechecked,
+    )
+
+
+def relative_diff_pct(ws: str, rest: str) -> float:
+    """``|ws - rest| / |rest|`` in percent; infinite when either is not a number."""
+    try:
+        a, b = Decimal(ws), Decimal(rest)
+    except InvalidOperation:
+        return float("inf")
+    if b == 0:
+        return 0.0 if a == 0 else float("inf")
+    return float(abs(a - b) / abs(b) * 100)
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return Decimal(a) == Decimal(b)
+    except InvalidOperation:
+        return a == b
+
+
+@dataclass
+class Report:
+    """Everything ``compare`` found, and its verdict."""
+
+    state_file: str
+    rest_url: str
+    tolerance_pct: float
+    requested: str  # "all" or the comma-separated list asked for
+    health: Health
+    compared: list[SymbolComparison] = field(default_factory=list)
+    only_in_state: list[str] = field(default_factory=list)
+    only_in_rest: list[str] = field(default_factory=list)
+    in_neither: list[str] = field(default_factory=list)  # asked for, known to no source
+    rest_weight: int | None = None
+
+    @property
+    def mismatched(self) -> list[SymbolComparison]:
+        return [c for c in self.compared if not c.ok]
+
+    @property
+    def missing_requested(self) -> list[str]:
+        """Symbols asked for by name that one source lacks: they cannot be relied on."""
+        if self.requested == "all":
+            return []
+        return sorted({*self.only_in_state, *self.only_in_rest, *self.in_neither})
+
+    @property
+    def exit_code(self) -> int:
+        failed = self.mismatched or self.missing_requested or not self.compared
+        return 1 if failed else 0
+
+    def summary(self) -> dict[str, Any]:
+        compared = self.compared
+        diffs = [c.mark_diff_pct for c in compared]
+        offsets = [abs(c.time_offset_ms) for c in compared]
+        return {
+            "compared": len(compared),
+            "funding_matches": sum(c.funding_match for c in compared),
+            "mark_matches": sum(c.mark_match for c in compared),
+            "next_funding_matches": sum(c.next_funding_match for c in compared),
+            "mark_diff_pct_avg": sum(diffs) / len(diffs) if diffs else None,
+            "mark_diff_pct_max": max(diffs, default=None),
+            "time_offset_ms_avg": sum(offsets) / len(offsets) if offsets else None,
+            "time_offset_ms_max": max(offsets, default=None),
+            "rechecked": sum(c.rechecked for c in compared),
+        }
+
+    def recommendation(self) -> str:
+        s = self.summary()
+        n = s["compared"]
+        if not n:
+            return "NOT SAFE: no symbol could be compared (no symbol is in both sources)"
+        if self.mismatched or self.missing_requested:
+            bad = [f"{c.symbol} ({', '.join(_kinds(c))})" for c in self.mismatched]
+            bad += [f"{symbol} (missing from a source)" for symbol in self.missing_requested]
+            return f"NOT SAFE to rely on WebSocket data: {len(bad)} symbol(s) differ: " + _names(
+                bad
+            )
+        if not self.health.healthy:
+            problems = "; ".join(self.health.problems)
+            return f"NOT SAFE: the values match, but the state file is degraded ({problems})"
+        return (
+            f"SAFE to rely on WebSocket data: funding {n}/{n} identical, mark price within "
+            f"{self.tolerance_pct:g} % (max {s['mark_diff_pct_max']:.4f} %), next funding {n}/{n}"
+        )
+
+
+def _kinds(c: SymbolComparison) -> list[str]:
+    kinds = []
+    if not c.funding_match:
+        kinds.append("funding rate")
+    if not c.mark_match:
+        kinds.append(f"mark price {c.mark_diff_pct:.4f} %")
+    if not c.next_funding_match:
+        kinds.append("next funding time")
+    return kinds
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:LIST_LIMIT])
+    more = len(items) - LIST_LIMIT
+    return f"{shown} (+{more} more)" if more > 0 else shown or "none"
+
+
+def render_text(report: Report) -> str:
+    s = report.summary()
+    n = s["compared"]
+    lines = [
+        f"binance-funding-ws compare: {report.state_file} vs {report.rest_url}",
+        f"  state file  {report.health.state}, written {format_age(report.health.write_age)} ago",
+        f"  symbols     {report.requested if report.requested == 'all' else 'requested'}: "
+        f"{n} compared, {len(report.only_in_state)} only in the state file, "
+        f"{len(report.only_in_rest)} only in REST",
+    ]
+    if n:
+        lines += [
+            f"  funding     {s['funding_matches']}/{n} identical",
+            f"  mark price  {s['mark_matches']}/{n} within {report.tolerance_pct:g} % "
+            f"(avg {s['mark_diff_pct_avg']:.4f} %, max {s['mark_diff_pct_max']:.4f} %)",
+            f"  next fund.  {s['next_funding_matches']}/{n} identical",
+            f"  time offset REST - WebSocket: avg {s['time_offset_ms_avg']:.0f} ms, "
+            f"max {s['time_offset_ms_max']} ms; re-checked {s['rechecked']}",
+        ]
+    if report.only_in_state:
+        lines.append(f"  only in state file  {_names(report.only_in_state)}")
+    if report.only_in_rest:
+        lines.append(f"  only in REST        {_names(report.only_in_rest)}")
+    if report.in_neither:
+        lines.append(f"  in neither          {_names(report.in_neither)}")
+    for c in report.mismatched:
+        lines.append(f"  MISMATCH {c.symbol}: {'; '.join(c.problems())}")
+    lines.append(f"  verdict     {report.recommendation()}")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    return {
+        "state_file": report.state_file,
+        "rest_url": report.rest_url,
+        "tolerance_pct": report.tolerance_pct,
+        "exit_code": report.exit_code,
+        "recommendation": report.recommendation(),
+        "state": report.health.state,
+        "state_file_healthy": report.health.healthy,
+        "summary": report.summary(),
+        "only_in_state": report.only_in_state,
+        "only_in_rest": report.only_in_rest,
+        "in_neither": report.in_neither,
+        "mismatched": [c.symbol for c in report.mismatched],
+        "rest_used_weight": report.rest_weight,
+        "symbols": [
+            {
+                "symbol": c.symbol,
+                "ok": c.ok,
+                "funding_rate": {"ws": c.ws_funding_rate, "rest": c.rest_funding_rate},
+                "funding_match": c.funding_match,
+                "mark_price": {"ws": c.ws_mark_price, "rest": c.rest_mark_price},
+                "mark_diff_pct": c.mark_diff_pct,
+                "mark_match": c.mark_match,
+                "next_funding_time": {
+                    "ws": c.ws_next_funding_time,
+                    "rest": c.rest_next_funding_time,
+                },
+                "next_funding_match": c.next_funding_match,
+                "time_offset_ms": c.time_offset_ms,
+                "rechecked": c.rechecked,
+            }
+            for c in report.compared
+        ],
+    }

@@ -1,0 +1,129 @@
+"""A small client for Binance's USDⓈ-M REST API (``fapi``): what ``compare`` needs, no more.
+
+Standard library only (``urllib``): one GET at a time, so a session pool or an async client
+would buy nothing, and the daemon's dependencies stay at two. Binance's rules are honoured:
+429 (rate limited) waits for ``Retry-After`` and tries again a bounded number of times; 418
+(IP banned) stops at once, since retrying is what gets a ban extended.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+
+from binance_funding_ws import __version__
+
+MAX_RETRY_AFTER = 60.0  # longer waits are reported, not slept through
+
+
+class RestError(Exception):
+    """The REST API could not be read; the message is one line for the operator."""
+
+
+class PremiumIndex(msgspec.Struct, frozen=True):
+    """One row of ``GET /fapi/v1/premiumIndex`` (fields ``compare`` uses)."""
+
+    symbol: str
+    markPrice: str
+    lastFundingRate: str
+    nextFundingTime: int
+    time: int
+
+
+_rows = msgspec.json.Decoder(list[PremiumIndex])
+_row = msgspec.json.Decoder(PremiumIndex)
+
+
+class RestClient:
+    """GETs against ``base_url`` with a timeout and Binance's rate-limit rules."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.attempts = attempts
+        self._sleep = sleep
+        self.used_weight: int | None = None  # X-MBX-USED-WEIGHT-1m of the last answer
+
+    def premium_index(self) -> list[PremiumIndex]:
+        """Every symbol's premium index: one request of weight 10."""
+        return self._decode(_rows, self.get("/fapi/v1/premiumIndex"), "premiumIndex")
+
+    def premium_index_of(self, symbol: str) -> PremiumIndex:
+        """One symbol's premium index: weight 1."""
+        data = self.get("/fapi/v1/premiumIndex", {"symbol": symbol})
+        return self._decode(_row, data, f"premiumIndex?symbol={symbol}")
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> bytes:
+        url = self.base_url + path + (f"?{urlencode(params)}" if params else "")
+        request = urllib.request.Request(
+            url, headers={"User-Agent": f"binance-funding-ws/{__version__}"}
+        )
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    self._note_weight(response.headers)
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                self._note_weight(exc.headers)
+                wait = self._retry_wait(exc, url)
+                if attempt == self.attempts:
+                    raise RestError(f"{url}: still HTTP {exc.code} after {attempt} tries") from None
+                self._sleep(wait)
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                raise RestError(f"cannot reach {url}: {_reason(exc)}") from None
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _retry_wait(self, exc: urllib.error.HTTPError, url: str) -> float:
+        """Seconds to wait before retrying, or raise when retrying is wrong."""
+        retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+        if exc.code == 418:
+            ban = f" for {retry_after:.0f} s" if retry_after is not None else ""
+            raise RestError(f"{url}: HTTP 418, this IP is banned{ban}; not retrying") from None
+        if exc.code == 429 or exc.code >= 500:
+            wait = retry_after if retry_after is not None else 1.0
+            if wait > MAX_RETRY_AFTER:
+                raise RestError(f"{url}: HTTP {exc.code}, Retry-After {wait:.0f} s") from None
+            return wait
+        raise RestError(f"{url}: HTTP {exc.code} {_body_message(exc)}".rstrip()) from None
+
+    def _note_weight(self, headers: Any) -> None:
+        if headers is not None and headers.get("X-MBX-USED-WEIGHT-1m", "").isdigit():
+            self.used_weight = int(headers["X-MBX-USED-WEIGHT-1m"])
+
+    @staticmethod
+    def _decode(decoder: msgspec.json.Decoder, data: bytes, what: str) -> Any:
+        try:
+            return decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise RestError(f"unexpected {what} answer: {exc}") from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _body_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(msgspec.json.decode(exc.read()).get("msg", ""))[:200]
+    except (msgspec.DecodeError, AttributeError, OSError):
+        return ""
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(reason).splitlines()[0][:200] or type(exc).__name__
