@@ -169,6 +169,21 @@ def test_status_playbook_reports_healthy_also_through_a_sudo_user(droplet, inven
     assert playbook("status.yml", sudo_inventory).returncode == 0
 
 
+def test_compare_playbook_reports_the_live_file_against_rest(inventory, sim):
+    result = playbook("compare.yml", inventory, "-e", f"funding_compare_rest_url={sim.rest_url()}")
+    assert result.returncode == 0
+    assert "funding     33/33 identical" in result.stdout
+    assert "SAFE to rely on WebSocket data" in result.stdout
+    sim.call("diverge", "BTCUSDT", lastFundingRate="0.01000000")
+    try:
+        result = playbook(
+            "compare.yml", inventory, "-e", f"funding_compare_rest_url={sim.rest_url()}"
+        )
+    finally:
+        sim.call("clear_divergence")
+    assert result.returncode != 0 and "MISMATCH BTCUSDT: funding rate" in result.stdout
+
+
 def test_a_hung_daemon_is_restarted_by_the_watchdog(droplet):
     props = unit(droplet)
     restarts = int(props["NRestarts"])
