@@ -24,7 +24,7 @@ Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 EventTime = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True):
+class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True, gc=False):
     """A ``markPriceUpdate`` row, field names as on the wire."""
 
     E: EventTime  # event time, ms
@@ -39,7 +39,7 @@ class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=
     ps: str | None = None  # pair
 
 
-class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True):
+class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc=False):
     """A ``24hrTicker`` row. Fields the state file does not keep are optional."""
 
     E: EventTime
@@ -58,7 +58,7 @@ class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True):
     ps: str | None = None
 
 
-class MiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True):
+class MiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
     """A ``24hrMiniTicker`` row: a ticker without change, percent or trade count."""
 
     E: EventTime
@@ -165,9 +165,13 @@ class FrameDecoder:
 
 
 def _sort_rows(rows: list[Row], frame: DecodedFrame) -> None:
-    mark = [row for row in rows if type(row) is MarkPriceRow]
-    frame.mark.extend(mark)
-    if len(mark) != len(rows):  # a frame holds one stream's rows: usually all of one kind
+    kinds = set(map(type, rows))  # a frame holds one stream's rows: usually all of one kind
+    if kinds == {MarkPriceRow}:
+        frame.mark = rows  # type: ignore[assignment]
+    elif MarkPriceRow not in kinds:
+        frame.tickers = rows  # type: ignore[assignment]
+    else:
+        frame.mark.extend(row for row in rows if type(row) is MarkPriceRow)  # type: ignore[misc]
         frame.tickers.extend(row for row in rows if type(row) is not MarkPriceRow)  # type: ignore[misc]
 
 

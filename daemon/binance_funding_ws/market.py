@@ -18,10 +18,20 @@ validation is dropped then and the symbol keeps its previous good entry.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from itertools import repeat
+from operator import attrgetter
+from typing import Any
 
 import msgspec
 
-from binance_funding_ws.frames import AnyTickerRow, DecodedFrame, MarkPriceRow, MiniTickerRow
+from binance_funding_ws.frames import (
+    AnyTickerRow,
+    DecodedFrame,
+    MarkPriceRow,
+    MiniTickerRow,
+    TickerRow,
+)
 from binance_funding_ws.state import DECIMAL_PATTERN, FundingEntry, TickerEntry
 
 _is_decimal = re.compile(DECIMAL_PATTERN).match
@@ -33,71 +43,132 @@ class MarketBook:
     def __init__(self) -> None:
         self.funding: dict[str, FundingEntry] = {}
         self.tickers: dict[str, TickerEntry] = {}
-        self._pending_mark: dict[str, tuple[MarkPriceRow, int]] = {}
-        self._pending_tickers: dict[str, tuple[AnyTickerRow, int]] = {}
+        self._mark = _Pending()
+        self._tickers = _Pending()
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending_mark or self._pending_tickers)
+        return bool(self._mark.rows or self._tickers.rows)
 
     def apply(self, frame: DecodedFrame, received_at: int) -> int:
         """Record the frame's rows that are not older than what is held; return how many."""
         accepted = 0
         if frame.mark:
-            accepted += _merge(frame.mark, self._pending_mark, self.funding, received_at)
+            accepted += self._mark.merge(frame.mark, self.funding, received_at)
         if frame.tickers:
-            accepted += _merge(frame.tickers, self._pending_tickers, self.tickers, received_at)
+            accepted += self._tickers.merge(frame.tickers, self.tickers, received_at)
         return accepted
 
     def publish(self) -> list[str]:
         """Fold pending rows into the published maps; return one message per rejected row."""
         errors: list[str] = []
-        for symbol, (row, received_at) in self._pending_mark.items():
-            entry = _funding_entry(row, received_at)
+        received = self._mark.received
+        for symbol, row in self._mark.rows.items():
+            entry = _funding_entry(row, received[symbol])
             if entry is None:
                 errors.append(f"{symbol} markPriceUpdate skipped: a price or rate is not a decimal")
             else:
                 self.funding[symbol] = entry
-        for symbol, (ticker, received_at) in self._pending_tickers.items():
+        received = self._tickers.received
+        for symbol, ticker in self._tickers.rows.items():
             previous = self.tickers.get(symbol)
-            entry = _ticker_entry(ticker, received_at, previous)
+            entry = _ticker_entry(ticker, received[symbol], previous)
             if entry is None:
                 errors.append(f"{symbol} {_event_name(ticker)} skipped: a value is not a decimal")
             else:
                 self.tickers[symbol] = entry
-        self._pending_mark.clear()
-        self._pending_tickers.clear()
+        self._mark.clear()
+        self._tickers.clear()
         return errors
 
 
-def _merge(
-    rows: list[MarkPriceRow] | list[AnyTickerRow],
-    pending: dict,
-    published: dict,
-    received_at: int,
-) -> int:
-    accepted = 0
-    for row in rows:
-        symbol = row.s
-        held = pending.get(symbol)
-        if held is not None:
-            if row.E < held[0].E:
-                continue
-        else:
-            entry = published.get(symbol)
-            if entry is not None and entry.event_time > row.E:
-                continue
-        pending[symbol] = (row, received_at)
-        accepted += 1
-    return accepted
+class _Pending:
+    """The newest unpublished row per symbol, and when it arrived.
+
+    Rows and arrival times are kept in two dicts rather than one dict of tuples: the fast
+    path then fills both with C-level ``dict.update`` calls and allocates nothing per row.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Any] = {}
+        self.received: dict[str, int] = {}
+        # No row merged so far (pending or published) is newer than this event time.
+        self.newest_event_time = -1
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.received.clear()
+
+    def merge(self, rows: list[Any], published: dict[str, Any], received_at: int) -> int:
+        """Keep each row unless its symbol holds a newer one; return how many were kept.
+
+        Fast path, for the common frame (every row at least as new as anything merged so
+        far, one row per symbol): no per-row Python at all. It keeps the receive loop close
+        to the cost of bare parsing (see benchmarks/bench_daemon.py).
+        """
+        times = list(map(_event_time, rows))
+        oldest, newest = min(times), max(times)
+        if oldest >= self.newest_event_time:
+            symbols = list(map(_symbol, rows))
+            if len(set(symbols)) == len(symbols):
+                self.rows.update(zip(symbols, rows, strict=True))
+                self.received.update(zip(symbols, repeat(received_at), strict=False))
+                self.newest_event_time = newest
+                return len(rows)
+        self.newest_event_time = max(self.newest_event_time, newest)
+        return self._merge_row_by_row(rows, published, received_at)
+
+    def _merge_row_by_row(
+        self, rows: list[Any], published: dict[str, Any], received_at: int
+    ) -> int:
+        pending, received = self.rows, self.received
+        accepted = 0
+        for row in rows:
+            symbol = row.s
+            held = pending.get(symbol)
+            if held is not None:
+                if row.E < held.E:
+                    continue
+            else:
+                entry = published.get(symbol)
+                if entry is not None and entry.event_time > row.E:
+                    continue
+            pending[symbol] = row
+            received[symbol] = received_at
+            accepted += 1
+        return accepted
 
 
-def _all_decimal(*values: str | None) -> bool:
-    return all(value is None or _is_decimal(value) for value in values)
+_event_time = attrgetter("E")
+_symbol = attrgetter("s")
+
+
+_DECIMAL = DECIMAL_PATTERN.removeprefix("^").removesuffix("$")
+
+
+def _decimals(count: int) -> Callable[[str], re.Match[str] | None]:
+    """A matcher for ``count`` comma-joined decimals. One regex call per row instead of one
+    per field: publishing is the daemon's largest per-interval cost. The exact count makes a
+    "," inside a field fail the match."""
+    return re.compile(rf"(?:{_DECIMAL},){{{count - 1}}}{_DECIMAL}").fullmatch
+
+
+_FUNDING_OK = _decimals(4)  # p, i, P, r
+_FUNDING_WITH_AVG_OK = _decimals(5)  # ... and ap
+_TICKER_OK = _decimals(9)  # c, o, h, l, v, q, P, p, w
+_MINI_TICKER_OK = _decimals(6)  # c, o, h, l, v, q
+
+
+def _optional_decimal(value: str | None) -> bool:
+    return value is None or _is_decimal(value) is not None
 
 
 def _funding_entry(row: MarkPriceRow, received_at: int) -> FundingEntry | None:
-    if not _all_decimal(row.p, row.i, row.P, row.r, row.ap):
+    if row.ap is None:
+        ok = _FUNDING_OK(f"{row.p},{row.i},{row.P},{row.r}")
+    else:
+        ok = _FUNDING_WITH_AVG_OK(f"{row.p},{row.i},{row.P},{row.r},{row.ap}")
+    if ok is None:
         return None
     return FundingEntry(
         mark_price=row.p,
@@ -116,7 +187,39 @@ def _funding_entry(row: MarkPriceRow, received_at: int) -> FundingEntry | None:
 def _ticker_entry(
     row: AnyTickerRow, received_at: int, previous: TickerEntry | None
 ) -> TickerEntry | None:
-    if not _all_decimal(row.c, row.o, row.h, row.l, row.v, row.q):
+    if type(row) is MiniTickerRow:
+        return _mini_ticker_entry(row, received_at, previous)
+    assert isinstance(row, TickerRow)
+    if row.p is not None and row.w is not None:
+        ok = _TICKER_OK(f"{row.c},{row.o},{row.h},{row.l},{row.v},{row.q},{row.P},{row.p},{row.w}")
+    else:  # the optional fields missing: the rare, slower check
+        ok = _MINI_TICKER_OK(f"{row.c},{row.o},{row.h},{row.l},{row.v},{row.q}") and (
+            _is_decimal(row.P) and _optional_decimal(row.p) and _optional_decimal(row.w)
+        )
+    if not ok:
+        return None
+    return TickerEntry(
+        last_price=row.c,
+        open_price=row.o,
+        high_price=row.h,
+        low_price=row.l,
+        volume=row.v,
+        quote_volume=row.q,
+        event_time=row.E,
+        received_at=received_at,
+        price_change=row.p,
+        price_change_percent=row.P,
+        weighted_avg_price=row.w,
+        trade_count=row.n,
+        contract_type=row.st,
+        pair=row.ps,
+    )
+
+
+def _mini_ticker_entry(
+    row: MiniTickerRow, received_at: int, previous: TickerEntry | None
+) -> TickerEntry | None:
+    if not _MINI_TICKER_OK(f"{row.c},{row.o},{row.h},{row.l},{row.v},{row.q}"):
         return None
     common = {
         "last_price": row.c,
@@ -128,22 +231,10 @@ def _ticker_entry(
         "event_time": row.E,
         "received_at": received_at,
     }
-    if isinstance(row, MiniTickerRow):
-        # A mini ticker carries no change, percent or trade count: keep the last known ones.
-        if previous is None:
-            return TickerEntry(**common)
-        return msgspec.structs.replace(previous, **common)
-    if not _all_decimal(row.P, row.p, row.w):
-        return None
-    return TickerEntry(
-        **common,
-        price_change=row.p,
-        price_change_percent=row.P,
-        weighted_avg_price=row.w,
-        trade_count=row.n,
-        contract_type=row.st,
-        pair=row.ps,
-    )
+    # A mini ticker carries no change, percent or trade count: keep the last known ones.
+    if previous is None:
+        return TickerEntry(**common)
+    return msgspec.structs.replace(previous, **common)
 
 
 def _event_name(row: AnyTickerRow) -> str:

@@ -112,10 +112,16 @@ class Daemon:
             self._write_started = None
 
     async def _publish_forever(self) -> None:
+        # A fixed cadence, not "sleep after each write": a frame then waits at most one
+        # interval plus one write to be visible, however long the writes take.
+        loop = asyncio.get_running_loop()
+        interval = self.config.write_interval
+        next_write = loop.time() + interval
         while True:
-            await asyncio.sleep(self.config.write_interval)
+            await asyncio.sleep(max(0.0, next_write - loop.time()))
             if self.tracker.version != self._written_version or self.book.has_pending:
                 await self.write_state()
+            next_write = max(next_write + interval, loop.time())  # a slow disk: no bursts
 
     def loop_is_healthy(self, now: float, limit: float) -> bool:
         """No state write has been stuck for more than ``limit`` seconds (a hung disk)."""

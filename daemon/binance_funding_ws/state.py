@@ -27,7 +27,7 @@ DecimalString = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
 EpochMs = Annotated[int, msgspec.Meta(ge=0, description="Unix epoch milliseconds")]
 
 
-class FundingEntry(msgspec.Struct, frozen=True, kw_only=True):
+class FundingEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One symbol's latest mark-price update (``markPriceUpdate`` row)."""
 
     mark_price: DecimalString
@@ -46,7 +46,7 @@ class FundingEntry(msgspec.Struct, frozen=True, kw_only=True):
     pair: str | None = None
 
 
-class TickerEntry(msgspec.Struct, frozen=True, kw_only=True):
+class TickerEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One symbol's latest 24 h ticker (``24hrTicker`` or ``24hrMiniTicker`` row)."""
 
     last_price: DecimalString
