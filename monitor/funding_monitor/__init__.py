@@ -1,0 +1,1 @@
+"""funding-monitor: a live terminal monitor of binance-funding-ws, over SSH or on a local file."""

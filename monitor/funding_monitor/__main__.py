@@ -1,0 +1,3 @@
+from funding_monitor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""``funding-monitor``: the live screen, or ``--once`` for scripts.
+
+funding-monitor --host volspike-do                 # live, over SSH like `ssh volspike-do`
+funding-monitor --host a --host b                  # fleet view; Enter opens a host
+funding-monitor --state-file ./.funding_state.json # a local file
+funding-monitor --host volspike-do --once [--json] # exit 0 healthy, 1 degraded, 2 unreachable
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from funding_monitor.model import HostView, now, render_summary, summary
+from funding_monitor.poller import Poller
+from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Source, Timeouts
+
+DEFAULT_STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
+DEFAULT_SERVICE = "binance-funding-ws"
+log = logging.getLogger("funding_monitor")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _unit(text: str) -> str:
+    if not UNIT_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(f"not a systemd unit name: {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="funding-monitor",
+        description="Live monitor of binance-funding-ws: the state file, over SSH or locally.",
+    )
+    parser.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="SSH host or ~/.ssh/config alias ([user@]host[:port]); repeat for a fleet view",
+    )
+    parser.add_argument(
+        "--state-file",
+        help=f"state file path (on the host with --host) [{DEFAULT_STATE_FILE}]",
+    )
+    parser.add_argument(
+        "--interval", type=_seconds, default=2.0, help="seconds between polls [%(default)s]"
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=_seconds,
+        default=60.0,
+        help="an entry older than this (s) is stale [%(default)s]",
+    )
+    parser.add_argument(
+        "--max-age",
+        type=_seconds,
+        default=60.0,
+        help="the file or its last message older than this (s) is degraded [%(default)s]",
+    )
+    parser.add_argument(
+        "--service", type=_unit, default=DEFAULT_SERVICE, help="systemd unit [%(default)s]"
+    )
+    parser.add_argument("--ssh-config", type=Path, help="OpenSSH client config [~/.ssh/config]")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=10.0, help="SSH connect/read timeout [%(default)s]"
+    )
+    parser.add_argument("--once", action="store_true", help="print a summary and exit")
+    parser.add_argument("--json", action="store_true", help="with --once: JSON output")
+    parser.add_argument("--log-file", type=Path, help="write a debug log here")
+    return parser
+
+
+def make_sources(args: argparse.Namespace) -> list[Source]:
+    if not args.host:
+        return [LocalSource(Path(args.state_file or ".funding_state.json"))]
+    timeouts = Timeouts(connect=args.timeout, read=args.timeout)
+    state_file = args.state_file or DEFAULT_STATE_FILE
+    return [
+        RemoteSource(host, state_file, args.service, timeouts, args.ssh_config)
+        for host in args.host
+    ]
+
+
+def run_once(pollers: list[Poller], args: argparse.Namespace) -> int:
+    facts = []
+    for poller in pollers:
+        view = HostView(poller.source.name)
+        view.apply(poller.poll())
+        poller.close()
+        facts.append(summary(view, now(), args.max_age, args.stale_after))
+    if args.json:
+        print(json.dumps(facts[0] if len(facts) == 1 else facts, indent=2))
+    else:
+        sys.stdout.write("".join(render_summary(f) for f in facts))
+    return max(f["exit_code"] for f in facts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.once:
+        parser.error("--json needs --once")
+    if not args.host and args.state_file is None:
+        parser.error("give --host HOST (over SSH) or --state-file PATH (a local file)")
+    logging.basicConfig(
+        filename=args.log_file,
+        level=logging.DEBUG if args.log_file else logging.CRITICAL,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    pollers = [Poller(source, args.interval) for source in make_sources(args)]
+    if args.once:
+        return run_once(pollers, args)
+    from funding_monitor.app import MonitorApp
+
+    app = MonitorApp(
+        pollers, stale_after=args.stale_after, max_age=args.max_age, local=not args.host
+    )
+    code = app.run()
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

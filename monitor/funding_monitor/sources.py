@@ -1,0 +1,382 @@
+"""Where the state file comes from: a local path, or a host reached over SSH like ``ssh HOST``.
+
+I/O shells only; every call blocks, so the UI runs them in a worker thread, and one source is
+only ever used by one thread at a time (paramiko clients are not thread-safe).
+
+SSH follows ``~/.ssh/config`` (HostName, User, Port, IdentityFile, UserKnownHostsFile,
+ProxyCommand, ProxyJump with one hop), then the agent and the default keys. Host keys are
+checked against ``~/.ssh/known_hosts`` and ``/etc/ssh/ssh_known_hosts``: an unknown or changed
+key refuses the connection and says how to trust it; nothing is ever added silently. No shell
+command is built from user input: the state file is read over SFTP, and the only commands run
+are fixed ``systemctl show`` / ``journalctl`` lines for a unit name checked against a strict
+pattern.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import getpass
+import hashlib
+import os
+import re
+import shlex
+import socket
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import paramiko
+
+from binance_funding_ws.state import StateDocument, StateFileError, decode_state
+from funding_monitor.model import ErrorKind, ServiceState, parse_systemctl_show
+
+UNIT_PATTERN = re.compile(r"^[A-Za-z0-9@_.:-]{1,200}$")
+SHOW_PROPERTIES = "LoadState,ActiveState,SubState,ActiveEnterTimestamp,NRestarts"
+MAX_STATE_BYTES = 64 * 1024 * 1024  # far above any real state file; a bound, not a limit
+
+
+class SourceError(Exception):
+    """A read failed; ``kind`` says how (unreachable, host-key, auth, missing, ...)."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+
+
+class Source(Protocol):
+    name: str
+
+    def read_state(self) -> StateDocument | None:
+        """The document, or ``None`` when the file has not changed since the last read."""
+
+    def service_state(self) -> ServiceState | None: ...
+
+    def journal(self, lines: int) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+def _decode(data: bytes, where: str) -> StateDocument:
+    try:
+        return decode_state(data, source=where)
+    except StateFileError as exc:
+        raise SourceError("corrupt", str(exc)) from None
+
+
+class LocalSource:
+    """A state file on this machine (``--state-file`` without ``--host``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self._seen: tuple[int, int, int] | None = None
+
+    def read_state(self) -> StateDocument | None:
+        try:
+            with self.path.open("rb") as handle:
+                info = os.fstat(handle.fileno())
+                key = (info.st_ino, info.st_size, info.st_mtime_ns)
+                if key == self._seen:
+                    return None
+                data = handle.read(MAX_STATE_BYTES)
+        except FileNotFoundError:
+            self._seen = None
+            raise SourceError("missing", f"{self.path}: no such file") from None
+        except OSError as exc:
+            self._seen = None
+            raise SourceError("unreadable", f"{self.path}: {exc.strerror or exc}") from None
+        document = _decode(data, str(self.path))
+        self._seen = key
+        return document
+
+    def service_state(self) -> ServiceState | None:
+        return None  # a local file says nothing about a service
+
+    def journal(self, lines: int) -> list[str]:
+        return ["(a local state file: no service journal)"]
+
+    def close(self) -> None:
+        pass
+
+
+# -- SSH ------------------------------------------------------------------------------------
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def _known_hosts_name(hostname: str, port: int) -> str:
+    return hostname if port == 22 else f"[{hostname}]:{port}"
+
+
+class RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """Never trust a host key nobody vouched for; explain how to trust it instead."""
+
+    def __init__(self, alias: str, port: int) -> None:
+        self.alias, self.port = alias, port
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        port_flag = f"-p {self.port} " if self.port != 22 else ""
+        raise SourceError(
+            "host-key",
+            f"unknown host key for {_known_hosts_name(hostname, self.port)}: "
+            f"{key.get_name()} {fingerprint(key)}. If that is your droplet's key, trust it with "
+            f"`ssh-keyscan {port_flag}{hostname} >> ~/.ssh/known_hosts` "
+            f"(check the fingerprint first) or by connecting once with `ssh {self.alias}`",
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A host alias resolved through ``~/.ssh/config``."""
+
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    known_hosts: tuple[str, ...]
+    proxy_command: str | None
+    proxy_jump: str | None
+
+
+def resolve(alias: str, config_path: Path | None = None) -> Target:
+    """What ``ssh alias`` would connect to, from the OpenSSH client config."""
+    path = config_path or Path.home() / ".ssh" / "config"
+    config = paramiko.SSHConfig.from_path(str(path)) if path.exists() else paramiko.SSHConfig()
+    user_at, _, host_part = alias.rpartition("@")
+    host, _, port_text = host_part.partition(":")
+    options = config.lookup(host)
+    port = int(port_text or options.get("port", 22))
+    known = options.get("userknownhostsfile", "~/.ssh/known_hosts ~/.ssh/known_hosts2").split()
+    return Target(
+        alias=host,
+        hostname=options.get("hostname", host),
+        port=port,
+        user=user_at or options.get("user", getpass.getuser()),
+        identity_files=tuple(os.path.expanduser(p) for p in options.get("identityfile", [])),
+        known_hosts=tuple(os.path.expanduser(p) for p in known),
+        proxy_command=options.get("proxycommand")
+        if options.get("proxycommand", "none").lower() != "none"
+        else None,
+        proxy_jump=options.get("proxyjump")
+        if options.get("proxyjump", "none").lower() != "none"
+        else None,
+    )
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 15.0
+    keepalive: int = 15
+
+
+def connect(
+    target: Target, timeouts: Timeouts, config_path: Path | None = None, hop: int = 0
+) -> paramiko.SSHClient:
+    """An authenticated client for ``target``; raises :class:`SourceError`."""
+    sock: paramiko.ProxyCommand | paramiko.Channel | None = None
+    jump: paramiko.SSHClient | None = None
+    where = f"{target.user}@{target.hostname}:{target.port}"
+    try:
+        if target.proxy_jump and hop == 0:
+            jump_target = resolve(target.proxy_jump.split(",")[0], config_path)
+            jump = connect(jump_target, timeouts, config_path, hop=1)
+            transport = jump.get_transport()
+            assert transport is not None
+            sock = transport.open_channel(
+                "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
+                timeout=timeouts.connect,
+            )  # fmt: skip
+        elif target.proxy_command:
+            sock = paramiko.ProxyCommand(target.proxy_command)
+        client = paramiko.SSHClient()
+        _load_host_keys(client, target)
+        client.set_missing_host_key_policy(RefuseUnknownHostKey(target.alias, target.port))
+        client.connect(
+            target.hostname,
+            target.port,
+            username=target.user,
+            key_filename=list(target.identity_files) or None,
+            timeout=timeouts.connect,
+            banner_timeout=timeouts.connect,
+            auth_timeout=timeouts.connect,
+            channel_timeout=timeouts.read,
+            sock=sock,
+            allow_agent=True,
+            look_for_keys=True,
+        )
+    except SourceError:
+        _close_quietly(jump)
+        raise
+    except paramiko.BadHostKeyException as exc:
+        _close_quietly(jump)
+        name = _known_hosts_name(target.hostname, target.port)
+        raise SourceError(
+            "host-key",
+            f"HOST KEY CHANGED for {name}: known {fingerprint(exc.expected_key)}, offered "
+            f"{fingerprint(exc.key)}. Someone may be intercepting the connection; if the "
+            f"droplet was rebuilt, remove the old key with `ssh-keygen -R '{name}'` and "
+            "trust the new one",
+        ) from None
+    except paramiko.AuthenticationException as exc:
+        _close_quietly(jump)
+        raise SourceError("auth", f"authentication failed for {where}: {exc}") from None
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        _close_quietly(jump)
+        raise SourceError("unreachable", f"cannot connect to {where}: {_reason(exc)}") from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(timeouts.keepalive)
+        if jump is not None:
+            transport.jump_client = jump  # type: ignore[attr-defined]  # closed with it
+    return client
+
+
+def _load_host_keys(client: paramiko.SSHClient, target: Target) -> None:
+    for path in (*target.known_hosts, "/etc/ssh/ssh_known_hosts"):
+        if os.path.exists(path):
+            try:
+                client.load_system_host_keys(path)  # read-only: never written back
+            except (OSError, paramiko.SSHException):
+                continue
+
+
+def _close_quietly(client: paramiko.SSHClient | None) -> None:
+    if client is not None:
+        client.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, socket.timeout | TimeoutError):
+        text = "timed out"
+    return text.splitlines()[0][:200]
+
+
+class RemoteSource:
+    """The state file on a host reached over SSH; reconnects on the next call after a drop."""
+
+    def __init__(
+        self,
+        alias: str,
+        state_file: str,
+        unit: str,
+        timeouts: Timeouts | None = None,
+        config_path: Path | None = None,
+    ) -> None:
+        if not UNIT_PATTERN.match(unit):
+            raise ValueError(f"not a systemd unit name: {unit!r}")
+        self.name = alias
+        self.state_file = state_file
+        self.unit = unit if "." in unit else f"{unit}.service"
+        self.timeouts = timeouts or Timeouts()
+        self.config_path = config_path
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._seen: tuple[int, int] | None = None
+
+    def _connected(self) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
+        transport = self._client.get_transport() if self._client is not None else None
+        if self._client is None or self._sftp is None or not (transport and transport.is_active()):
+            self.close()
+            target = resolve(self.name, self.config_path)
+            client = connect(target, self.timeouts, self.config_path)
+            try:
+                sftp = client.open_sftp()
+            except (OSError, paramiko.SSHException) as exc:
+                client.close()
+                raise SourceError(
+                    "unreachable", f"no SFTP on {self.name}: {_reason(exc)}"
+                ) from None
+            sftp.get_channel().settimeout(self.timeouts.read)  # type: ignore[union-attr]
+            self._client, self._sftp = client, sftp
+            self._seen = None
+        assert self._client is not None and self._sftp is not None
+        return self._client, self._sftp
+
+    def read_state(self) -> StateDocument | None:
+        _, sftp = self._connected()
+        where = f"{self.name}:{self.state_file}"
+        try:
+            attributes = sftp.stat(self.state_file)
+            key = (attributes.st_size or 0, attributes.st_mtime or 0)
+            if key == self._seen:
+                return None  # unchanged: nothing transferred
+            if attributes.st_mode is not None and not stat.S_ISREG(attributes.st_mode):
+                raise SourceError("unreadable", f"{where}: not a regular file")
+            with sftp.open(self.state_file, "rb") as handle:
+                # What was read belongs to the opened file, even if it was replaced meanwhile.
+                opened = handle.stat()
+                data = handle.read(MAX_STATE_BYTES)
+        except SourceError:
+            raise
+        except OSError as exc:
+            return self._file_error(exc, where)
+        except (paramiko.SSHException, EOFError) as exc:
+            self.close()
+            raise SourceError(
+                "unreachable", f"{self.name}: connection lost ({_reason(exc)})"
+            ) from None
+        document = _decode(data, where)
+        self._seen = (opened.st_size or 0, opened.st_mtime or 0)
+        return document
+
+    def _file_error(self, exc: OSError, where: str) -> StateDocument | None:
+        self._seen = None
+        if exc.errno == errno.ENOENT or isinstance(exc, FileNotFoundError):
+            raise SourceError("missing", f"{where}: no such file") from None
+        if exc.errno == errno.EACCES or isinstance(exc, PermissionError):
+            raise SourceError("unreadable", f"{where}: permission denied") from None
+        if isinstance(exc, socket.timeout | TimeoutError):
+            self.close()
+            raise SourceError("unreachable", f"{self.name}: read timed out") from None
+        self.close()
+        raise SourceError("unreachable", f"{where}: {_reason(exc)}") from None
+
+    def _run(self, argv: list[str]) -> tuple[int, str]:
+        client, _ = self._connected()
+        try:
+            _, stdout, _ = client.exec_command(shlex.join(argv), timeout=self.timeouts.read)
+            output = stdout.read().decode(errors="replace")
+            return stdout.channel.recv_exit_status(), output
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            self.close()
+            raise SourceError(
+                "unreachable", f"{self.name}: connection lost ({_reason(exc)})"
+            ) from None
+
+    def service_state(self) -> ServiceState | None:
+        code, output = self._run(["systemctl", "show", self.unit, f"--property={SHOW_PROPERTIES}"])
+        return parse_systemctl_show(output) if code == 0 and "ActiveState=" in output else None
+
+    def journal(self, lines: int) -> list[str]:
+        argv = [
+            "journalctl",
+            "-u",
+            self.unit,
+            "-n",
+            str(int(lines)),
+            "--no-pager",
+            "-o",
+            "short-iso",
+        ]
+        code, output = self._run(argv)
+        if code != 0 and not output.strip():
+            return [f"(journalctl exited {code}: no journal for {self.unit})"]
+        return output.splitlines()
+
+    def close(self) -> None:
+        client, self._client, self._sftp = self._client, None, None
+        if client is not None:
+            transport = client.get_transport()
+            jump = getattr(transport, "jump_client", None) if transport else None
+            client.close()
+            _close_quietly(jump)
