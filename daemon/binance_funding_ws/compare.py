@@ -8,7 +8,7 @@ continuously, so it is judged by its relative difference against a tolerance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,9 +35,15 @@ class SymbolComparison:
     mark_diff_pct: float
     tolerance_pct: float
     rechecked: bool = False
+    # Set by a re-check from two REST answers around the file's instant (see bracket()).
+    bracketed_funding_match: bool | None = None
+    bracketed_next_funding_match: bool | None = None
+    moving: bool = False  # the values moved between the two answers and match neither
 
     @property
     def funding_match(self) -> bool:
+        if self.bracketed_funding_match is not None:
+            return self.bracketed_funding_match
         return _same(self.ws_funding_rate, self.rest_funding_rate)
 
     @property
@@ -46,11 +52,17 @@ class SymbolComparison:
 
     @property
     def next_funding_match(self) -> bool:
+        if self.bracketed_next_funding_match is not None:
+            return self.bracketed_next_funding_match
         return self.ws_next_funding_time == self.rest_next_funding_time
 
     @property
     def ok(self) -> bool:
-        return self.funding_match and self.mark_match and self.next_funding_match
+        return self.moving or (self.funding_match and self.mark_match and self.next_funding_match)
+
+    @property
+    def verified(self) -> bool:
+        return self.ok and not self.moving
 
     @property
     def time_offset_ms(self) -> int:
@@ -97,6 +109,34 @@ def compare_symbol(
     )
 
 
+def bracket(
+    entry: FundingEntry, before: PremiumIndex, after: PremiumIndex, tolerance_pct: float
+) -> SymbolComparison:
+    """Judge ``entry`` against the exchange's values just before and just after its instant.
+
+    The entry agrees when it equals either answer (mark price: within the tolerance of the
+    nearer); it certainly disagrees when both answers agree with each other and not with it;
+    otherwise the values moved in between and the symbol is ``moving`` (not verified).
+    """
+    first = compare_symbol(entry, before, tolerance_pct, rechecked=True)
+    second = compare_symbol(entry, after, tolerance_pct, rechecked=True)
+    nearer = first if abs(first.time_offset_ms) <= abs(second.time_offset_ms) else second
+    funding = first.funding_match or second.funding_match
+    next_funding = first.next_funding_match or second.next_funding_match
+    mark_diff = min(first.mark_diff_pct, second.mark_diff_pct)
+    steady = _same(before.lastFundingRate, after.lastFundingRate) and (
+        before.nextFundingTime == after.nextFundingTime
+    )
+    agrees = funding and next_funding and mark_diff <= tolerance_pct
+    return replace(
+        nearer,
+        mark_diff_pct=mark_diff,
+        bracketed_funding_match=funding,
+        bracketed_next_funding_match=next_funding,
+        moving=not agrees and not steady and entry.event_time != nearer.rest_time,
+    )
+
+
 def relative_diff_pct(ws: str, rest: str) -> float:
     """``|ws - rest| / |rest|`` in percent; infinite when either is not a number."""
     try:
@@ -135,6 +175,10 @@ class Report:
         return [c for c in self.compared if not c.ok]
 
     @property
+    def moving(self) -> list[SymbolComparison]:
+        return [c for c in self.compared if c.moving]
+
+    @property
     def missing_requested(self) -> list[str]:
         """Symbols asked for by name that one source lacks: they cannot be relied on."""
         if self.requested == "all":
@@ -160,6 +204,7 @@ class Report:
             "time_offset_ms_avg": sum(offsets) / len(offsets) if offsets else None,
             "time_offset_ms_max": max(offsets, default=None),
             "rechecked": sum(c.rechecked for c in compared),
+            "moving": sum(c.moving for c in compared),
         }
 
     def recommendation(self) -> str:
@@ -176,6 +221,12 @@ class Report:
         if not self.health.healthy:
             problems = "; ".join(self.health.problems)
             return f"NOT SAFE: the values match, but the state file is degraded ({problems})"
+        if self.moving:
+            names = _names([c.symbol for c in self.moving])
+            return (
+                f"NO MISMATCH, but {len(self.moving)} symbol(s) moved during the re-check and "
+                f"could not be verified ({names}): run compare again"
+            )
         return (
             f"SAFE to rely on WebSocket data: funding {n}/{n} identical, mark price within "
             f"{self.tolerance_pct:g} % (max {s['mark_diff_pct_max']:.4f} %), next funding {n}/{n}"
@@ -226,6 +277,8 @@ def render_text(report: Report) -> str:
         lines.append(f"  in neither          {_names(report.in_neither)}")
     for c in report.mismatched:
         lines.append(f"  MISMATCH {c.symbol}: {'; '.join(c.problems())}")
+    for c in report.moving:
+        lines.append(f"  moving   {c.symbol}: changed between the re-check's two REST answers")
     lines.append(f"  verdict     {report.recommendation()}")
     return "\n".join(lines) + "\n"
 
@@ -261,6 +314,7 @@ def as_json(report: Report) -> dict[str, Any]:
                 "next_funding_match": c.next_funding_match,
                 "time_offset_ms": c.time_offset_ms,
                 "rechecked": c.rechecked,
+                "moving": c.moving,
             }
             for c in report.compared
         ],

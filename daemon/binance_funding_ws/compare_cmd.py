@@ -2,9 +2,9 @@
 
 One ``GET /fapi/v1/premiumIndex`` (weight 10) covers every symbol. The file and the REST
 answer are never from the same instant, so a symbol that differs while its two readings are
-from different moments is re-checked once: one single-symbol REST call (weight 1), then the
+from different moments is re-checked once: a single-symbol REST call (weight 1), the
 state file re-read until it holds an update at least as new as that answer (a few seconds at
-most), before the difference is reported.
+most), and a second single-symbol call: the two answers bracket the file's instant.
 
 Exit codes: 0 every compared symbol within tolerance; 1 any is not (named), or nothing could
 be compared; 2 the state file or the REST API cannot be read.
@@ -20,16 +20,27 @@ from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.compare import Report, SymbolComparison, as_json, compare_symbol
+from binance_funding_ws.compare import (
+    Report,
+    SymbolComparison,
+    as_json,
+    bracket,
+    compare_symbol,
+)
 from binance_funding_ws.compare import render_text as render_report
 from binance_funding_ws.health import assess
 from binance_funding_ws.rest import PremiumIndex, RestClient, RestError
-from binance_funding_ws.state import StateDocument, StateFileError, now_ms, read_state
+from binance_funding_ws.state import (
+    FundingEntry,
+    StateDocument,
+    StateFileError,
+    now_ms,
+    read_state,
+)
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
 RECHECK_WAIT = 3.0  # seconds to wait for the file to catch up with the REST answer
-MAX_RECHECKS = 50  # symbols re-checked at most per run
-MAX_CALLS_PER_SYMBOL = 4  # single-symbol REST calls (weight 1) per re-checked symbol
+MAX_RECHECKS = 100  # symbols re-checked per run at most (2 single-symbol calls, weight 1 each)
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -96,39 +107,32 @@ def _wanted(
 def _recheck(
     compared: list[SymbolComparison], path: Path, client: RestClient, tolerance: float
 ) -> list[SymbolComparison]:
-    """Compare each suspect again from readings of one instant, if one can be had in time.
+    """Re-check each suspect once, from readings that bracket the file's update.
 
-    The REST answer and the file's entry are taken from the same exchange tick when their
-    times agree. A file behind the answer is waited for; a file ahead of it gets a new answer
-    (at most ``MAX_CALLS_PER_SYMBOL``). At the deadline the closest pair found is compared.
+    One REST answer before and one after a fresh state-file entry at least as new as the
+    first answer: the exchange's value at the entry's own instant lies between them. The
+    entry agrees if it equals either answer (the mark price: is within the tolerance of
+    either); it disagrees for certain only if both answers agree with each other and not
+    with it. Values that moved between the two answers and match neither are "moving":
+    reported, but not as mismatches (running compare again settles them).
     """
-    suspects = [c.symbol for c in compared if c.explainable_by_timing][:MAX_RECHECKS]
-    if not suspects:
-        return compared
-    rows: dict[str, PremiumIndex] = {}
-    calls = dict.fromkeys(suspects, 0)
-    latest: dict[str, SymbolComparison] = {}
-    settled: set[str] = set()
-    need_answer = list(suspects)
+    suspects = {c.symbol: c for c in compared if c.explainable_by_timing}
+    rechecked: dict[str, SymbolComparison] = {}
+    for symbol in list(suspects)[:MAX_RECHECKS]:
+        before = client.premium_index_of(symbol)
+        entry = _entry_at_least(path, symbol, before.time)
+        if entry is None:
+            continue  # gone from the file since: keep the first finding
+        after = client.premium_index_of(symbol)
+        rechecked[symbol] = bracket(entry, before, after, tolerance)
+    return [rechecked.get(c.symbol, c) for c in compared]
+
+
+def _entry_at_least(path: Path, symbol: str, event_time: int) -> FundingEntry | None:
+    """The symbol's entry once the file holds an update at least ``event_time`` new."""
     deadline = time.monotonic() + RECHECK_WAIT
     while True:
-        for symbol in need_answer:
-            rows[symbol] = client.premium_index_of(symbol)
-            calls[symbol] += 1
-        funding = read_state(path).funding
-        need_answer = []
-        for symbol in suspects:
-            entry = funding.get(symbol)
-            if symbol in settled or entry is None:
-                continue
-            row = rows[symbol]
-            latest[symbol] = compare_symbol(entry, row, tolerance, rechecked=True)
-            if entry.event_time == row.time:
-                settled.add(symbol)
-            elif entry.event_time > row.time and calls[symbol] < MAX_CALLS_PER_SYMBOL:
-                need_answer.append(symbol)
-        waiting = [s for s in suspects if s not in settled and s in latest]
-        if not waiting or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    return [latest.get(c.symbol) or c for c in compared]
+        entry = read_state(path).funding.get(symbol)
+        if entry is None or entry.event_time >= event_time or time.monotonic() > deadline:
+            return entry
+        time.sleep(0.02)

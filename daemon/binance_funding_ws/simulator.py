@@ -72,6 +72,7 @@ REAL_SYMBOLS = {  # symbol: rough price, so the demo looks like the real market
 TRADFI_SYMBOL = "XAUUSDT"  # arrives in a mark-price frame of its own, as observed live
 COINM_SYMBOL = "BTCUSD_PERP"  # COIN-M contract in the USDⓈ-M arrays since 2026-06-30
 SETTLING_SYMBOL = "MATICUSDT"  # mark price with T 0, never a ticker
+FUNDING_EVERY = 8  # ticks between updates of one symbol's estimated funding rate
 GARBAGE_KINDS = ("not-json", "scalar", "wrong-shape", "mixed-rows", "bad-decimal", "binary")
 
 
@@ -152,6 +153,7 @@ class _Market:
         self.ticker_changes = config.ticker_changes or max(1, len(self.ticker_symbols) // 3)
         self.cursor = 0
         self.event_time = 0
+        self.ticks = 0
 
     def _instruments(self, count: int) -> list[_Instrument]:
         rnd = self.random
@@ -183,11 +185,14 @@ class _Market:
         """Move every price, return (event time, mark rows, changed ticker rows)."""
         self.event_time = max(now_ms, self.event_time + 1)  # strictly increasing per tick
         rnd = self.random
-        for instrument in self.instruments:
-            instrument.price *= 1 + rnd.gauss(0, 0.0004)
+        self.ticks += 1
+        for position, instrument in enumerate(self.instruments):
+            instrument.price *= 1 + rnd.gauss(0, 0.0001)  # about BTC's per-second move
             instrument.high = max(instrument.high, instrument.price)
             instrument.low = min(instrument.low, instrument.price)
-            if instrument.funding_scheduled:
+            # The estimated funding rate moves more slowly than the price: each symbol's
+            # every FUNDING_EVERY ticks, staggered so that some symbol moves on every tick.
+            if instrument.funding_scheduled and (self.ticks + position) % FUNDING_EVERY == 0:
                 instrument.funding_rate += rnd.gauss(0, 0.000002)
         marks = [self._mark_row(i) for i in self.instruments]
         changed = []

@@ -68,9 +68,9 @@ def _decode(data: bytes, where: str) -> StateDocument:
 class LocalSource:
     """A state file on this machine (``--state-file`` without ``--host``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: str | None = None) -> None:
         self.path = path
-        self.name = str(path)
+        self.name = name or str(path)
         self._seen: tuple[int, int, int] | None = None
 
     def read_state(self) -> StateDocument | None:

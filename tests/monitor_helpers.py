@@ -1,0 +1,141 @@
+"""State files for the monitor tests, and a real OpenSSH server on a loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from binance_funding_ws.state import encode_state
+from factories import document, mark, ticker
+
+FIXED_NOW = 1_795_500_000.0  # 2026-11-24 05:20:00 UTC: every age on screen is fixed
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def write_state(path: Path, now: float = FIXED_NOW, state: str = "connected", symbols: int = 30,
+                stale: tuple[str, ...] = (), updated_ago: float = 0.5) -> None:  # fmt: skip
+    """A daemon-like state file, written atomically (temp file + rename) like the daemon."""
+    now_ms = int(now * 1000)
+    names = [f"S{n:04d}USDT" for n in range(symbols)] + list(stale)
+    rows = []
+    for n, name in enumerate(names):
+        age_ms = 300_000 if name in stale else 800
+        rows.append(
+            mark(name, now_ms - age_ms, r=f"0.000{n % 10}0000", p=f"{100 + n}.50000000",
+                 T=now_ms + 3_600_000)
+        )  # fmt: skip
+    doc = document(
+        state=state, last_message_at=now_ms - 800, updated_at=now_ms - int(updated_ago * 1000),
+        funding=rows,
+    )  # fmt: skip
+    for name in names[:-1]:  # one symbol has no ticker, as MATICUSDT on the live service
+        doc.tickers[name] = _ticker_entry(name, now_ms - 900)
+    doc.missing.no_ticker = [names[-1]]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(encode_state(doc))
+    os.replace(tmp, path)
+
+
+def _ticker_entry(symbol: str, event_time: int):
+    from binance_funding_ws.frames import FrameDecoder
+    from binance_funding_ws.market import MarketBook
+    from factories import combined
+
+    book = MarketBook()
+    book.apply(FrameDecoder().decode(combined("!ticker@arr", [ticker(symbol, event_time)])), 1)
+    book.publish()
+    return book.tickers[symbol]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+class SshServer:
+    """``sshd -D`` with its own host key, config and authorized keys, on 127.0.0.1."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        self.host_key = keygen(base / "host_key")
+        self.client_key = keygen(base / "client_key")
+        self.authorized = base / "authorized_keys"
+        self.authorized.write_text(self.client_key.with_suffix(".pub").read_text())
+        self.config = base / "sshd_config"
+        self.config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"PidFile {base / 'sshd.pid'}\nAuthorizedKeysFile {self.authorized}\n"
+            "StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
+            "ClientAliveInterval 5\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def known_hosts_line(self) -> str:
+        key_type, key = self.host_key.with_suffix(".pub").read_text().split()[:2]
+        return f"[127.0.0.1]:{self.port} {key_type} {key}\n"
+
+    def start(self) -> SshServer:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.config)],
+            stderr=(self.base / "sshd.log").open("ab"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"sshd did not start: {(self.base / 'sshd.log').read_text()}")
+
+    def kill(self) -> None:
+        """Kill the listener and every session it forked (a crashed or rebooted server)."""
+        if self.proc is None:
+            return
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def ssh_config(self, path: Path, known_hosts: Path, alias: str = "volspike-test",
+                   identity: Path | None = None, extra: str = "") -> Path:  # fmt: skip
+        path.write_text(
+            f"Host {alias}\n  HostName 127.0.0.1\n  Port {self.port}\n  User root\n"
+            f"  IdentityFile {identity or self.client_key}\n"
+            f"  UserKnownHostsFile {known_hosts}\n{extra}"
+        )
+        return path
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
