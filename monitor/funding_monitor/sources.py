@@ -122,6 +122,8 @@ class RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
+        if hostname.startswith("[") and "]:" in hostname:  # paramiko passes "[host]:port"
+            hostname = hostname[1 : hostname.index("]")]
         port_flag = f"-p {self.port} " if self.port != 22 else ""
         raise SourceError(
             "host-key",

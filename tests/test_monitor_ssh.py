@@ -1,0 +1,195 @@
+"""funding-monitor against a real OpenSSH server on a loopback port: config resolution,
+host-key refusal, wrong keys, proxies, a server killed and restarted, a file replaced while
+it is read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from monitor_helpers import SSHD, SshServer, keygen, write_state
+
+from funding_monitor.app import HostPanel, MonitorApp
+from funding_monitor.poller import Poller
+from funding_monitor.sources import RemoteSource, SourceError, Timeouts
+
+pytestmark = pytest.mark.root
+MONITOR = [sys.executable, "-m", "funding_monitor"]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the SSH tests start sshd and log in as root")
+    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+        pytest.skip("OpenSSH server is not installed (apt-get install openssh-server)")
+    server = SshServer(tmp_path).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def setup(sshd, tmp_path):
+    """A state file, a trusted known_hosts and an ssh config with the alias volspike-test."""
+    state = tmp_path / "state.json"
+    write_state(state, now=time.time())
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts_line())
+    config = sshd.ssh_config(tmp_path / "ssh_config", known)
+    return sshd, state, known, config
+
+
+def once(config, state, *extra: str, host: str = "volspike-test"):
+    result = subprocess.run(
+        [*MONITOR, "--host", host, "--ssh-config", str(config), "--state-file", str(state),
+         "--once", "--timeout", "5", *extra],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
+def test_once_over_ssh_through_the_config_alias(setup):
+    _, state, _, config = setup
+    result = once(config, state, "--json")
+    assert result.returncode == 0, result.stdout
+    facts = json.loads(result.stdout)
+    assert facts["host"] == "volspike-test" and facts["funding_symbols"] == 30
+    assert facts["state"] == "connected"
+
+
+def test_unknown_host_key_is_refused_with_its_fingerprint(setup):
+    sshd, state, known, config = setup
+    known.write_text("")
+    result = once(config, state, "--json")
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    fingerprint = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(sshd.host_key.with_suffix(".pub"))],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()[1]  # fmt: skip
+    assert "unknown host key" in error and fingerprint in error
+    assert f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> ~/.ssh/known_hosts" in error
+    assert known.read_text() == "", "never added silently"
+
+
+def test_changed_host_key_is_refused_loudly(setup, tmp_path):
+    sshd, state, known, config = setup
+    other = keygen(tmp_path / "other_host_key")
+    key_type, key = other.with_suffix(".pub").read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{sshd.port} {key_type} {key}\n")
+    result = once(config, state)
+    assert result.returncode == 2 and "HOST KEY CHANGED" in result.stdout
+    assert f"ssh-keygen -R '[127.0.0.1]:{sshd.port}'" in result.stdout
+
+
+def test_wrong_key_is_a_clear_authentication_error(setup, tmp_path):
+    sshd, state, known, _ = setup
+    stranger = keygen(tmp_path / "stranger")
+    config = sshd.ssh_config(tmp_path / "ssh_config2", known, identity=stranger)
+    result = once(config, state, "--json")
+    assert result.returncode == 2
+    assert "authentication failed for root@127.0.0.1" in json.loads(result.stdout)["error"]
+
+
+def test_unreachable_host_is_exit_2(setup, tmp_path):
+    sshd, state, _, config = setup
+    sshd.kill()
+    result = once(config, state)
+    assert result.returncode == 2 and "cannot connect to root@127.0.0.1" in result.stdout
+
+
+def test_missing_remote_file_is_exit_2(setup, tmp_path):
+    _, _, _, config = setup
+    result = once(config, tmp_path / "nope.json")
+    assert result.returncode == 2 and "no such file" in result.stdout
+
+
+def test_proxy_jump_one_hop_and_proxy_command(setup, tmp_path):
+    sshd, state, known, _ = setup
+    jump_config = tmp_path / "jump_config"
+    jump_config.write_text(
+        sshd.ssh_config(tmp_path / "base", known, alias="jumpbox").read_text()
+        + sshd.ssh_config(tmp_path / "base2", known, alias="behind", extra="  ProxyJump jumpbox\n")
+        .read_text()
+    )  # fmt: skip
+    assert once(jump_config, state, host="behind").returncode == 0
+    proxy = (
+        f"  ProxyCommand ssh -i {sshd.client_key} -p {sshd.port} -o BatchMode=yes "
+        f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes -W %h:%p root@127.0.0.1\n"
+    )
+    proxy_config = sshd.ssh_config(tmp_path / "proxy_config", known, extra=proxy)
+    assert once(proxy_config, state).returncode == 0
+
+
+def test_file_replaced_while_read_never_tears(setup):
+    _, state, _, config = setup
+    source = RemoteSource("volspike-test", str(state), "binance-funding-ws",
+                          Timeouts(5, 5), config)  # fmt: skip
+    stop = threading.Event()
+
+    def replace_forever() -> None:
+        flip = 0
+        while not stop.is_set():
+            write_state(state, now=time.time(), symbols=300 + flip)  # size changes each time
+            flip = (flip + 1) % 7
+
+    writer = threading.Thread(target=replace_forever)
+    writer.start()
+    reads = 0
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            try:
+                doc = source.read_state()
+            except SourceError as exc:  # pragma: no cover - the assertion explains
+                raise AssertionError(f"torn or failed read: {exc}") from None
+            if doc is not None:
+                reads += 1
+                assert 300 <= len(doc.funding) <= 306
+    finally:
+        stop.set()
+        writer.join()
+        source.close()
+    assert reads >= 5
+
+
+def test_sshd_killed_and_restarted_mid_session_the_monitor_recovers(setup):
+    sshd, state, _, config = setup
+
+    async def scenario() -> None:
+        source = RemoteSource("volspike-test", str(state), "binance-funding-ws",
+                              Timeouts(2, 2), config)  # fmt: skip
+        app = MonitorApp([Poller(source, 0.3)])
+        async with app.run_test(size=(100, 30)) as pilot:
+            view = app.views[0]
+            await wait(pilot, lambda: view.connected and view.document is not None, "connected")
+            sshd.kill()
+            await wait(pilot, lambda: not view.connected, "the drop noticed")
+            banner = str(app.screen.query_one(HostPanel).query_one("#banner").render())
+            assert "DISCONNECTED since" in banner
+            assert app.screen.query_one("#funding").row_count == 30, "old data stays visible"
+            sshd.start()
+            write_state(state, now=time.time(), symbols=12)
+            await wait(pilot, lambda: view.connected and len(view.document.funding) == 12,
+                       "reconnected with the new file", timeout=40)  # fmt: skip
+            assert "DISCONNECTED" not in str(
+                app.screen.query_one(HostPanel).query_one("#banner").render()
+            )
+
+    asyncio.run(scenario())
+
+
+async def wait(pilot, predicate, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
