@@ -235,6 +235,27 @@ def test_keys_filter_sort_help_journal_refresh_quit(tmp_path):
     assert asyncio.run(scenario()) == 0
 
 
+def test_new_prices_update_the_cells_in_place(tmp_path):
+    path = tmp_path / "s.json"
+    write_state(path, symbols=5)
+
+    async def scenario() -> None:
+        app = make_app(path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await first_poll(app, pilot)
+            table = app.screen.query_one("#funding")
+            assert str(table.get_row_at(2)[2]) == "102.50000000"
+            data = path.read_text().replace('"102.50000000"', '"222.25000000"')
+            tmp = path.with_name("tmp.json")
+            tmp.write_text(data)
+            os.replace(tmp, path)
+            await first_poll(app, pilot, polls=app.views[0].polls + 2)
+            assert str(table.get_row_at(2)[2]) == "222.25000000"
+            assert table.row_count == 5
+
+    asyncio.run(scenario())
+
+
 def test_fleet_view_and_drill_in(tmp_path):
     good, bad = tmp_path / "a.json", tmp_path / "b.json"
     write_state(good)

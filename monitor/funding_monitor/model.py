@@ -191,8 +191,18 @@ def select_rows(
 def stale_entries(document: StateDocument, now_ms: int, stale_after: float) -> list[FundingRow]:
     """Funding entries whose event time is older than ``stale_after`` seconds, oldest first."""
     limit = now_ms - stale_after * 1000
-    old = [row for row in funding_rows(document) if row.event_time < limit]
+    old = [
+        FundingRow(symbol, e.funding_rate, e.mark_price, e.next_funding_time, e.event_time)
+        for symbol, e in document.funding.items()
+        if e.event_time < limit
+    ]
     return sorted(old, key=lambda r: r.event_time)
+
+
+def stale_count(document: StateDocument, now_ms: int, stale_after: float) -> int:
+    """How many funding entries are stale (the header shows it every second: kept cheap)."""
+    limit = now_ms - stale_after * 1000
+    return sum(1 for entry in document.funding.values() if entry.event_time < limit)
 
 
 def stale_ticker_symbols(document: StateDocument, now_ms: int, stale_after: float) -> list[str]:
