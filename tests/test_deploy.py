@@ -8,6 +8,7 @@ operator's day would (deploy, re-deploy, look, break, upgrade, roll back, uninst
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -167,6 +168,23 @@ def test_status_playbook_reports_healthy_also_through_a_sudo_user(droplet, inven
     assert "binance-funding-ws is healthy" in result.stdout
     sudo_inventory = droplet.write_inventory(tmp_path / "sudo.yml", user="deployer")
     assert playbook("status.yml", sudo_inventory).returncode == 0
+
+
+def test_funding_monitor_reads_the_droplet_like_ssh_does(droplet, tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host volspike-do\n  HostName 127.0.0.1\n  Port {droplet.ssh_port}\n  User root\n"
+        f"  IdentityFile {droplet.key_path}\n  UserKnownHostsFile {droplet.known_hosts}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "funding_monitor", "--host", "volspike-do", "--ssh-config",
+         str(config), "--once", "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    facts = json.loads(result.stdout)
+    assert result.returncode == 0, facts
+    assert facts["service"].startswith("active (running) since")  # systemctl show, over SSH
+    assert facts["state"] == "connected" and facts["funding_symbols"] == 33
 
 
 def test_compare_playbook_reports_the_live_file_against_rest(inventory, sim):
