@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from binance_funding_ws import __version__
+from binance_funding_ws.argtypes import positive
 
 DEFAULT_URL = "wss://fstream.binance.com/market/stream"
 DEFAULT_STREAMS = "!markPrice@arr@1s,!ticker@arr"
@@ -26,16 +27,6 @@ ENV_PREFIX = "FUNDING_WS_"
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value
 
 
 def _file_mode(text: str) -> int:
@@ -101,20 +92,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--write-interval",
-        type=_positive,
-        default=_with_env(_positive, "WRITE_INTERVAL", "1.0"),
+        type=positive,
+        default=_with_env(positive, "WRITE_INTERVAL", "1.0"),
         help="seconds between writes at most [%(default)s]",
     )
     run.add_argument(
         "--stall-timeout",
-        type=_positive,
-        default=_with_env(_positive, "STALL_TIMEOUT", "30"),
+        type=positive,
+        default=_with_env(positive, "STALL_TIMEOUT", "30"),
         help="seconds without market data before reconnecting [%(default)s]",
     )
     run.add_argument(
         "--rotate-after",
-        type=_positive,
-        default=_with_env(_positive, "ROTATE_AFTER", str(23.5 * 3600)),
+        type=positive,
+        default=_with_env(positive, "ROTATE_AFTER", str(23.5 * 3600)),
         help="connection age (s) at which a replacement is dialled; Binance cuts at 24 h "
         "[%(default)s]",
     )
@@ -142,7 +133,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     )
     status.add_argument(
         "--max-age",
-        type=_positive,
+        type=positive,
         default=60.0,
         help="seconds after which data or the file counts as stale [%(default)s]",
     )
@@ -202,12 +193,12 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     )
     compare.add_argument(
         "--max-age",
-        type=_positive,
+        type=positive,
         default=60.0,
         help="seconds after which the state file counts as stale [%(default)s]",
     )
     compare.add_argument(
-        "--timeout", type=_positive, default=10.0, help="HTTP timeout, seconds [%(default)s]"
+        "--timeout", type=positive, default=10.0, help="HTTP timeout, seconds [%(default)s]"
     )
     compare.add_argument("--json", action="store_true", help="machine-readable output")
     compare.add_argument("--output", type=Path, help="also write the report to this file")

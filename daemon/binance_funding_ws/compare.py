@@ -12,11 +12,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from binance_funding_ws.health import Health, format_age
+from binance_funding_ws.health import Health, format_age, name_list
 from binance_funding_ws.rest import PremiumIndex
 from binance_funding_ws.state import FundingEntry
-
-LIST_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -215,14 +213,14 @@ class Report:
         if self.mismatched or self.missing_requested:
             bad = [f"{c.symbol} ({', '.join(_kinds(c))})" for c in self.mismatched]
             bad += [f"{symbol} (missing from a source)" for symbol in self.missing_requested]
-            return f"NOT SAFE to rely on WebSocket data: {len(bad)} symbol(s) differ: " + _names(
+            return f"NOT SAFE to rely on WebSocket data: {len(bad)} symbol(s) differ: " + name_list(
                 bad
             )
         if not self.health.healthy:
             problems = "; ".join(self.health.problems)
             return f"NOT SAFE: the values match, but the state file is degraded ({problems})"
         if self.moving:
-            names = _names([c.symbol for c in self.moving])
+            names = name_list([c.symbol for c in self.moving])
             return (
                 f"NO MISMATCH, but {len(self.moving)} symbol(s) moved during the re-check and "
                 f"could not be verified ({names}): run compare again"
@@ -242,12 +240,6 @@ def _kinds(c: SymbolComparison) -> list[str]:
     if not c.next_funding_match:
         kinds.append("next funding time")
     return kinds
-
-
-def _names(items: list[str]) -> str:
-    shown = ", ".join(items[:LIST_LIMIT])
-    more = len(items) - LIST_LIMIT
-    return f"{shown} (+{more} more)" if more > 0 else shown or "none"
 
 
 def render_text(report: Report) -> str:
@@ -270,11 +262,11 @@ def render_text(report: Report) -> str:
             f"max {s['time_offset_ms_max']} ms; re-checked {s['rechecked']}",
         ]
     if report.only_in_state:
-        lines.append(f"  only in state file  {_names(report.only_in_state)}")
+        lines.append(f"  only in state file  {name_list(report.only_in_state)}")
     if report.only_in_rest:
-        lines.append(f"  only in REST        {_names(report.only_in_rest)}")
+        lines.append(f"  only in REST        {name_list(report.only_in_rest)}")
     if report.in_neither:
-        lines.append(f"  in neither          {_names(report.in_neither)}")
+        lines.append(f"  in neither          {name_list(report.in_neither)}")
     for c in report.mismatched:
         lines.append(f"  MISMATCH {c.symbol}: {'; '.join(c.problems())}")
     for c in report.moving:

@@ -104,3 +104,11 @@ def format_age(seconds: float) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours}h"
+
+
+def name_list(names: list[str], limit: int = 10) -> str:
+    """``A, B, C (+7 more)``, or ``none``: long symbol lists stay one readable line."""
+    if not names:
+        return "none"
+    shown = ", ".join(names[:limit])
+    return f"{shown} (+{len(names) - limit} more)" if len(names) > limit else shown

@@ -47,6 +47,8 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from binance_funding_ws.argtypes import count, port, positive
+
 log = logging.getLogger(__name__)
 
 MARKET_STREAMS = ("!markPrice@arr@1s", "!markPrice@arr", "!ticker@arr", "!miniTicker@arr")
@@ -792,75 +794,41 @@ class SimulatorThread:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``simulate`` subcommand's flags."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on [%(default)s]")
-    parser.add_argument(
-        "--port", type=_port, default=9000, help="0 picks a free port [%(default)s]"
-    )
-    parser.add_argument(
-        "--tick", type=_positive, default=1.0, help="seconds per tick [%(default)s]"
-    )
+    parser.add_argument("--port", type=port, default=9000, help="0 picks a free port [%(default)s]")
+    parser.add_argument("--tick", type=positive, default=1.0, help="seconds per tick [%(default)s]")
     parser.add_argument(
         "--symbols",
-        type=_count,
+        type=count,
         default=50,
         help="ordinary contracts, plus 3 special [%(default)s]",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed [%(default)s]")
     parser.add_argument(
-        "--mark-frames", type=_count, default=2, help="mark-price frames per tick [%(default)s]"
+        "--mark-frames", type=count, default=2, help="mark-price frames per tick [%(default)s]"
     )
     parser.add_argument(
-        "--ticker-changes", type=_count, default=None, help="ticker rows per tick [a third]"
+        "--ticker-changes", type=count, default=None, help="ticker rows per tick [a third]"
     )
     parser.add_argument(
         "--max-connection-age",
-        type=_positive,
+        type=positive,
         default=86_400.0,
         help="close connections after this many seconds, as Binance at 24 h [%(default)s]",
     )
     faults = parser.add_argument_group(
         "fault switches", "also at run time: GET http://HOST:PORT/_sim/<fault>"
     )
-    faults.add_argument("--drop-every", type=_positive, metavar="S", help="cut connections")
-    faults.add_argument("--stall-every", type=_positive, metavar="S", help="go silent")
+    faults.add_argument("--drop-every", type=positive, metavar="S", help="cut connections")
+    faults.add_argument("--stall-every", type=positive, metavar="S", help="go silent")
     faults.add_argument(
-        "--stall-for", type=_positive, default=10.0, metavar="S", help="silence length [10]"
+        "--stall-for", type=positive, default=10.0, metavar="S", help="silence length [10]"
     )
-    faults.add_argument("--garbage-every", type=_positive, metavar="S", help="send bad frames")
+    faults.add_argument("--garbage-every", type=positive, metavar="S", help="send bad frames")
     faults.add_argument(
         "--legacy-only",
         action="store_true",
         help="serve /market paths silently too, like a stream that never delivers",
     )
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

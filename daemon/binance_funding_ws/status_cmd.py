@@ -14,11 +14,10 @@ from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.health import Health, assess, format_age
+from binance_funding_ws.health import Health, assess, format_age, name_list
 from binance_funding_ws.state import StateDocument, StateFileError, now_ms, read_state
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_UNREADABLE = 0, 1, 2
-LIST_LIMIT = 10
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -71,14 +70,6 @@ def _clock(epoch_ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
 
 
-def _names(symbols: list[str]) -> str:
-    if not symbols:
-        return "none"
-    shown = ", ".join(symbols[:LIST_LIMIT])
-    more = len(symbols) - LIST_LIMIT
-    return f"{shown} (+{more} more)" if more > 0 else shown
-
-
 def render_text(document: StateDocument, health: Health, path: Path, max_age: float) -> str:
     status = document.connection_status
     verdict = "HEALTHY" if health.healthy else "DEGRADED"
@@ -92,8 +83,8 @@ def render_text(document: StateDocument, health: Health, path: Path, max_age: fl
         f"  url         {status.url}",
         f"  last data   {message_age}; file written {format_age(health.write_age)} ago",
         f"  symbols     funding {health.funding_count}, tickers {health.ticker_count}",
-        f"  no ticker   {_names(health.no_ticker)}",
-        f"  no funding  {_names(health.no_funding)}",
+        f"  no ticker   {name_list(health.no_ticker)}",
+        f"  no funding  {name_list(health.no_funding)}",
         f"  counters    messages {status.messages}, reconnects {status.reconnects}, "
         f"stalls {status.stalls}, rotations {status.rotations}, errors {status.errors}, "
         f"write errors {status.write_errors}",
@@ -103,7 +94,7 @@ def render_text(document: StateDocument, health: Health, path: Path, max_age: fl
     if status.hint:
         lines.append(f"  hint        {status.hint}")
     stale = [f"{symbol} ({format_age(age)})" for symbol, age in health.stale_funding]
-    lines.append(f"  stale       funding entries older than {max_age:g} s: {_names(stale)}")
+    lines.append(f"  stale       funding entries older than {max_age:g} s: {name_list(stale)}")
     lines.append(
         f"              ticker entries older than {max_age:g} s: {len(health.stale_tickers)}"
     )

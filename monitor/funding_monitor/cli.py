@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from binance_funding_ws.argtypes import positive
 from funding_monitor.model import HostView, now, render_summary, summary
 from funding_monitor.poller import Poller
 from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Source, Timeouts
@@ -22,16 +23,6 @@ from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Sou
 DEFAULT_STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
 DEFAULT_SERVICE = "binance-funding-ws"
 log = logging.getLogger("funding_monitor")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value
 
 
 def _unit(text: str) -> str:
@@ -56,17 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"state file path (on the host with --host) [{DEFAULT_STATE_FILE}]",
     )
     parser.add_argument(
-        "--interval", type=_seconds, default=2.0, help="seconds between polls [%(default)s]"
+        "--interval", type=positive, default=2.0, help="seconds between polls [%(default)s]"
     )
     parser.add_argument(
         "--stale-after",
-        type=_seconds,
+        type=positive,
         default=60.0,
         help="an entry older than this (s) is stale [%(default)s]",
     )
     parser.add_argument(
         "--max-age",
-        type=_seconds,
+        type=positive,
         default=60.0,
         help="the file or its last message older than this (s) is degraded [%(default)s]",
     )
@@ -75,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ssh-config", type=Path, help="OpenSSH client config [~/.ssh/config]")
     parser.add_argument(
-        "--timeout", type=_seconds, default=10.0, help="SSH connect/read timeout [%(default)s]"
+        "--timeout", type=positive, default=10.0, help="SSH connect/read timeout [%(default)s]"
     )
     parser.add_argument("--once", action="store_true", help="print a summary and exit")
     parser.add_argument("--json", action="store_true", help="with --once: JSON output")
