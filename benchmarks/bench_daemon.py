@@ -14,6 +14,13 @@ Printed: CPU seconds per 1,000 frames for each and their ratio, peak RSS (VmHWM)
 delay from a frame's arrival to its value being visible in the state file. Targets: daemon
 CPU <= 1.5x the floor's, RSS <= 60 MB, visibility <= write interval + 100 ms.
 
+How: after a warm-up the market is paused until both clients have handled every frame sent
+(and the daemon has written them), CPU (utime + stime from /proc/<pid>/stat, so the
+simulator's own CPU, in this process, is not counted) and frame counts are read, the market
+runs for the measured window, and is paused and read again. The window's edges thus fall
+between frames: both clients handled exactly the same frames, each frame's whole cost (the
+daemon's write of it included) is inside. Meanwhile this process watches the state file.
+
     .venv/bin/python benchmarks/bench_daemon.py [--duration 30] [--json]
 
 Figures, not a test: shared machines are noisy, so this exits 0 whatever the figures (it
@@ -82,7 +89,7 @@ FLOOR = textwrap.dedent(
 def cpu_seconds(pid):
     """utime + stime of the whole process (live and finished threads), from /proc/<pid>/stat.
 
-    Resolution is one clock tick (10 ms): under 2 % of a 30 s window's CPU.
+    Resolution is one clock tick (10 ms): about 2 % of the floor's CPU in a 30 s window.
     """
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces: skip past it
@@ -241,6 +248,7 @@ class Bench:
     def _log_ticks(self, thread):
         # Wrap the simulator's tick (in this process, so no client pays for it) to log when
         # each tick's frames were queued: a lower bound on their arrival at the clients.
+        # The simulator offers no hook, hence the private attribute.
         sim = thread.sim
         tick = sim._tick
 
@@ -287,7 +295,8 @@ class Bench:
             sent, done = open_connections(self.sim), self.frames()
             return all(sent.get(self.ids[who]) == done[who] for who in done)
 
-        wait_for("both clients to catch up", drained, [self.daemon, self.floor])
+        timeout = 20 + 3 * self.args.write_interval  # the daemon writes on its cadence
+        wait_for("both clients to catch up", drained, [self.daemon, self.floor], timeout)
         pids = {"daemon": self.daemon.pid, "floor": self.floor.pid}
         return {
             "cpu": {who: cpu_seconds(pid) for who, pid in pids.items()},
@@ -437,9 +446,9 @@ def report(figures):
         f"({1 / figures['tick_s']:.0f}x live), {figures['ticker_changes']} ticker rows a tick",
         f"  window        {figures['duration_s']} s, {figures['ticks']} ticks; frames: "
         f"daemon {figures['daemon_frames']}, floor {figures['floor_frames']}",
-        f"  daemon        {figures['daemon_cpu_s_per_1000_frames']} {per_k} "
+        f"  daemon        {figures['daemon_cpu_s_per_1000_frames']:.3f} {per_k} "
         f"({figures['daemon_cpu_s']} s), peak RSS {figures['daemon_peak_rss_mb']} MB",
-        f"  floor         {figures['floor_cpu_s_per_1000_frames']} {per_k} "
+        f"  floor         {figures['floor_cpu_s_per_1000_frames']:.3f} {per_k} "
         f"({figures['floor_cpu_s']} s), peak RSS {figures['floor_peak_rss_mb']} MB",
         f"  CPU ratio     {figures['cpu_ratio']} (daemon / floor)",
         f"  visibility    write interval {figures['write_interval_s']} s, "

@@ -307,3 +307,22 @@ def test_stale_entries_orders_oldest_first():
 )
 def test_format_age(seconds, text):
     assert format_age(seconds) == text
+
+
+def test_scanned_rows_are_checked_in_full_when_published():
+    decoder, book = FrameDecoder(), MarketBook()
+    good = mark("AUSDT", 5)
+    bad = mark("BUSDT", 5, p=123)  # good event type, time and symbol; a number for a price
+    frame = decoder.scan(combined("!markPrice@arr@1s", [good, bad]))
+    assert frame.raw is not None and not frame.errors, "the scan reads only E and s"
+    book.apply(frame, 7)
+    errors = book.publish()
+    assert list(book.funding) == ["AUSDT"] and book.funding["AUSDT"].mark_price == good["p"]
+    assert len(errors) == 1 and "row 1" in errors[0]
+
+
+def test_scan_falls_back_to_the_careful_decode_for_a_bad_event_time():
+    frame = FrameDecoder().scan(
+        combined("!markPrice@arr@1s", [mark("AUSDT", 5), mark("BUSDT", "soon")])
+    )
+    assert frame.raw is None and [r.s for r in frame.mark] == ["AUSDT"] and len(frame.errors) == 1

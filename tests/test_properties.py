@@ -124,3 +124,22 @@ def test_merged_state_holds_the_newest_valid_row_per_symbol_and_always_encodes(f
     doc.funding.update(book.funding)
     doc.tickers.update(book.tickers)
     assert decode_state(encode_state(doc)) == doc
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(rows(), max_size=8), min_size=1, max_size=6), st.booleans())
+def test_the_receive_path_scan_publishes_what_a_full_decode_would(frames, wrapped):
+    """The daemon scans frames (event time and symbol only) and decodes rows in full when it
+    publishes them: whatever the frames hold, the published maps are the same."""
+    decoder = FrameDecoder()
+    books = MarketBook(), MarketBook()
+    for index, frame_rows in enumerate(frames):
+        body = {"stream": "s", "data": frame_rows} if wrapped else frame_rows
+        data = json.dumps(body).encode()
+        books[0].apply(decoder.decode(data, stream="s"), received_at=index)
+        books[1].apply(decoder.scan(data, stream="s"), received_at=index)
+        if index % 2 or index == len(frames) - 1:
+            for book in books:
+                book.publish()
+    assert books[0].funding == books[1].funding
+    assert books[0].tickers == books[1].tickers

@@ -214,7 +214,7 @@ class Feed:
         received_at = now_ms()
         tracker = self.tracker
         tracker.on_frame()
-        frame = self._decoder.decode(data, self._raw_stream)
+        frame = self._decoder.scan(data, self._raw_stream)
         if frame.errors:
             tracker.on_errors(frame.errors, received_at)
             for error in frame.errors:

@@ -26,8 +26,10 @@ from typing import Any
 import msgspec
 
 from binance_funding_ws.frames import (
+    SLIM_TYPES,
     AnyTickerRow,
     DecodedFrame,
+    FrameDecoder,
     MarkPriceRow,
     MiniTickerRow,
     TickerRow,
@@ -45,6 +47,7 @@ class MarketBook:
         self.tickers: dict[str, TickerEntry] = {}
         self._mark = _Pending()
         self._tickers = _Pending()
+        self._decoder = FrameDecoder()
 
     @property
     def has_pending(self) -> bool:
@@ -54,14 +57,17 @@ class MarketBook:
         """Record the frame's rows that are not older than what is held; return how many."""
         accepted = 0
         if frame.mark:
-            accepted += self._mark.merge(frame.mark, self.funding, received_at)
+            accepted += self._mark.merge(frame.mark, self.funding, received_at, frame)
         if frame.tickers:
-            accepted += self._tickers.merge(frame.tickers, self.tickers, received_at)
+            accepted += self._tickers.merge(frame.tickers, self.tickers, received_at, frame)
         return accepted
 
     def publish(self) -> list[str]:
         """Fold pending rows into the published maps; return one message per rejected row."""
         errors: list[str] = []
+        expanded: dict[int, DecodedFrame] = {}  # each scanned frame fully decoded once
+        self._mark.expand_slim_rows(self._decoder, expanded, errors)
+        self._tickers.expand_slim_rows(self._decoder, expanded, errors)
         received = self._mark.received
         for symbol, row in self._mark.rows.items():
             entry = _funding_entry(row, received[symbol])
@@ -92,14 +98,44 @@ class _Pending:
     def __init__(self) -> None:
         self.rows: dict[str, Any] = {}
         self.received: dict[str, int] = {}
+        self.frames: dict[str, DecodedFrame] = {}  # where each pending row came from
         # No row merged so far (pending or published) is newer than this event time.
         self.newest_event_time = -1
 
     def clear(self) -> None:
         self.rows.clear()
         self.received.clear()
+        self.frames.clear()
 
-    def merge(self, rows: list[Any], published: dict[str, Any], received_at: int) -> int:
+    def expand_slim_rows(
+        self, decoder: FrameDecoder, expanded: dict[int, DecodedFrame], errors: list[str]
+    ) -> None:
+        """Replace each slim pending row by its full row, decoding each frame once.
+
+        A row whose full decode fails is dropped (its symbol keeps its published entry) and
+        reported, as the receive path reports a row that fails there.
+        """
+        wanted: dict[int, list[str]] = {}
+        for symbol, row in self.rows.items():
+            if type(row) in SLIM_TYPES:
+                wanted.setdefault(id(self.frames[symbol]), []).append(symbol)
+        for symbols in wanted.values():
+            frame = self.frames[symbols[0]]
+            full = expanded.get(id(frame))
+            if full is None:
+                full = expanded[id(frame)] = decoder.expand(frame)
+                errors.extend(full.errors)
+            found = {(row.s, row.E): row for row in (*full.mark, *full.tickers)}
+            for symbol in symbols:
+                row = found.get((symbol, self.rows[symbol].E))
+                if row is not None:
+                    self.rows[symbol] = row
+                else:  # the row failed its full decode: already reported above
+                    del self.rows[symbol]
+
+    def merge(
+        self, rows: list[Any], published: dict[str, Any], received_at: int, frame: DecodedFrame
+    ) -> int:
         """Keep each row unless its symbol holds a newer one; return how many were kept.
 
         Fast path, for the common frame (every row at least as new as anything merged so
@@ -113,15 +149,16 @@ class _Pending:
             if len(set(symbols)) == len(symbols):
                 self.rows.update(zip(symbols, rows, strict=True))
                 self.received.update(zip(symbols, repeat(received_at), strict=False))
+                self.frames.update(zip(symbols, repeat(frame), strict=False))
                 self.newest_event_time = newest
                 return len(rows)
         self.newest_event_time = max(self.newest_event_time, newest)
-        return self._merge_row_by_row(rows, published, received_at)
+        return self._merge_row_by_row(rows, published, received_at, frame)
 
     def _merge_row_by_row(
-        self, rows: list[Any], published: dict[str, Any], received_at: int
+        self, rows: list[Any], published: dict[str, Any], received_at: int, frame: DecodedFrame
     ) -> int:
-        pending, received = self.rows, self.received
+        pending, received, frames = self.rows, self.received, self.frames
         accepted = 0
         for row in rows:
             symbol = row.s
@@ -135,6 +172,7 @@ class _Pending:
                     continue
             pending[symbol] = row
             received[symbol] = received_at
+            frames[symbol] = frame
             accepted += 1
         return accepted
 
