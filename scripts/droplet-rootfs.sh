@@ -5,8 +5,8 @@
 # openssh-client and debian-archive-keyring when missing.
 #
 # The rootfs is built in a temporary directory next to the cache and renamed into place only
-# when complete, so an interrupted build is never used. Its marker holds the hash of this
-# script: changing the recipe rebuilds the cache instead of silently booting a stale one.
+# when complete, so an interrupted build is never used. Its marker holds RECIPE: bump that
+# when the build changes, and every cache is rebuilt instead of a stale one booting.
 # Environment: DROPLET_MIRROR overrides the Debian mirror.
 set -eu
 
@@ -14,6 +14,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/binance-funding-ws"
 ROOTFS="$CACHE/rootfs-bookworm"
 MARKER="$ROOTFS/.bfws-complete"
 DEFAULT_MIRROR="http://deb.debian.org/debian"
+RECIPE=2  # 1: the first harness, without /etc/hosts nor the .ssh dirs
 PACKAGES="systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,sudo,ca-certificates,procps"
 
 log() { echo "droplet-rootfs: $*" >&2; }
@@ -98,8 +99,6 @@ EOF
     # The deploy creates a venv with pip: prove that works before calling the rootfs done.
     chroot "$target" python3 -m venv /tmp/venv-check
     rm -rf "$target/tmp/venv-check"
-    # Each droplet writes a fresh machine id; an empty one here would mean a "first boot".
-    : >"$target/etc/machine-id"
 }
 
 build() {
@@ -109,7 +108,9 @@ build() {
     debootstrap --variant=minbase --include="$PACKAGES" bookworm "$building" "$mirror" >&2
     configure "$building"
     echo "$RECIPE" >"$building/.bfws-complete"
-    if [ -e "$ROOTFS" ]; then  # an older recipe's rootfs: move it aside, then delete it
+    # An older recipe's rootfs: move it aside, then delete it. (A droplet still running on
+    # it elsewhere would lose its lower layer; recipes change rarely enough to accept that.)
+    if [ -e "$ROOTFS" ]; then
         mv "$ROOTFS" "$CACHE/.rootfs-stale.$$"
         remove_tree "$CACHE/.rootfs-stale.$$"
     fi
@@ -120,11 +121,11 @@ if [ "$(id -u)" -ne 0 ]; then
     log "needs root"
     exit 1
 fi
-RECIPE="$(sha256sum "$0" | cut -d' ' -f1)"
 install_tools
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.rootfs.lock"
-flock 9  # two test runs at once: the second waits, then finds the rootfs built
+# Two test runs at once: the second waits, then finds the rootfs built.
+flock -n 9 || { log "waiting for another build to finish"; flock 9; }
 if [ "$(cat "$MARKER" 2>/dev/null)" != "$RECIPE" ]; then
     for leftover in "$CACHE"/.rootfs-building.* "$CACHE"/.rootfs-stale.*; do
         remove_tree "$leftover"  # from an interrupted build; safe, we hold the lock

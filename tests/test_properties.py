@@ -128,18 +128,48 @@ def test_merged_state_holds_the_newest_valid_row_per_symbol_and_always_encodes(f
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(rows(), max_size=8), min_size=1, max_size=6), st.booleans())
-def test_the_receive_path_scan_publishes_what_a_full_decode_would(frames, wrapped):
-    """The daemon scans frames (event time and symbol only) and decodes rows in full when it
-    publishes them: whatever the frames hold, the published maps are the same."""
+def test_the_receive_path_scan_never_publishes_what_a_full_decode_would_not(frames, wrapped):
+    """The daemon scans frames (event type, time, symbol) and decodes rows in full when it
+    publishes them. Whatever the frames hold, every entry it publishes is one a full decode on
+    arrival published too, never newer; it can only lag, when the newest row of a symbol
+    turns out malformed at publication (the full decode would have kept an older good row)."""
     decoder = FrameDecoder()
-    books = MarketBook(), MarketBook()
+    full, scanned = MarketBook(), MarketBook()
+    seen: dict[str, list] = {}
     for index, frame_rows in enumerate(frames):
         body = {"stream": "s", "data": frame_rows} if wrapped else frame_rows
         data = json.dumps(body).encode()
-        books[0].apply(decoder.decode(data, stream="s"), received_at=index)
-        books[1].apply(decoder.scan(data, stream="s"), received_at=index)
+        full.apply(decoder.decode(data, stream="s"), received_at=index)
+        scanned.apply(decoder.scan(data, stream="s"), received_at=index)
         if index % 2 or index == len(frames) - 1:
-            for book in books:
-                book.publish()
-    assert books[0].funding == books[1].funding
-    assert books[0].tickers == books[1].tickers
+            full.publish()
+            scanned.publish()
+            for kind in ("funding", "tickers"):
+                for symbol, entry in getattr(full, kind).items():
+                    seen.setdefault(f"{kind}:{symbol}", []).append(entry)
+                for symbol, entry in getattr(scanned, kind).items():
+                    assert entry in seen[f"{kind}:{symbol}"]
+                    assert entry.event_time <= getattr(full, kind)[symbol].event_time
+    # With well-formed rows only, the two are the same.
+
+
+good_rows = st.builds(
+    lambda base, symbol, event_time: {**base, "s": symbol, "E": event_time},
+    st.sampled_from([DOCS_MARK, DOCS_TICKER]),
+    symbols,
+    st.integers(0, 2**45),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(good_rows, max_size=8), min_size=1, max_size=6))
+def test_with_well_formed_rows_the_scan_publishes_exactly_what_a_full_decode_does(frames):
+    decoder = FrameDecoder()
+    full, scanned = MarketBook(), MarketBook()
+    for index, frame_rows in enumerate(frames):
+        data = json.dumps({"stream": "s", "data": frame_rows}).encode()
+        full.apply(decoder.decode(data), received_at=index)
+        scanned.apply(decoder.scan(data), received_at=index)
+        if index % 2 or index == len(frames) - 1:
+            assert full.publish() == scanned.publish() == []
+            assert full.funding == scanned.funding and full.tickers == scanned.tickers

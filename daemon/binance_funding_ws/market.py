@@ -45,8 +45,8 @@ class MarketBook:
     def __init__(self) -> None:
         self.funding: dict[str, FundingEntry] = {}
         self.tickers: dict[str, TickerEntry] = {}
-        self._mark = _Pending()
-        self._tickers = _Pending()
+        self._mark = _Pending("mark")
+        self._tickers = _Pending("tickers")
         self._decoder = FrameDecoder()
 
     @property
@@ -95,7 +95,8 @@ class _Pending:
     path then fills both with C-level ``dict.update`` calls and allocates nothing per row.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # which rows of a decoded frame are ours: "mark" or "tickers"
         self.rows: dict[str, Any] = {}
         self.received: dict[str, int] = {}
         self.frames: dict[str, DecodedFrame] = {}  # where each pending row came from
@@ -125,7 +126,7 @@ class _Pending:
             if full is None:
                 full = expanded[id(frame)] = decoder.expand(frame)
                 errors.extend(full.errors)
-            found = {(row.s, row.E): row for row in (*full.mark, *full.tickers)}
+            found = {(row.s, row.E): row for row in getattr(full, self.kind)}
             for symbol in symbols:
                 row = found.get((symbol, self.rows[symbol].E))
                 if row is not None:
