@@ -89,10 +89,10 @@ class MarketBook:
 
 
 class _Pending:
-    """The newest unpublished row per symbol, and when it arrived.
+    """The newest unpublished row per symbol, when it arrived, and the frame it came in.
 
-    Rows and arrival times are kept in two dicts rather than one dict of tuples: the fast
-    path then fills both with C-level ``dict.update`` calls and allocates nothing per row.
+    Kept in three dicts rather than one dict of tuples: the fast path then fills them with
+    C-level ``dict.update`` calls and allocates nothing per row.
     """
 
     def __init__(self, kind: str) -> None:
