@@ -47,8 +47,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws.cli import build_stream_url
-from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
 from binance_funding_ws.state import StateDocument, StateFileError, decode_state
 
 STREAMS = ["!markPrice@arr@1s", "!ticker@arr"]

@@ -43,7 +43,17 @@ class Demo:
     def start_simulator(self) -> str:
         tick = str(self.pace)
         self.sim = subprocess.Popen(
-            [*CLI, "simulate", "--port", "0", "--symbols", "40", "--tick", tick],
+            [
+                sys.executable,
+                "-m",
+                "binance_funding_sim",
+                "--port",
+                "0",
+                "--symbols",
+                "40",
+                "--tick",
+                tick,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -3,5 +3,5 @@
 # and its state file filling up while faults are injected. About 40 seconds; loopback only.
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/bootstrap.sh
+./scripts/bootstrap.sh demo
 exec .venv/bin/python scripts/demo.py "$@"

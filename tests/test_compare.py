@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws.state import encode_state, now_ms
 from daemon_helpers import COMMAND, DaemonProcess, run_cli
 from factories import document

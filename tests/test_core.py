@@ -9,10 +9,18 @@ import pytest
 
 from binance_funding_ws.backoff import Backoff
 from binance_funding_ws.frames import FrameDecoder, MarkPriceRow, TickerRow
-from binance_funding_ws.health import assess, format_age, stale_entries
-from binance_funding_ws.logs import RateLimitedLog
+from binance_funding_ws.health import (
+    assess,
+    fresh_funding,
+    is_stale,
+    stale_count,
+    stale_entries,
+    summarize,
+)
 from binance_funding_ws.market import MarketBook
+from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.state import missing_symbols
+from binance_funding_ws.text import format_age
 from binance_funding_ws.tracker import ConnectionTracker
 from factories import DOCS_MARK, DOCS_TICKER, combined, document, mark, ticker
 
@@ -276,8 +284,23 @@ def test_rate_limited_log_holds_back_and_reports_suppressed(caplog):
 def test_health_connected_and_fresh_is_healthy_and_lists_stale_symbols():
     health = assess(document(), now=11_000, max_age=5)
     assert health.healthy and health.problems == []
-    assert health.stale_funding == [("BUSDT", 10.0)]
-    assert health.no_ticker == ["AUSDT", "BUSDT"]
+    summary = summarize(document(), now=11_000, max_age=5, source="s.json")
+    assert summary.verdict == "HEALTHY" and summary.exit_code == 0
+    assert summary.stale_funding == {"BUSDT": 10.0}
+    assert summary.no_ticker == ["AUSDT", "BUSDT"]
+
+
+def test_one_stale_rule_for_every_reader():
+    """The summary, fresh_funding and stale_count agree on the boundary (strictly older)."""
+    doc = document()
+    entry = doc.funding["BUSDT"]
+    at_limit = entry.event_time + 5_000
+    assert not is_stale(entry.event_time, at_limit, 5)
+    assert fresh_funding(doc, "BUSDT", 5, now=at_limit) is entry
+    assert is_stale(entry.event_time, at_limit + 1, 5)
+    assert fresh_funding(doc, "BUSDT", 5, now=at_limit + 1) is None
+    assert "BUSDT" in summarize(doc, at_limit + 1, 5, "s").stale_funding
+    assert stale_count(doc.funding, at_limit + 1, 5) >= 1
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from daemon_helpers import DaemonProcess, run_cli, status_json, wait_for
 
 FUNDING_FIELDS = {

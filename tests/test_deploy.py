@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws.state import decode_state, now_ms
 from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, skip_reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from binance_funding_ws.notify import Notifier
+from binance_funding_ws.runtime.notify import Notifier
 
 
 def listen(address: str) -> socket.socket:
@@ -53,7 +53,7 @@ def test_the_daemon_tells_systemd_ready_watchdog_and_stopping(tmp_path):
     """The real daemon, as systemd runs a Type=notify unit with WatchdogSec."""
     import signal
 
-    from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+    from binance_funding_sim.server import SimulatorConfig, SimulatorThread
     from daemon_helpers import DaemonProcess
 
     path = str(tmp_path / "notify")
@@ -71,10 +71,13 @@ def test_the_daemon_tells_systemd_ready_watchdog_and_stopping(tmp_path):
 
 
 def test_a_stuck_write_withholds_the_watchdog(tmp_path):
-    from binance_funding_ws.feed import FeedConfig
-    from binance_funding_ws.service import Daemon, DaemonConfig
+    from binance_funding_ws.endpoint import Endpoint
+    from binance_funding_ws.runtime.feed import FeedConfig
+    from binance_funding_ws.runtime.service import Daemon, DaemonConfig
 
-    daemon = Daemon(DaemonConfig(state_file=tmp_path / "s.json", feed=FeedConfig(url="ws://x")))
+    daemon = Daemon(
+        DaemonConfig(state_file=tmp_path / "s.json", feed=FeedConfig(endpoint=Endpoint("ws://x")))
+    )
     assert daemon.loop_is_healthy(now=100.0, limit=1.0)
     daemon._write_started = 98.5  # a write began 1.5 s ago and has not returned
     assert not daemon.loop_is_healthy(now=100.0, limit=1.0)

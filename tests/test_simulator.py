@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,9 +16,9 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
+from binance_funding_sim.server import GARBAGE_KINDS, SimulatorConfig, SimulatorThread
 from binance_funding_ws.frames import FrameDecoder
-from binance_funding_ws.simulator import GARBAGE_KINDS, SimulatorConfig, SimulatorThread
-from daemon_helpers import COMMAND, wait_for
+from daemon_helpers import wait_for
 
 DECIMAL = re.compile(r"^-?[0-9]+\.[0-9]+$")
 BOTH = "?streams=!markPrice@arr@1s/!ticker@arr"
@@ -293,9 +294,12 @@ def test_a_client_that_does_not_read_is_closed_with_1008():
         asyncio.run(go())
 
 
-def test_simulate_command_prints_its_address_and_validates_flags():
+SIM_COMMAND = [sys.executable, "-m", "binance_funding_sim"]
+
+
+def test_simulator_command_prints_its_address_and_validates_flags():
     proc = subprocess.Popen(
-        [*COMMAND, "simulate", "--port", "0", "--symbols", "3", "--tick", "0.1"],
+        [*SIM_COMMAND, "--port", "0", "--symbols", "3", "--tick", "0.1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -309,8 +313,6 @@ def test_simulate_command_prints_its_address_and_validates_flags():
     finally:
         proc.terminate()
         proc.wait(10)
-    bad = subprocess.run(
-        [*COMMAND, "simulate", "--tick", "0"], capture_output=True, text=True, check=False
-    )
+    bad = subprocess.run([*SIM_COMMAND, "--tick", "0"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "positive" in bad.stderr.strip().splitlines()[-1]
     assert "Traceback" not in bad.stderr

@@ -9,14 +9,13 @@ from importlib import resources
 import jsonschema
 import pytest
 
+from binance_funding_ws.health import fresh_funding, fresh_ticker
 from binance_funding_ws.state import (
     SCHEMA_VERSION,
     StateFileError,
     TickerEntry,
     decode_state,
     encode_state,
-    fresh_funding,
-    fresh_ticker,
     json_schema,
     read_state,
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from binance_funding_ws.simulator import SimulatorConfig, SimulatorThread
+from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws.state import read_state
 from daemon_helpers import DaemonProcess, wait_for
 

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from binance_funding_ws.writer import AtomicWriter, LockHeldError, StateFileLock
+from binance_funding_ws.runtime.writer import AtomicWriter, LockHeldError, StateFileLock
 
 
 def test_write_replaces_content_and_leaves_no_temp_file(tmp_path):
@@ -64,7 +64,7 @@ def test_second_lock_holder_is_refused_with_the_first_holders_pid(tmp_path):
             textwrap.dedent(
                 f"""
                 import sys, pathlib
-                from binance_funding_ws.writer import StateFileLock
+                from binance_funding_ws.runtime.writer import StateFileLock
                 StateFileLock(pathlib.Path({str(target)!r})).acquire()
                 print("locked", flush=True)
                 sys.stdin.read()

@@ -2,17 +2,20 @@
 
 The daemon (``binance-funding-ws run``) keeps a WebSocket feed of the all-market mark-price
 and ticker streams and publishes a schema-versioned JSON state file. Consumers read it with
-:func:`binance_funding_ws.state.read_state` and :func:`binance_funding_ws.state.fresh_funding`.
+:func:`read_state` and judge it with :func:`fresh_funding` / :func:`fresh_ticker`.
+
+Layout (see the README's *Layout* section): the modules at the package root are pure (no
+I/O) except :func:`read_state`; ``runtime/`` is the daemon's I/O shell and ``tools/`` the ops
+commands that run on the host (``status``, ``compare``).
 """
 
+from binance_funding_ws.health import fresh_funding, fresh_ticker
 from binance_funding_ws.state import (
     SCHEMA_VERSION,
     FundingEntry,
     StateDocument,
     StateFileError,
     TickerEntry,
-    fresh_funding,
-    fresh_ticker,
     read_state,
 )
 

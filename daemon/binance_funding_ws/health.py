@@ -1,24 +1,91 @@
-"""Sans-I/O judgement of a state document: healthy or not, and why.
+"""Pure judgement of a state document: fresh or stale, healthy or not, and the one summary.
 
-One set of rules for ``status``, the monitor and the deploy check. The file is healthy when
-the feed is connected, market data arrived recently, and the daemon wrote the file recently.
-Stale symbols are reported but do not by themselves make the file unhealthy: a delisted
-symbol stays in the maps with its last values and ageing event time until the daemon
-restarts, and that is information, not an outage.
+One set of rules for ``status``, ``compare``, the monitor, the deploy check and the reader
+API:
+
+* **Stale.** An entry is stale when its exchange event time is more than ``max_age`` seconds
+  before ``now`` (:func:`is_stale`). A dead daemon's entries keep ageing, so the rule also
+  catches a daemon that stopped. The threshold has one name everywhere: ``--max-age`` on every
+  command line, ``funding_max_age`` in the Ansible role, ``max_age_s`` in JSON.
+* **Healthy.** The feed is connected, market data arrived and the file was written within
+  ``max_age``, the last write succeeded, and there is funding data. Stale symbols are reported
+  but do not by themselves make the file unhealthy: a delisted symbol keeps its last values
+  and an ageing event time, and that is information, not an outage.
+* **Summary.** :class:`Summary` is the one shape of ``status --json`` and
+  ``funding-monitor --once --json``; :func:`render_text` is its one text rendering.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from binance_funding_ws.state import StateDocument
+import msgspec
+
+from binance_funding_ws.state import FundingEntry, StateDocument, TickerEntry, now_ms
+from binance_funding_ws.text import format_age, name_list
+
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_UNREADABLE = 0, 1, 2
+VERDICTS = {EXIT_HEALTHY: "HEALTHY", EXIT_DEGRADED: "DEGRADED", EXIT_UNREADABLE: "UNREADABLE"}
 
 
 class _Timestamped(Protocol):
     @property
     def event_time(self) -> int: ...
+
+
+def is_stale(event_time: int, now: int, max_age: float) -> bool:
+    """The one stale rule: the event time is more than ``max_age`` seconds before ``now`` (ms)."""
+    return now - event_time > max_age * 1000
+
+
+def stale_entries(
+    entries: Mapping[str, _Timestamped], now: int, max_age: float
+) -> list[tuple[str, float]]:
+    """``(symbol, age in seconds)`` of the stale entries, oldest first."""
+    stale = [
+        (symbol, (now - entry.event_time) / 1000)
+        for symbol, entry in entries.items()
+        if is_stale(entry.event_time, now, max_age)
+    ]
+    stale.sort(key=lambda item: (-item[1], item[0]))
+    return stale
+
+
+def stale_count(entries: Mapping[str, _Timestamped], now: int, max_age: float) -> int:
+    """How many entries are stale (cheap: a screen asks every second)."""
+    return sum(1 for entry in entries.values() if is_stale(entry.event_time, now, max_age))
+
+
+def fresh_funding(
+    document: StateDocument, symbol: str, max_age: float, now: int | None = None
+) -> FundingEntry | None:
+    """``symbol``'s funding entry unless it is absent or stale.
+
+    ``None`` means "do not trust the file for this symbol", so a consumer can fall back to
+    REST. A daemon that died leaves every entry ageing, so this also guards against a dead
+    feed.
+    """
+    entry = document.funding.get(symbol)
+    if entry is None or is_stale(entry.event_time, now_ms() if now is None else now, max_age):
+        return None
+    return entry
+
+
+def fresh_ticker(
+    document: StateDocument, symbol: str, max_age: float, now: int | None = None
+) -> TickerEntry | None:
+    """Like :func:`fresh_funding`, for the ticker map.
+
+    Tickers arrive only when they change, so a quiet symbol's ticker ages legitimately: pick
+    ``max_age`` with that in mind.
+    """
+    entry = document.tickers.get(symbol)
+    if entry is None or is_stale(entry.event_time, now_ms() if now is None else now, max_age):
+        return None
+    return entry
 
 
 @dataclass(frozen=True)
@@ -30,26 +97,6 @@ class Health:
     state: str
     message_age: float | None  # seconds since the last market frame, None if never
     write_age: float  # seconds since the daemon wrote the file
-    funding_count: int
-    ticker_count: int
-    no_ticker: list[str]
-    no_funding: list[str]
-    stale_funding: list[tuple[str, float]] = field(default_factory=list)
-    stale_tickers: list[tuple[str, float]] = field(default_factory=list)
-
-
-def stale_entries(
-    entries: Mapping[str, _Timestamped], now: int, max_age: float
-) -> list[tuple[str, float]]:
-    """Symbols whose event time is more than ``max_age`` seconds old, oldest first."""
-    limit = now - int(max_age * 1000)
-    stale = [
-        (symbol, (now - entry.event_time) / 1000)
-        for symbol, entry in entries.items()
-        if entry.event_time < limit
-    ]
-    stale.sort(key=lambda item: (-item[1], item[0]))
-    return stale
 
 
 def assess(document: StateDocument, now: int, max_age: float) -> Health:
@@ -79,36 +126,154 @@ def assess(document: StateDocument, now: int, max_age: float) -> Health:
         state=status.state,
         message_age=message_age,
         write_age=write_age,
-        funding_count=len(document.funding),
-        ticker_count=len(document.tickers),
-        no_ticker=list(document.missing.no_ticker),
-        no_funding=list(document.missing.no_funding),
-        stale_funding=stale_entries(document.funding, now, max_age),
-        stale_tickers=stale_entries(document.tickers, now, max_age),
     )
 
 
-def format_age(seconds: float) -> str:
-    """A short human age: ``0.4 s``, ``12 s``, ``3m 05s``, ``2h 10m``, ``3d 4h``."""
-    if seconds < 0:
-        return "in the future (clock skew?)" if seconds < -1 else "0.0 s"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
+class Counters(msgspec.Struct, kw_only=True):
+    """The daemon's counters, as ``connection_status`` holds them."""
+
+    messages: int
+    reconnects: int
+    stalls: int
+    rotations: int
+    errors: int
+    write_errors: int
 
 
-def name_list(names: list[str], limit: int = 10) -> str:
-    """``A, B, C (+7 more)``, or ``none``: long symbol lists stay one readable line."""
-    if not names:
-        return "none"
-    shown = ", ".join(names[:limit])
-    return f"{shown} (+{len(names) - limit} more)" if len(names) > limit else shown
+class Summary(msgspec.Struct, kw_only=True):
+    """The one summary of a state file: ``status --json`` and ``funding-monitor --once --json``.
+
+    Every key is always present; facts that need a readable document are ``null`` (or empty)
+    when there is none, and ``error`` then says why. ``service`` is the systemd unit's state
+    where the reader knows it (the monitor over SSH), else ``null``.
+    """
+
+    source: str  # the state file's path, or the host it was read from
+    verdict: str  # HEALTHY, DEGRADED, UNREADABLE (the file) or UNREACHABLE (the host)
+    healthy: bool
+    exit_code: int  # 0 healthy, 1 degraded, 2 unreadable or unreachable
+    problems: list[str]
+    error: str | None = None
+    max_age_s: float
+    service: str | None = None
+    state: str | None = None
+    state_since: int | None = None
+    pid: int | None = None
+    url: str | None = None
+    last_message_age_s: float | None = None
+    last_write_age_s: float | None = None
+    funding_symbols: int = 0
+    ticker_symbols: int = 0
+    no_ticker: list[str] = msgspec.field(default_factory=list)
+    no_funding: list[str] = msgspec.field(default_factory=list)
+    stale_funding: dict[str, float] = msgspec.field(default_factory=dict)  # oldest first
+    stale_tickers: dict[str, float] = msgspec.field(default_factory=dict)
+    counters: Counters | None = None
+    last_error: str | None = None
+    last_error_at: int | None = None
+    hint: str | None = None
+
+
+def summarize(
+    document: StateDocument,
+    now: int,
+    max_age: float,
+    source: str,
+    extra_problems: Sequence[str] = (),
+) -> Summary:
+    """The summary of a readable document; ``extra_problems`` (the reader's own) degrade it."""
+    health = assess(document, now, max_age)
+    status = document.connection_status
+    problems = [*extra_problems, *health.problems]
+    code = EXIT_DEGRADED if problems else EXIT_HEALTHY
+    since = status.connected_since if status.state == "connected" else status.state_since
+    return Summary(
+        source=source,
+        verdict=VERDICTS[code],
+        healthy=not problems,
+        exit_code=code,
+        problems=problems,
+        max_age_s=max_age,
+        state=status.state,
+        state_since=since,
+        pid=status.pid,
+        url=status.url,
+        last_message_age_s=_rounded(health.message_age),
+        last_write_age_s=_rounded(health.write_age),
+        funding_symbols=len(document.funding),
+        ticker_symbols=len(document.tickers),
+        no_ticker=list(document.missing.no_ticker),
+        no_funding=list(document.missing.no_funding),
+        stale_funding=dict(stale_entries(document.funding, now, max_age)),
+        stale_tickers=dict(stale_entries(document.tickers, now, max_age)),
+        counters=Counters(
+            messages=status.messages,
+            reconnects=status.reconnects,
+            stalls=status.stalls,
+            rotations=status.rotations,
+            errors=status.errors,
+            write_errors=status.write_errors,
+        ),
+        last_error=status.last_error,
+        last_error_at=status.last_error_at,
+        hint=status.hint,
+    )
+
+
+def unreadable(source: str, error: str, max_age: float, verdict: str = "UNREADABLE") -> Summary:
+    """The summary when there is no document to judge (exit code 2)."""
+    return Summary(
+        source=source,
+        verdict=verdict,
+        healthy=False,
+        exit_code=EXIT_UNREADABLE,
+        problems=[error],
+        error=error,
+        max_age_s=max_age,
+    )
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def _clock(epoch_ms: int | None) -> str:
+    if epoch_ms is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+
+
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{format_age(seconds)} ago"
+
+
+def render_text(summary: Summary, title: str, now: int | None = None) -> str:
+    """The one text rendering of a summary (``status``, ``funding-monitor --once``)."""
+    s = summary
+    lines = [f"{title}: {s.verdict}  ({s.source})"]
+    lines += [f"  problem     {problem}" for problem in s.problems]
+    if s.service is not None:
+        lines.append(f"  service     {s.service}")
+    if s.state is None or s.counters is None:
+        return "\n".join(lines) + "\n"
+    since_age = format_age(((now_ms() if now is None else now) - (s.state_since or 0)) / 1000)
+    c = s.counters
+    lines += [
+        f"  feed        {s.state} since {_clock(s.state_since)} ({since_age}), pid {s.pid}",
+        f"  url         {s.url}",
+        f"  last data   {_ago(s.last_message_age_s)}; file written {_ago(s.last_write_age_s)}",
+        f"  symbols     funding {s.funding_symbols}, tickers {s.ticker_symbols}",
+        f"  no ticker   {name_list(s.no_ticker)}",
+        f"  no funding  {name_list(s.no_funding)}",
+        f"  counters    messages {c.messages}, reconnects {c.reconnects}, stalls {c.stalls}, "
+        f"rotations {c.rotations}, errors {c.errors}, write errors {c.write_errors}",
+    ]
+    if s.last_error:
+        lines.append(f"  last error  {s.last_error} ({_clock(s.last_error_at)})")
+    if s.hint:
+        lines.append(f"  hint        {s.hint}")
+    stale = [f"{symbol} ({format_age(age)})" for symbol, age in s.stale_funding.items()]
+    lines.append(f"  stale       funding entries older than {s.max_age_s:g} s: {name_list(stale)}")
+    stale = [f"{symbol} ({format_age(age)})" for symbol, age in s.stale_tickers.items()]
+    lines.append(f"              ticker entries older than {s.max_age_s:g} s: {name_list(stale)}")
+    return "\n".join(lines) + "\n"

@@ -198,40 +198,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def entry_age_seconds(event_time: int, now: int | None = None) -> float:
-    """Age of an entry in seconds, judged on the exchange's event time."""
-    return ((now_ms() if now is None else now) - event_time) / 1000
-
-
-def fresh_funding(
-    document: StateDocument, symbol: str, max_age: float, now: int | None = None
-) -> FundingEntry | None:
-    """Return ``symbol``'s funding entry if its event time is at most ``max_age`` seconds old.
-
-    ``None`` means "do not trust the file for this symbol" (absent or too old), so a consumer
-    can fall back to REST. A daemon that died leaves every entry ageing, so this also guards
-    against a dead feed.
-    """
-    entry = document.funding.get(symbol)
-    if entry is None or entry_age_seconds(entry.event_time, now) > max_age:
-        return None
-    return entry
-
-
-def fresh_ticker(
-    document: StateDocument, symbol: str, max_age: float, now: int | None = None
-) -> TickerEntry | None:
-    """Like :func:`fresh_funding`, for the ticker map.
-
-    Tickers arrive only when they change, so a quiet symbol's ticker ages legitimately: pick
-    ``max_age`` with that in mind.
-    """
-    entry = document.tickers.get(symbol)
-    if entry is None or entry_age_seconds(entry.event_time, now) > max_age:
-        return None
-    return entry
-
-
 def json_schema() -> dict[str, object]:
     """The JSON Schema of the state file, as shipped in ``state.schema.json``."""
     schema = msgspec.json.schema(StateDocument)

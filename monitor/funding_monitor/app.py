@@ -25,7 +25,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from binance_funding_ws.health import format_age
+from binance_funding_ws.text import format_age
 from funding_monitor.model import (
     EXIT_HEALTHY,
     SORT_KEYS,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from binance_funding_ws.health import Health, assess, format_age
+from binance_funding_ws.health import Health, assess
 from binance_funding_ws.state import StateDocument
+from binance_funding_ws.text import format_age
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_UNREACHABLE = 0, 1, 2
 

@@ -2,9 +2,11 @@
 the target's Python and platform, so the droplet installs with ``pip --no-index``.
 
 Prints one JSON object: ``{"release": ..., "version": ..., "dir": ..., "wheels": [...],
-"built": bool}``. A release is named ``<version>-<hash of the project's sources>`` and built
-once per target platform; later runs reuse the cache (``built: false``), so a deploy with
-nothing changed reports nothing changed.
+"built": bool}``. A release holds only the runtime distribution (``daemon/`` of the project:
+the daemon, the reader API and the host tools) and its two dependencies. It is named
+``<version>-<hash of daemon/>`` and built once per target platform; later runs reuse the cache
+(``built: false``). So a deploy with nothing changed in ``daemon/`` reports nothing changed,
+whatever else in the repository did (the monitor, the simulator, tests, docs).
 
 Run with the controller's Ansible Python (it has pip): ansible passes the target facts.
 """
@@ -22,18 +24,22 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-SOURCES = ("pyproject.toml", "daemon", "monitor")  # what goes into the wheel
+RUNTIME = "daemon"  # the runtime distribution's directory in the project
+# What the runtime wheel is built from; build products and caches beside them are not sources.
+SOURCES = ("pyproject.toml", "README.md", "binance_funding_ws")
 
 
 def source_hash(project: Path) -> str:
+    """A hash of the runtime distribution's sources (paths and contents)."""
+    root = project / RUNTIME
     digest = hashlib.sha256()
     for top in SOURCES:
-        root = project / top
-        files = [root] if root.is_file() else sorted(root.rglob("*"))
-        for path in files:
-            if path.is_file() and "__pycache__" not in path.parts and ".egg-info" not in str(path):
-                digest.update(str(path.relative_to(project)).encode() + b"\0")
-                digest.update(path.read_bytes() + b"\0")
+        path = root / top
+        files = [path] if path.is_file() else sorted(path.rglob("*"))
+        for file in files:
+            if file.is_file() and "__pycache__" not in file.parts:
+                digest.update(str(file.relative_to(root)).encode() + b"\0")
+                digest.update(file.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
 
@@ -71,7 +77,7 @@ def build(
 ) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
-        pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(staging), str(project))
+        pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(staging), str(project / RUNTIME))
         (wheel,) = staging.glob("binance_funding_ws-*.whl")
         pip(
             "download",
@@ -105,7 +111,8 @@ def main() -> None:
     args = parser.parse_args()
 
     project = args.project.resolve()
-    version = tomllib.loads((project / "pyproject.toml").read_text())["project"]["version"]
+    pyproject = project / RUNTIME / "pyproject.toml"
+    version = tomllib.loads(pyproject.read_text())["project"]["version"]
     release = f"{version}-{source_hash(project)}"
     platforms = platform_tags(args.machine, args.libc)
     target = args.cache / release / f"cp{args.python.replace('.', '')}-{platforms[0]}"

@@ -13,8 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from binance_funding_ws.health import Health, format_age, name_list
-from binance_funding_ws.rest import PremiumIndex
 from binance_funding_ws.state import FundingEntry
+from binance_funding_ws.tools.rest import PremiumIndex
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from binance_funding_ws.feed import Feed, FeedConfig
 from binance_funding_ws.frames import DecodedFrame
-from binance_funding_ws.logs import RateLimitedLog
 from binance_funding_ws.market import MarketBook
-from binance_funding_ws.notify import Notifier
+from binance_funding_ws.runtime.feed import Feed, FeedConfig
+from binance_funding_ws.runtime.logs import RateLimitedLog
+from binance_funding_ws.runtime.notify import Notifier
+from binance_funding_ws.runtime.writer import AtomicWriter, LockHeldError, StateFileLock
 from binance_funding_ws.state import (
     SCHEMA_VERSION,
     StateDocument,
@@ -29,7 +30,6 @@ from binance_funding_ws.state import (
     now_ms,
 )
 from binance_funding_ws.tracker import ConnectionTracker
-from binance_funding_ws.writer import AtomicWriter, LockHeldError, StateFileLock
 
 log = logging.getLogger(__name__)
 

@@ -46,9 +46,6 @@ class Notifier:
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={status}")
 
-    def status(self, status: str) -> None:
-        self.send(f"STATUS={status}")
-
     def watchdog(self) -> None:
         self.send("WATCHDOG=1")
 

@@ -25,15 +25,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from binance_funding_ws import __version__
 from binance_funding_ws.backoff import Backoff
+from binance_funding_ws.endpoint import Endpoint
 from binance_funding_ws.frames import DecodedFrame, FrameDecoder
-from binance_funding_ws.logs import RateLimitedLog
+from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.state import now_ms
 from binance_funding_ws.tracker import ConnectionTracker
 
@@ -50,7 +50,7 @@ LEGACY_HINT = (
 class FeedConfig:
     """How to reach the exchange and when to give up on a connection."""
 
-    url: str
+    endpoint: Endpoint
     stall_timeout: float = 30.0
     rotate_after: float = 23.5 * 3600  # Binance closes connections at 24 h
     rotation_grace: float = 5.0
@@ -61,12 +61,8 @@ class FeedConfig:
     healthy_after: float = 60.0  # data flowing this long resets the backoff
 
     @property
-    def raw_stream(self) -> str | None:
-        """The stream name of a raw ``/ws/<stream>`` URL, whose frames are bare arrays."""
-        path = urlsplit(self.url).path
-        if "/ws/" not in path:
-            return None
-        return path.rsplit("/ws/", 1)[1] or None
+    def url(self) -> str:
+        return self.endpoint.url
 
 
 Role = Literal["primary", "candidate", "draining"]
@@ -116,7 +112,7 @@ class Feed:
         self._on_market_frame = on_market_frame
         self._clock = clock
         self._decoder = FrameDecoder()
-        self._raw_stream = config.raw_stream
+        self._raw_stream = config.endpoint.raw_stream
         self._backoff = Backoff(config.backoff_base, config.backoff_cap)
         self._numbers = itertools.count(1)
         self._wake = asyncio.Event()
@@ -130,11 +126,6 @@ class Feed:
         self._ever_connected = False
         self._input_log = RateLimitedLog(log)
         self._check_interval = max(0.05, min(1.0, config.stall_timeout / 4))
-
-    @property
-    def healthy(self) -> bool:
-        """Market data is flowing on the primary connection."""
-        return self.tracker.state == "connected"
 
     async def run(self) -> None:
         """Keep a primary connection delivering data until cancelled; never gives up."""

@@ -15,21 +15,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.compare import (
+from binance_funding_ws.argtypes import http_url, percent, positive, symbols
+from binance_funding_ws.comparison import (
     Report,
     SymbolComparison,
     as_json,
     bracket,
     compare_symbol,
 )
-from binance_funding_ws.compare import render_text as render_report
+from binance_funding_ws.comparison import render_text as render_report
 from binance_funding_ws.health import assess
-from binance_funding_ws.rest import PremiumIndex, RestClient, RestError
 from binance_funding_ws.state import (
     FundingEntry,
     StateDocument,
@@ -37,61 +38,123 @@ from binance_funding_ws.state import (
     now_ms,
     read_state,
 )
+from binance_funding_ws.text import error_line
+from binance_funding_ws.tools.rest import PremiumIndex, RestClient, RestError
+from binance_funding_ws.tools.status import DEFAULT_STATE_FILE, add_max_age
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
 RECHECK_WAIT = 3.0  # seconds to wait for the file to catch up with the REST answer
 MAX_RECHECKS = 100  # symbols re-checked per run at most (2 single-symbol calls, weight 1 each)
+PROG = "binance-funding-ws compare"
+DEFAULT_REST_URL = "https://fapi.binance.com"
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+@dataclass(frozen=True)
+class CompareOptions:
+    state_file: Path
+    rest_url: str = DEFAULT_REST_URL
+    symbols: list[str] | None = None  # None: every symbol
+    mark_tolerance_pct: float = 0.05
+    max_age: float = 60.0
+    timeout: float = 10.0
+    json: bool = False
+    output: Path | None = None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    compare = sub.add_parser("compare", help="compare the state file with the REST API; exit 0/1/2")
+    compare.add_argument(
+        "--state-file",
+        type=Path,
+        default=Path(DEFAULT_STATE_FILE),
+        help="state file to read [%(default)s]",
+    )
+    compare.add_argument(
+        "--rest-url", type=http_url, default=DEFAULT_REST_URL, help="REST API [%(default)s]"
+    )
+    compare.add_argument(
+        "--symbols",
+        type=symbols,
+        default=None,
+        metavar="SYMBOL,...|all",
+        help="symbols to compare [all]",
+    )
+    compare.add_argument(
+        "--mark-tolerance-pct",
+        type=percent,
+        default=0.05,
+        help="largest acceptable mark-price difference, in percent [%(default)s]",
+    )
+    add_max_age(compare)
+    compare.add_argument(
+        "--timeout", type=positive, default=10.0, help="HTTP timeout, seconds [%(default)s]"
+    )
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    compare.add_argument("--output", type=Path, help="also write the report to this file")
+    return compare
+
+
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    options = CompareOptions(
+        state_file=args.state_file,
+        rest_url=args.rest_url,
+        symbols=args.symbols,
+        mark_tolerance_pct=args.mark_tolerance_pct,
+        max_age=args.max_age,
+        timeout=args.timeout,
+        json=args.json,
+        output=args.output,
+    )
+    return run(options)
+
+
+def run(options: CompareOptions, out: TextIO = sys.stdout) -> int:
     try:
-        report = build_report(args)
+        report = build_report(options)
     except (StateFileError, RestError) as exc:
-        print(f"binance-funding-ws compare: error: {exc}", file=sys.stderr)
+        print(error_line(PROG, exc), file=sys.stderr)
         return EXIT_UNREADABLE
     text = (
         msgspec.json.format(msgspec.json.encode(as_json(report))).decode() + "\n"
-        if args.json
+        if options.json
         else render_report(report)
     )
     out.write(text)
-    if args.output is not None:
+    if options.output is not None:
         try:
-            args.output.write_text(text)
+            options.output.write_text(text)
         except OSError as exc:
-            print(
-                f"binance-funding-ws compare: error: cannot write {args.output}: "
-                f"{exc.strerror or exc}",
-                file=sys.stderr,
-            )
+            message = f"cannot write {options.output}: {exc.strerror or exc}"
+            print(error_line(PROG, message), file=sys.stderr)
             return EXIT_UNREADABLE
     return report.exit_code
 
 
-def build_report(args: argparse.Namespace) -> Report:
-    path = Path(args.state_file)
+def build_report(options: CompareOptions) -> Report:
+    path = options.state_file
     document = read_state(path)
-    client = RestClient(args.rest_url, timeout=args.timeout)
+    client = RestClient(options.rest_url, timeout=options.timeout)
     rest = {row.symbol: row for row in client.premium_index()}
+    tolerance = options.mark_tolerance_pct
     report = Report(
         state_file=str(path),
         rest_url=client.base_url,
-        tolerance_pct=args.mark_tolerance_pct,
-        requested="all" if args.symbols is None else ",".join(args.symbols),
-        health=assess(document, now_ms(), args.max_age),
+        tolerance_pct=tolerance,
+        requested="all" if options.symbols is None else ",".join(options.symbols),
+        health=assess(document, now_ms(), options.max_age),
     )
-    wanted = _wanted(args.symbols, document, rest)
+    wanted = _wanted(options.symbols, document, rest)
     for symbol in wanted:
         entry, row = document.funding.get(symbol), rest.get(symbol)
         if entry is not None and row is not None:
-            report.compared.append(compare_symbol(entry, row, args.mark_tolerance_pct))
+            report.compared.append(compare_symbol(entry, row, tolerance))
         elif entry is not None:
             report.only_in_state.append(symbol)
         elif row is not None:
             report.only_in_rest.append(symbol)
         else:
             report.in_neither.append(symbol)
-    report.compared = _recheck(report.compared, path, client, args.mark_tolerance_pct)
+    report.compared = _recheck(report.compared, path, client, tolerance)
     report.rest_weight = client.used_weight
     return report
 

@@ -1,0 +1,78 @@
+"""``binance-funding-ws status``: is the state file trustworthy right now?
+
+Exit codes: 0 healthy, 1 degraded, 2 missing or unreadable — usable from cron, Nagios or an
+Ansible task. ``--json`` prints the same facts for machines, as the one
+:class:`~binance_funding_ws.health.Summary` shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import msgspec
+
+from binance_funding_ws.argtypes import positive
+from binance_funding_ws.health import Summary, render_text, summarize, unreadable
+from binance_funding_ws.state import StateFileError, now_ms, read_state
+
+DEFAULT_STATE_FILE = ".funding_state.json"
+DEFAULT_MAX_AGE = 60.0
+TITLE = "binance-funding-ws status"
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    state_file: Path
+    max_age: float = DEFAULT_MAX_AGE
+    json: bool = False
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    status = sub.add_parser("status", help="summarise the state file; exit 0/1/2")
+    status.add_argument(
+        "--state-file",
+        type=Path,
+        default=Path(DEFAULT_STATE_FILE),
+        help="state file to read [%(default)s]",
+    )
+    add_max_age(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    return status
+
+
+def add_max_age(parser: argparse.ArgumentParser) -> None:
+    """``--max-age``: the one freshness threshold, with the same name on every command."""
+    parser.add_argument(
+        "--max-age",
+        type=positive,
+        default=DEFAULT_MAX_AGE,
+        help="seconds after which data, an entry or the file counts as stale [%(default)s]",
+    )
+
+
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    options = StatusOptions(state_file=args.state_file, max_age=args.max_age, json=args.json)
+    return run(options)
+
+
+def check(options: StatusOptions) -> Summary:
+    """Read and judge the state file."""
+    source = str(options.state_file)
+    try:
+        document = read_state(options.state_file)
+    except StateFileError as exc:
+        return unreadable(source, str(exc), options.max_age)
+    return summarize(document, now_ms(), options.max_age, source)
+
+
+def run(options: StatusOptions, out: TextIO = sys.stdout) -> int:
+    summary = check(options)
+    if options.json:
+        out.write(msgspec.json.format(msgspec.json.encode(summary)).decode() + "\n")
+    else:
+        out.write(render_text(summary, TITLE))
+    return summary.exit_code

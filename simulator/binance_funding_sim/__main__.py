@@ -1,0 +1,3 @@
+from binance_funding_sim.cli import main
+
+raise SystemExit(main())
