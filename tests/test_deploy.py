@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from binance_funding_sim.server import SimulatorConfig, SimulatorThread
+from binance_funding_sim import SimulatorConfig, SimulatorThread
 from binance_funding_ws.state import decode_state, now_ms
 from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, skip_reason
@@ -136,6 +136,31 @@ def test_a_second_deploy_changes_nothing_and_keeps_the_process(droplet, inventor
     assert unit(droplet)["MainPID"] == before
 
 
+def test_the_droplet_gets_the_runtime_only(droplet):
+    venv = "/opt/binance-funding-ws/current/venv"
+    listing = droplet.ssh("sh", "-c", f"ls {venv}/lib/python3*/site-packages").stdout.split()
+    assert "binance_funding_ws" in listing
+    unwanted = ("binance_funding_sim", "funding_monitor", "textual", "paramiko", "rich")
+    assert not [name for name in listing if name.startswith(unwanted)], listing
+    commands = droplet.ssh("ls", f"{venv}/bin").stdout.split()
+    assert "binance-funding-ws" in commands and "funding-monitor" not in commands
+    help_text = droplet.ssh(f"{venv}/bin/binance-funding-ws", "--help").stdout
+    assert "status" in help_text and "compare" in help_text and "simulate" not in help_text
+
+
+def test_a_change_outside_the_daemon_redeploys_nothing(droplet, inventory, tmp_path):
+    copy = tmp_path / "project"
+    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".*cache")
+    shutil.copytree(ROOT, copy, ignore=ignore)
+    for elsewhere in ("monitor/funding_monitor/app.py", "simulator/binance_funding_sim/server.py"):
+        path = copy / elsewhere
+        path.write_text(path.read_text() + "\n# edited outside the daemon\n")
+    before = unit(droplet)["MainPID"]
+    result = playbook("deploy.yml", inventory, "-e", f"funding_project_dir={copy}")
+    assert result.returncode == 0 and recap(result)["changed"] == 0
+    assert unit(droplet)["MainPID"] == before
+
+
 def test_check_diff_runs_cleanly_on_a_deployed_host(droplet, inventory):
     result = playbook("deploy.yml", inventory, "--check", "--diff")
     assert result.returncode == 0 and recap(result)["changed"] == 0
@@ -220,11 +245,10 @@ def test_a_hung_daemon_is_restarted_by_the_watchdog(droplet):
 
 def test_an_upgrade_then_rollback_runs_the_previous_release(droplet, inventory, tmp_path):
     newer = tmp_path / "project"
-    shutil.copytree(ROOT / "daemon", newer / "daemon", ignore=shutil.ignore_patterns("*.egg-info"))
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    (newer / "pyproject.toml").write_text(
-        pyproject.replace('version = "0.1.0"', 'version = "0.1.1"')
-    )
+    ignore = shutil.ignore_patterns("*.egg-info", "build", "__pycache__")
+    shutil.copytree(ROOT / "daemon", newer / "daemon", ignore=ignore)
+    pyproject = newer / "daemon/pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.1"'))
     init = newer / "daemon/binance_funding_ws/__init__.py"
     init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.1"'))
     result = playbook("deploy.yml", inventory, "-e", f"funding_project_dir={newer}")
