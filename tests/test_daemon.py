@@ -301,6 +301,37 @@ def test_bad_arguments_get_one_clear_line_and_exit_2(args, fragment):
 def test_environment_variables_configure_run_and_are_validated():
     result = run_cli_env({"FUNDING_WS_WRITE_INTERVAL": "zero"}, "run")
     assert result.returncode == 2 and "FUNDING_WS_WRITE_INTERVAL" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "FUNDING_WS_WRITE_INTERVAL" in last and "Traceback" not in result.stderr
+
+
+def test_run_variables_never_break_the_other_commands(sim, tmp_path):
+    state = tmp_path / "state.json"
+    daemon = DaemonProcess(sim.ws_url(), state)
+    daemon.wait_connected()
+    bad = {"FUNDING_WS_WRITE_INTERVAL": "bad", "FUNDING_WS_FILE_MODE": "999"}
+    assert run_cli_env(bad, "status", "--state-file", str(state)).returncode == 0
+
+
+def test_a_valid_flag_wins_over_a_bad_variable(sim, tmp_path):
+    state = tmp_path / "state.json"
+    daemon = DaemonProcess(sim.ws_url(), state, env={"FUNDING_WS_WRITE_INTERVAL": "bad"})
+    daemon.wait_connected()  # --write-interval came from the flag: the bad variable is unused
+    assert daemon.proc.poll() is None
+
+
+def test_status_json_has_the_one_summary_shape(sim, tmp_path):
+    from binance_funding_ws.health import Summary
+
+    state = tmp_path / "state.json"
+    _, missing = status_json(state)
+    daemon = DaemonProcess(sim.ws_url(), state)
+    daemon.wait_connected()
+    _, present = status_json(state)
+    keys = set(Summary.__struct_fields__)
+    assert set(missing) == keys and set(present) == keys
+    assert missing["verdict"] == "UNREADABLE" and missing["counters"] is None
+    assert present["source"] == str(state) and present["counters"]["reconnects"] == 0
 
 
 def run_cli_env(env: dict[str, str], *args: str):
