@@ -18,13 +18,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from binance_funding_ws.state import (
-    StateDocument,
-    StateFileError,
-    fresh_funding,
-    now_ms,
-    read_state,
-)
+from binance_funding_ws import StateDocument, StateFileError, fresh_funding, read_state
+from binance_funding_ws.state import now_ms
 
 CLI = [sys.executable, "-m", "binance_funding_ws"]
 

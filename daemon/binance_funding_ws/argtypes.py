@@ -6,15 +6,26 @@ Each rejects a bad value with one line that names it, which argparse turns into 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+N = TypeVar("N", int, float)
+T = TypeVar("T")
+
+
+def _convert(text: str, convert: Callable[[str], N], noun: str) -> N:
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
 
 
 def positive(text: str) -> float:
     """A finite number greater than zero (seconds, intervals)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _convert(text, float, "a number")
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
     return value
@@ -22,32 +33,21 @@ def positive(text: str) -> float:
 
 def count(text: str) -> int:
     """A whole number of at least one."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
+    if _convert(text, int, "a whole number") < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+    return int(text)
 
 
 def port(text: str) -> int:
     """A TCP port; 0 lets the system pick a free one."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
+    if not 0 <= _convert(text, int, "a port number") <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
-    return value
+    return int(text)
 
 
 def file_mode(text: str) -> int:
     """Octal permission bits, e.g. ``644``."""
-    try:
-        mode = int(text, 8)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    mode = _convert(text, lambda value: int(value, 8), "an octal mode")
     if not 0 <= mode <= 0o777:
         raise argparse.ArgumentTypeError(f"mode out of range: {text!r}")
     return mode
@@ -62,10 +62,7 @@ def log_level(text: str) -> str:
 
 def percent(text: str) -> float:
     """A percentage from 0 (inclusive) to 100 (exclusive)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _convert(text, float, "a number")
     if not 0 <= value < 100:
         raise argparse.ArgumentTypeError(f"must be a percentage from 0 to 100: {text!r}")
     return value
@@ -87,3 +84,29 @@ def symbols(text: str) -> list[str] | None:
     if not names or bad:
         raise argparse.ArgumentTypeError(f"expected SYMBOL,SYMBOL,... or 'all', got {text!r}")
     return names
+
+
+# -- flags every reader of the state file shares ----------------------------------------------
+
+DEFAULT_MAX_AGE = 60.0
+
+
+def add_state_file(parser: argparse.ArgumentParser, default: str, help: str) -> None:
+    parser.add_argument("--state-file", type=Path, default=Path(default), help=help)
+
+
+def add_max_age(parser: argparse.ArgumentParser, default: float = DEFAULT_MAX_AGE) -> None:
+    """``--max-age``: the one freshness threshold, with the same name on every command."""
+    parser.add_argument(
+        "--max-age",
+        type=positive,
+        default=default,
+        help="seconds after which market data, an entry or the file counts as stale [%(default)s]",
+    )
+
+
+def options_from(cls: type[T], args: argparse.Namespace) -> T:  # cls: a dataclass
+    """A typed options dataclass filled from the parsed arguments of the same names (fields
+    without a flag keep their defaults)."""
+    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: getattr(args, name) for name in names if hasattr(args, name)})

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from binance_funding_sim.server import GARBAGE_KINDS, Simulator, SimulatorConfig
-from binance_funding_ws.argtypes import count, port, positive
+from binance_funding_ws.argtypes import count, options_from, port, positive
 from binance_funding_ws.runtime.logs import setup_logging
 from binance_funding_ws.text import error_line
 
@@ -75,16 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulator until interrupted; print where it listens."""
-    config = SimulatorConfig(
-        host=args.host,
-        port=args.port,
-        tick=args.tick,
-        symbols=args.symbols,
-        seed=args.seed,
-        mark_frames=args.mark_frames,
-        ticker_changes=args.ticker_changes,
-        max_connection_age=args.max_connection_age,
-    )
+    config = options_from(SimulatorConfig, args)
     try:
         asyncio.run(_serve(config, args))
     except KeyboardInterrupt:

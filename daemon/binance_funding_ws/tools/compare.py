@@ -21,7 +21,16 @@ from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.argtypes import http_url, percent, positive, symbols
+from binance_funding_ws.argtypes import (
+    DEFAULT_MAX_AGE,
+    add_max_age,
+    add_state_file,
+    http_url,
+    options_from,
+    percent,
+    positive,
+    symbols,
+)
 from binance_funding_ws.comparison import (
     Report,
     SymbolComparison,
@@ -40,7 +49,7 @@ from binance_funding_ws.state import (
 )
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.rest import PremiumIndex, RestClient, RestError
-from binance_funding_ws.tools.status import DEFAULT_STATE_FILE, add_max_age
+from binance_funding_ws.tools.status import DEFAULT_STATE_FILE
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
 RECHECK_WAIT = 3.0  # seconds to wait for the file to catch up with the REST answer
@@ -55,7 +64,7 @@ class CompareOptions:
     rest_url: str = DEFAULT_REST_URL
     symbols: list[str] | None = None  # None: every symbol
     mark_tolerance_pct: float = 0.05
-    max_age: float = 60.0
+    max_age: float = DEFAULT_MAX_AGE
     timeout: float = 10.0
     json: bool = False
     output: Path | None = None
@@ -63,12 +72,7 @@ class CompareOptions:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare the state file with the REST API; exit 0/1/2")
-    compare.add_argument(
-        "--state-file",
-        type=Path,
-        default=Path(DEFAULT_STATE_FILE),
-        help="state file to read [%(default)s]",
-    )
+    add_state_file(compare, DEFAULT_STATE_FILE, "state file to read [%(default)s]")
     compare.add_argument(
         "--rest-url", type=http_url, default=DEFAULT_REST_URL, help="REST API [%(default)s]"
     )
@@ -95,17 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    options = CompareOptions(
-        state_file=args.state_file,
-        rest_url=args.rest_url,
-        symbols=args.symbols,
-        mark_tolerance_pct=args.mark_tolerance_pct,
-        max_age=args.max_age,
-        timeout=args.timeout,
-        json=args.json,
-        output=args.output,
-    )
-    return run(options)
+    return run(options_from(CompareOptions, args))
 
 
 def run(options: CompareOptions, out: TextIO = sys.stdout) -> int:

@@ -15,12 +15,11 @@ from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.argtypes import positive
+from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, add_max_age, add_state_file, options_from
 from binance_funding_ws.health import Summary, render_text, summarize, unreadable
 from binance_funding_ws.state import StateFileError, now_ms, read_state
 
 DEFAULT_STATE_FILE = ".funding_state.json"
-DEFAULT_MAX_AGE = 60.0
 TITLE = "binance-funding-ws status"
 
 
@@ -33,30 +32,14 @@ class StatusOptions:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="summarise the state file; exit 0/1/2")
-    status.add_argument(
-        "--state-file",
-        type=Path,
-        default=Path(DEFAULT_STATE_FILE),
-        help="state file to read [%(default)s]",
-    )
+    add_state_file(status, DEFAULT_STATE_FILE, "state file to read [%(default)s]")
     add_max_age(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     return status
 
 
-def add_max_age(parser: argparse.ArgumentParser) -> None:
-    """``--max-age``: the one freshness threshold, with the same name on every command."""
-    parser.add_argument(
-        "--max-age",
-        type=positive,
-        default=DEFAULT_MAX_AGE,
-        help="seconds after which data, an entry or the file counts as stale [%(default)s]",
-    )
-
-
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    options = StatusOptions(state_file=args.state_file, max_age=args.max_age, json=args.json)
-    return run(options)
+    return run(options_from(StatusOptions, args))
 
 
 def check(options: StatusOptions) -> Summary:
