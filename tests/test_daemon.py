@@ -282,12 +282,16 @@ def test_status_flags_a_file_nobody_writes_any_more(sim, tmp_path):
     ("args", "fragment"),
     [
         (["run", "--ws-url", "http://x"], "ws:// or wss://"),
-        (["run", "--write-interval", "0"], "positive"),
+        (["run", "--write-interval", "0"], "between 0.01 and 60 seconds"),
+        (["run", "--write-interval", "1e-300"], "between 0.01 and 60 seconds"),
+        (["run", "--rotate-after", "0.001"], "between 0.5 and 86400 seconds"),
         (["run", "--stall-timeout", "abc"], "not a number"),
+        (["run", "--state-file", ""], "must not be empty"),
         (["run", "--file-mode", "999"], "octal"),
         (["run", "--streams", ","], "no stream"),
         (["run", "--state-file", "/nonexistent/dir/s.json"], "does not exist"),
-        (["status", "--max-age", "-1"], "positive"),
+        (["status", "--max-age", "-1"], "between 0.1 and"),
+        (["compare", "--timeout", "1e308"], "between 0.1 and 300 seconds"),
         (["frobnicate"], "invalid choice"),
     ],
 )

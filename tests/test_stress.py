@@ -55,7 +55,7 @@ def test_readers_never_see_a_torn_file(tmp_path):
     config = SimulatorConfig(tick=0.005, symbols=150, ticker_changes=50)
     with (
         SimulatorThread(config) as sim,
-        DaemonProcess(sim.ws_url(), state, write_interval=0.0005) as daemon,
+        DaemonProcess(sim.ws_url(), state, write_interval=0.01) as daemon,
     ):
         daemon.wait_connected()
         readers = [
@@ -90,10 +90,10 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path):
     config = SimulatorConfig(tick=0.01, symbols=100)
     kills = 0
     with SimulatorThread(config) as sim:
-        with DaemonProcess(sim.ws_url(), state, write_interval=0.001) as first:
+        with DaemonProcess(sim.ws_url(), state, write_interval=0.01) as first:
             first.wait_connected()  # from here on, a state file must always exist
         while kills < 100:
-            daemon = DaemonProcess(sim.ws_url(), state, write_interval=0.001)
+            daemon = DaemonProcess(sim.ws_url(), state, write_interval=0.01)
             time.sleep(rng.uniform(0.05, 0.6))
             daemon.proc.send_signal(signal.SIGKILL)
             daemon.proc.wait(10)

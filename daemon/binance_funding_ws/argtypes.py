@@ -31,6 +31,22 @@ def positive(text: str) -> float:
     return value
 
 
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """A duration in seconds within ``[low, high]``: every interval and timeout has sane bounds
+    (a 1e-300 s write interval would busy-loop, a 1e308 s timeout overflows the OS's)."""
+
+    def parse(text: str) -> float:
+        value = _convert(text, float, "a number of seconds")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be between {low:g} and {high:g} seconds: {text!r}"
+            )
+        return value
+
+    parse.__name__ = "seconds"  # argparse names the type in its messages
+    return parse
+
+
 def count(text: str) -> int:
     """A whole number of at least one."""
     if _convert(text, int, "a whole number") < 1:
@@ -89,6 +105,7 @@ def symbols(text: str) -> list[str] | None:
 # -- flags every reader of the state file shares ----------------------------------------------
 
 DEFAULT_MAX_AGE = 60.0
+MAX_AGE = seconds(0.1, 365 * 86400)
 
 
 def add_state_file(parser: argparse.ArgumentParser, default: str, help: str) -> None:
@@ -99,7 +116,7 @@ def add_max_age(parser: argparse.ArgumentParser, default: float = DEFAULT_MAX_AG
     """``--max-age``: the one freshness threshold, with the same name on every command."""
     parser.add_argument(
         "--max-age",
-        type=positive,
+        type=MAX_AGE,
         default=default,
         help="seconds after which market data, an entry or the file counts as stale [%(default)s]",
     )

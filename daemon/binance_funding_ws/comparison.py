@@ -9,12 +9,24 @@ continuously, so it is judged by its relative difference against a tolerance.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from binance_funding_ws.health import Health, format_age, name_list
+import msgspec
+
+from binance_funding_ws.health import Health
 from binance_funding_ws.state import FundingEntry
-from binance_funding_ws.tools.rest import PremiumIndex
+from binance_funding_ws.text import format_age, name_list, printable
+
+
+class PremiumIndex(msgspec.Struct, frozen=True):
+    """One row of REST ``GET /fapi/v1/premiumIndex`` (the fields ``compare`` uses)."""
+
+    symbol: str
+    markPrice: str
+    lastFundingRate: str
+    nextFundingTime: int
+    time: int
 
 
 @dataclass(frozen=True)
@@ -139,17 +151,17 @@ def relative_diff_pct(ws: str, rest: str) -> float:
     """``|ws - rest| / |rest|`` in percent; infinite when either is not a number."""
     try:
         a, b = Decimal(ws), Decimal(rest)
-    except InvalidOperation:
+        if b == 0:
+            return 0.0 if a == 0 else float("inf")
+        return float(abs(a - b) / abs(b) * 100)
+    except ArithmeticError:  # not a number, or one too large to subtract (1e999999999)
         return float("inf")
-    if b == 0:
-        return 0.0 if a == 0 else float("inf")
-    return float(abs(a - b) / abs(b) * 100)
 
 
 def _same(a: str, b: str) -> bool:
     try:
         return Decimal(a) == Decimal(b)
-    except InvalidOperation:
+    except ArithmeticError:
         return a == b
 
 
@@ -272,7 +284,8 @@ def render_text(report: Report) -> str:
     for c in report.moving:
         lines.append(f"  moving   {c.symbol}: changed between the re-check's two REST answers")
     lines.append(f"  verdict     {report.recommendation()}")
-    return "\n".join(lines) + "\n"
+    # Symbols and values come from the file and the REST API: one printable line each.
+    return "".join(printable(line).replace("\n", " ") + "\n" for line in lines)
 
 
 def as_json(report: Report) -> dict[str, Any]:

@@ -4,9 +4,10 @@ One set of rules for ``status``, ``compare``, the monitor, the deploy check and 
 API:
 
 * **Stale.** An entry is stale when its exchange event time is more than ``max_age`` seconds
-  before ``now`` (:func:`is_stale`). A dead daemon's entries keep ageing, so the rule also
-  catches a daemon that stopped. The threshold has one name everywhere: ``--max-age`` on every
-  command line, ``funding_max_age`` in the Ansible role, ``max_age_s`` in JSON.
+  before ``now``, or more than a minute after it (:func:`is_stale`). A dead daemon's entries
+  keep ageing, so the rule also catches a daemon that stopped. The threshold has one name
+  everywhere: ``--max-age`` on every command line, ``funding_max_age`` in the Ansible role,
+  ``max_age_s`` in JSON.
 * **Healthy.** The feed is connected, market data arrived and the file was written within
   ``max_age``, the last write succeeded, and there is funding data. Stale symbols are reported
   but do not by themselves make the file unhealthy: a delisted symbol keeps its last values
@@ -25,7 +26,7 @@ from typing import Protocol
 import msgspec
 
 from binance_funding_ws.state import FundingEntry, StateDocument, TickerEntry, now_ms
-from binance_funding_ws.text import format_age, name_list
+from binance_funding_ws.text import format_age, name_list, one_line
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_UNREADABLE = 0, 1, 2
 VERDICTS = {EXIT_HEALTHY: "HEALTHY", EXIT_DEGRADED: "DEGRADED", EXIT_UNREADABLE: "UNREADABLE"}
@@ -36,9 +37,16 @@ class _Timestamped(Protocol):
     def event_time(self) -> int: ...
 
 
+# A time further ahead of the reader's clock than this is not trusted: a forged or corrupt
+# value would otherwise look fresh for ever. The daemon rejects rows this far ahead too.
+MAX_CLOCK_SKEW_S = 60.0
+
+
 def is_stale(event_time: int, now: int, max_age: float) -> bool:
-    """The one stale rule: the event time is more than ``max_age`` seconds before ``now`` (ms)."""
-    return now - event_time > max_age * 1000
+    """The one stale rule: the event time (ms) is more than ``max_age`` seconds before ``now``,
+    or more than :data:`MAX_CLOCK_SKEW_S` after it (a date in the future is no proof of life)."""
+    age_ms = now - event_time
+    return age_ms > max_age * 1000 or age_ms < -MAX_CLOCK_SKEW_S * 1000
 
 
 def stale_entries(
@@ -111,10 +119,16 @@ def assess(document: StateDocument, now: int, max_age: float) -> Health:
         problems.append("no market data received yet")
     elif message_age > max_age:
         problems.append(f"no market data for {format_age(message_age)}")
+    elif message_age < -MAX_CLOCK_SKEW_S:
+        problems.append(f"last market data dated {format_age(-message_age)} in the future")
     write_age = (now - document.updated_at) / 1000
     if write_age > max_age:
         problems.append(
             f"state file not written for {format_age(write_age)} (daemon stopped or stuck?)"
+        )
+    elif write_age < -MAX_CLOCK_SKEW_S:
+        problems.append(
+            f"state file dated {format_age(-write_age)} in the future (clock skew or a forged file)"
         )
     if status.last_write_error:
         problems.append(f"last write failed: {status.last_write_error}")
@@ -240,7 +254,10 @@ def _rounded(seconds: float | None) -> float | None:
 def _clock(epoch_ms: int | None) -> str:
     if epoch_ms is None:
         return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+    except (OverflowError, ValueError, OSError):  # a time no calendar can show
+        return f"epoch ms {epoch_ms} (invalid)"
 
 
 def _ago(seconds: float | None) -> str:
@@ -248,32 +265,38 @@ def _ago(seconds: float | None) -> str:
 
 
 def render_text(summary: Summary, title: str, now: int | None = None) -> str:
-    """The one text rendering of a summary (``status``, ``funding-monitor --once``)."""
+    """The one text rendering of a summary (``status``, ``funding-monitor --once``).
+
+    Every value that came from the file or a host is folded onto one printable line first:
+    a symbol or an error message can never move the cursor or retitle the terminal.
+    """
     s = summary
-    lines = [f"{title}: {s.verdict}  ({s.source})"]
-    lines += [f"  problem     {problem}" for problem in s.problems]
+    lines = [f"{title}: {s.verdict}  ({one_line(s.source)})"]
+    lines += [f"  problem     {one_line(problem)}" for problem in s.problems]
     if s.service is not None:
-        lines.append(f"  service     {s.service}")
+        lines.append(f"  service     {one_line(s.service)}")
     if s.state is None or s.counters is None:
         return "\n".join(lines) + "\n"
     since_age = format_age(((now_ms() if now is None else now) - (s.state_since or 0)) / 1000)
     c = s.counters
     lines += [
         f"  feed        {s.state} since {_clock(s.state_since)} ({since_age}), pid {s.pid}",
-        f"  url         {s.url}",
+        f"  url         {one_line(s.url)}",
         f"  last data   {_ago(s.last_message_age_s)}; file written {_ago(s.last_write_age_s)}",
         f"  symbols     funding {s.funding_symbols}, tickers {s.ticker_symbols}",
-        f"  no ticker   {name_list(s.no_ticker)}",
-        f"  no funding  {name_list(s.no_funding)}",
+        f"  no ticker   {one_line(name_list(s.no_ticker))}",
+        f"  no funding  {one_line(name_list(s.no_funding))}",
         f"  counters    messages {c.messages}, reconnects {c.reconnects}, stalls {c.stalls}, "
         f"rotations {c.rotations}, errors {c.errors}, write errors {c.write_errors}",
     ]
     if s.last_error:
-        lines.append(f"  last error  {s.last_error} ({_clock(s.last_error_at)})")
+        lines.append(f"  last error  {one_line(s.last_error)} ({_clock(s.last_error_at)})")
     if s.hint:
-        lines.append(f"  hint        {s.hint}")
-    stale = [f"{symbol} ({format_age(age)})" for symbol, age in s.stale_funding.items()]
-    lines.append(f"  stale       funding entries older than {s.max_age_s:g} s: {name_list(stale)}")
-    stale = [f"{symbol} ({format_age(age)})" for symbol, age in s.stale_tickers.items()]
-    lines.append(f"              ticker entries older than {s.max_age_s:g} s: {name_list(stale)}")
+        lines.append(f"  hint        {one_line(s.hint)}")
+    for kind, stale in (("funding", s.stale_funding), ("ticker", s.stale_tickers)):
+        names = one_line(
+            name_list([f"{symbol} ({format_age(age)})" for symbol, age in stale.items()])
+        )
+        label = "  stale      " if kind == "funding" else "             "
+        lines.append(f"{label} {kind} entries older than {s.max_age_s:g} s: {names}")
     return "\n".join(lines) + "\n"

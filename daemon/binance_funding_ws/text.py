@@ -1,7 +1,7 @@
 """Pure text helpers shared by every command: ages, symbol lists and one-line errors.
 
-Everything a command prints about the feed or a file goes through here, so the wording (and,
-later, the sanitising of untrusted text) is defined once.
+Everything a command prints about the feed or a file goes through here, so the wording and
+the sanitising of untrusted text (:func:`printable`) are defined once.
 """
 
 from __future__ import annotations
@@ -38,10 +38,24 @@ def name_list(names: list[str], limit: int = 10) -> str:
 
 
 def one_line(text: object) -> str:
-    """``text`` folded onto one line (newlines and runs of white space become one space)."""
-    return _WHITESPACE.sub(" ", str(text)).strip()
+    """``text`` folded onto one printable line (white space runs become one space)."""
+    return _WHITESPACE.sub(" ", printable(text)).strip()
 
 
 def error_line(prog: str, message: object) -> str:
     """The one error format of every command: ``prog: error: message`` on one line."""
     return f"{prog}: error: {one_line(message)}"
+
+
+# C0 controls but tab and newline, DEL and C1: never written raw to a terminal or a log.
+# An escape sequence (ESC [ ... final byte, ESC ] ... BEL/ST) is removed whole, so no residue
+# such as "[2J" is left behind to confuse a reader.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with terminal control removed: escape sequences and control characters (but
+    tab and newline) become ``?``. Everything from the feed, a file or a host goes through this
+    before it reaches a terminal or a log line."""
+    return _CONTROL.sub("?", _ESCAPE_SEQUENCE.sub("?", str(text)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from binance_funding_ws.argtypes import file_mode, log_level, positive
+from binance_funding_ws.argtypes import file_mode, log_level, seconds
 from binance_funding_ws.endpoint import Endpoint, stream_endpoint
 
 ENV_PREFIX = "FUNDING_WS_"
@@ -69,16 +69,26 @@ SETTINGS = (
     _Setting("--ws-url", "URL", _text, DEFAULT_URL, "stream endpoint"),
     _Setting("--streams", "STREAMS", _text, DEFAULT_STREAMS, "comma-separated stream names"),
     _Setting("--state-file", "STATE_FILE", _path, DEFAULT_STATE_FILE, "where to publish"),
-    _Setting("--write-interval", "WRITE_INTERVAL", positive, "1.0", "seconds between writes"),
     _Setting(
-        "--stall-timeout", "STALL_TIMEOUT", positive, "30", "seconds of silence before a redial"
+        "--write-interval",
+        "WRITE_INTERVAL",
+        seconds(0.01, 60),
+        "1.0",
+        "seconds between writes, 0.01 to 60",
+    ),
+    _Setting(
+        "--stall-timeout",
+        "STALL_TIMEOUT",
+        seconds(0.5, 3600),
+        "30",
+        "seconds of silence before a redial, 0.5 to 3600",
     ),
     _Setting(
         "--rotate-after",
         "ROTATE_AFTER",
-        positive,
+        seconds(0.5, 86400),
         "84600",
-        "connection age (s) at which a replacement is dialled; Binance cuts at 24 h",
+        "connection age (s) at which a replacement is dialled, 0.5 to 86400; Binance cuts at 24 h",
     ),
     _Setting("--file-mode", "FILE_MODE", file_mode, "644", "octal permissions of the state file"),
     _Setting("--log-level", "LOG_LEVEL", log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),

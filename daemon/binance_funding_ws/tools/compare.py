@@ -28,10 +28,11 @@ from binance_funding_ws.argtypes import (
     http_url,
     options_from,
     percent,
-    positive,
+    seconds,
     symbols,
 )
 from binance_funding_ws.comparison import (
+    PremiumIndex,
     Report,
     SymbolComparison,
     as_json,
@@ -48,7 +49,7 @@ from binance_funding_ws.state import (
     read_state,
 )
 from binance_funding_ws.text import error_line
-from binance_funding_ws.tools.rest import PremiumIndex, RestClient, RestError
+from binance_funding_ws.tools.rest import RestClient, RestError
 from binance_funding_ws.tools.status import DEFAULT_STATE_FILE
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
@@ -91,7 +92,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_max_age(compare)
     compare.add_argument(
-        "--timeout", type=positive, default=10.0, help="HTTP timeout, seconds [%(default)s]"
+        "--timeout",
+        type=seconds(0.1, 300),
+        default=10.0,
+        help="HTTP timeout, 0.1 to 300 seconds [%(default)s]",
     )
     compare.add_argument("--json", action="store_true", help="machine-readable output")
     compare.add_argument("--output", type=Path, help="also write the report to this file")
@@ -107,6 +111,9 @@ def run(options: CompareOptions, out: TextIO = sys.stdout) -> int:
         report = build_report(options)
     except (StateFileError, RestError) as exc:
         print(error_line(PROG, exc), file=sys.stderr)
+        if options.json:  # --json always prints JSON, a failure included
+            failure = {"exit_code": EXIT_UNREADABLE, "error": str(exc)}
+            out.write(msgspec.json.encode(failure).decode() + "\n")
         return EXIT_UNREADABLE
     text = (
         msgspec.json.format(msgspec.json.encode(as_json(report))).decode() + "\n"

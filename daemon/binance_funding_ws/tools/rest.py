@@ -18,22 +18,13 @@ from urllib.parse import urlencode
 import msgspec
 
 from binance_funding_ws import __version__
+from binance_funding_ws.comparison import PremiumIndex
 
 MAX_RETRY_AFTER = 60.0  # longer waits are reported, not slept through
 
 
 class RestError(Exception):
     """The REST API could not be read; the message is one line for the operator."""
-
-
-class PremiumIndex(msgspec.Struct, frozen=True):
-    """One row of ``GET /fapi/v1/premiumIndex`` (fields ``compare`` uses)."""
-
-    symbol: str
-    markPrice: str
-    lastFundingRate: str
-    nextFundingTime: int
-    time: int
 
 
 _rows = msgspec.json.Decoder(list[PremiumIndex])
