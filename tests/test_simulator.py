@@ -189,6 +189,25 @@ def test_control_endpoint_rejects_unknown_faults(sim):
     assert status == 400
 
 
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("garbage?count=3000000", "count must be between 1 and 1000"),
+        ("close?code=99999", "code must be between 1000 and 4999"),
+        ("close?code=1005", "not a close code"),
+        ("close?reason=" + "x" * 200, "reason is longer than 123 bytes"),
+        ("stall?seconds=1e308", "seconds must be between 0 and 3600"),
+        ("rest_fault?status=200", "status must be between 400 and 599"),
+        ("diverge?symbol=BTCUSDT&nonsense=1", "unknown fields"),
+        ("diverge?markPrice=1", "symbol is required"),
+    ],
+)
+def test_control_parameters_are_bounded_400_never_500(sim, query, fragment):
+    status, _, body = get(sim.rest_url() + "/_sim/" + query)
+    assert status == 400 and fragment in body["error"], body
+    assert get(sim.rest_url() + "/fapi/v1/ping")[0] == 200  # still serving, at once
+
+
 async def _first_close(url: str, trigger: Any) -> websockets.ConnectionClosed:
     async with connect(url) as ws:
         await ws.recv()

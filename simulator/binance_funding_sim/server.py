@@ -674,22 +674,23 @@ class Simulator:
         return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "symbols": symbols}
 
     async def _control(self, ws: ServerConnection, name: str, query: dict[str, str]) -> Response:
+        # Every parameter is bounded: a control call must never block the simulator for
+        # minutes or eat gigabytes (garbage?count=3000000), nor end in a 500.
+        q = _Query(query)
         faults: dict[str, Callable[..., Any]] = {
-            "stall": lambda: self.stall(_opt_float(query.get("seconds"))),
+            "stall": lambda: self.stall(q.number("seconds", None, 0, 3600)),
             "resume": self.resume,
             "drop": self.drop,
-            "close": lambda: self.close(int(query.get("code", 1000)), query.get("reason", "")),
-            "garbage": lambda: self.garbage(int(query.get("count", 1))),
+            "close": lambda: self.close(q.close_code(), q.text("reason", "", 123)),
+            "garbage": lambda: self.garbage(int(q.number("count", 1, 1, MAX_GARBAGE))),
             "pause": self.pause_ticks,
             "unpause": self.resume_ticks,
-            "diverge": lambda: self.diverge(
-                query["symbol"], **{k: v for k, v in query.items() if k != "symbol"}
-            ),
+            "diverge": lambda: self.diverge(q.text("symbol", None, 64), **q.overrides()),
             "clear_divergence": self.clear_divergence,
             "rest_fault": lambda: self.rest_fault(
-                int(query.get("status", 429)),
-                int(query.get("count", 1)),
-                _opt_float(query.get("retry_after", "1")),
+                int(q.number("status", 429, 400, 599)),
+                int(q.number("count", 1, 1, 1000)),
+                q.number("retry_after", 1, 0, 3600),
             ),
             "stats": self.stats,
         }
@@ -702,7 +703,7 @@ class Simulator:
             result = faults[name]()
             if asyncio.iscoroutine(result):
                 result = await result
-        except (KeyError, ValueError) as exc:
+        except ValueError as exc:
             return _json(ws, HTTPStatus.BAD_REQUEST, {"error": f"bad parameters: {exc}"})
         return _json(ws, HTTPStatus.OK, result if result is not None else {"ok": True})
 
@@ -712,8 +713,53 @@ def _mini(row: dict[str, Any]) -> dict[str, Any]:
     return {"e": "24hrMiniTicker", **{k: row[k] for k in keys}}
 
 
-def _opt_float(text: str | None) -> float | None:
-    return None if text in (None, "", "none") else float(text)
+MAX_GARBAGE = 1000  # bad frames per /_sim/garbage call
+DIVERGE_FIELDS = ("markPrice", "lastFundingRate", "nextFundingTime", "indexPrice", "mark_pct")
+# Close codes a server may send (RFC 6455 7.4): the defined ones, and 3000-4999.
+SENDABLE_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, *range(3000, 5000)}
+
+
+class _Query:
+    """Validated access to a control call's query string; every failure is a ValueError."""
+
+    def __init__(self, query: dict[str, str]) -> None:
+        self.query = query
+
+    def number(self, name: str, default: float | None, low: float, high: float) -> Any:
+        raw = self.query.get(name)
+        if raw in (None, "", "none"):
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw[:40]!r} is not a number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be between {low:g} and {high:g}")
+        return value
+
+    def text(self, name: str, default: str | None, limit: int) -> str:
+        value = self.query.get(name, default)
+        if value is None:
+            raise ValueError(f"{name} is required")
+        if len(value.encode()) > limit:
+            raise ValueError(f"{name} is longer than {limit} bytes")
+        return value
+
+    def close_code(self) -> int:
+        code = int(self.number("code", 1000, 1000, 4999))
+        if code not in SENDABLE_CLOSE_CODES:
+            raise ValueError(f"code {code} is not a close code a server may send")
+        return code
+
+    def overrides(self) -> dict[str, Any]:
+        fields = {k: v for k, v in self.query.items() if k != "symbol"}
+        unknown = sorted(set(fields) - set(DIVERGE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown fields {unknown[:5]}; use {', '.join(DIVERGE_FIELDS)}")
+        values = {name: self.text(name, None, 64) for name in fields}
+        if "mark_pct" in values:
+            values["mark_pct"] = self.number("mark_pct", 0, -100, 100)
+        return values
 
 
 def _json(
