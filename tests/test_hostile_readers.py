@@ -142,3 +142,27 @@ def test_compare_json_prints_json_even_when_it_fails(tmp_path):
     assert result.returncode == 2
     assert json.loads(result.stdout)["exit_code"] == 2
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_log_lines_fold_input_onto_one_printable_line():
+    import io
+    import logging
+
+    from binance_funding_ws.runtime.logs import PrintableFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("test-printable")
+    logger.addHandler(handler)
+    try:
+        logger.warning("bad input: %s", f"X{ESCAPES}\nFORGED line")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("unexpected")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "WARNING bad input: X?? FORGED line"
+    assert lines[1] == "ERROR unexpected" and lines[2].startswith("Traceback")

@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from binance_funding_ws.text import one_line
+
 
 def setup_logging(level: str = "INFO") -> None:
     """Configure the root logger once for a command-line entry point."""
@@ -22,7 +24,7 @@ def setup_logging(level: str = "INFO") -> None:
     else:
         fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(PrintableFormatter(fmt))
     if under_journal:
         handler.addFilter(_add_journal_priority)
     root = logging.getLogger()
@@ -30,6 +32,16 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # websockets logs every handshake failure with a traceback at DEBUG/INFO; ours say enough.
     logging.getLogger("websockets").setLevel(max(root.level, logging.WARNING))
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log messages quote the feed (symbols, bad rows, close reasons): each message is folded
+    onto one printable line, so input can neither forge journal lines nor drive the operator's
+    terminal. Tracebacks keep their lines (they are ours)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
 
 _PRIORITY = {
