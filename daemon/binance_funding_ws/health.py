@@ -67,6 +67,18 @@ def stale_count(entries: Mapping[str, _Timestamped], now: int, max_age: float) -
     return sum(1 for entry in entries.values() if is_stale(entry.event_time, now, max_age))
 
 
+def forgotten(entries: Mapping[str, _Timestamped], now: int, forget_after: float) -> list[str]:
+    """Symbols to drop: no update for more than ``forget_after`` seconds (``0``: never).
+
+    Entries survive restarts (warm start), so without this rule a delisted contract would
+    stay in the file for ever. A week by default: far beyond any outage worth bridging.
+    """
+    if forget_after <= 0:
+        return []
+    limit = now - forget_after * 1000
+    return [symbol for symbol, entry in entries.items() if entry.event_time < limit]
+
+
 def fresh_funding(
     document: StateDocument, symbol: str, max_age: float, now: int | None = None
 ) -> FundingEntry | None:
@@ -96,6 +108,18 @@ def fresh_ticker(
     return entry
 
 
+def _restored_note(document: StateDocument, now: int) -> str:
+    """What a warm-started daemon serves until the exchange answers: the data's real age."""
+    status = document.connection_status
+    if status.restored_at is None or not document.funding:
+        return ""
+    newest = max(entry.event_time for entry in document.funding.values())
+    return (
+        f"; serving {status.restored_funding} funding entries restored from the previous "
+        f"file, the newest {format_age((now - newest) / 1000)} old"
+    )
+
+
 @dataclass(frozen=True)
 class Health:
     """What a reader should know about one state document at one instant."""
@@ -116,7 +140,7 @@ def assess(document: StateDocument, now: int, max_age: float) -> Health:
         problems.append(f"feed is {status.state} (for {format_age(since)})")
     message_age = None if status.last_message_at is None else (now - status.last_message_at) / 1000
     if message_age is None:
-        problems.append("no market data received yet")
+        problems.append("no market data received yet" + _restored_note(document, now))
     elif message_age > max_age:
         problems.append(f"no market data for {format_age(message_age)}")
     elif message_age < -MAX_CLOCK_SKEW_S:

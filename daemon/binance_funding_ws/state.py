@@ -100,6 +100,15 @@ class ConnectionStatus(msgspec.Struct, kw_only=True):
     last_write_error: str | None = None
     hint: str | None = None
     streams: dict[str, StreamStatus] = msgspec.field(default_factory=dict)
+    restored_at: Annotated[
+        EpochMs | None,
+        msgspec.Meta(
+            description="when this daemon started from the previous file's entries (warm start); "
+            "those entries keep their own event_time and received_at"
+        ),
+    ] = None
+    restored_funding: Annotated[int, msgspec.Meta(description="funding entries restored")] = 0
+    restored_tickers: Annotated[int, msgspec.Meta(description="ticker entries restored")] = 0
 
 
 class MissingSymbols(msgspec.Struct, kw_only=True):
@@ -230,9 +239,9 @@ def read_bounded(path: str | os.PathLike[str], limit: int = MAX_STATE_BYTES) -> 
         raise StateFileError("unreadable", f"{path}: cannot read ({exc.strerror})") from None
     finally:
         os.close(fd)
-    if len(data) > limit:
+    if len(data) > limit:  # no state file is ever this large: call it corrupt
         raise StateFileError(
-            "unreadable", f"{path}: larger than {limit // (1024 * 1024)} MiB; refusing to read it"
+            "corrupt", f"{path}: larger than {limit // (1024 * 1024)} MiB; refusing to read it"
         )
     return data
 

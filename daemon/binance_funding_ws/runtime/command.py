@@ -38,6 +38,7 @@ class RunOptions:
     write_interval: float = 1.0
     stall_timeout: float = 30.0
     rotate_after: float = 23.5 * 3600
+    forget_after: float = 7 * 86400
     file_mode: int = 0o644
     log_level: str = "INFO"
 
@@ -57,6 +58,14 @@ class _Setting:
 
 def _text(value: str) -> str:
     return value
+
+
+_FORGET_AFTER = seconds(3600, 100 * 365 * 86400)
+
+
+def forget_after(value: str) -> float:
+    """``0`` (never forget), or at least an hour: forgetting must never race an outage."""
+    return 0.0 if value.strip() in ("0", "0.0") else _FORGET_AFTER(value)
 
 
 def _path(value: str) -> Path:
@@ -89,6 +98,13 @@ SETTINGS = (
         seconds(0.5, 86400),
         "84600",
         "connection age (s) at which a replacement is dialled, 0.5 to 86400; Binance cuts at 24 h",
+    ),
+    _Setting(
+        "--forget-after",
+        "FORGET_AFTER",
+        forget_after,
+        "604800",
+        "drop entries with no update for this many seconds (a week; 0 = never, else >= 3600)",
     ),
     _Setting("--file-mode", "FILE_MODE", file_mode, "644", "octal permissions of the state file"),
     _Setting("--log-level", "LOG_LEVEL", log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
