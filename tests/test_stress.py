@@ -6,7 +6,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -83,30 +82,72 @@ def test_readers_never_see_a_torn_file(tmp_path):
     print(f"writes={doc.connection_status.writes} reads={[r['reads'] for r in results]}")
 
 
+KILLS = 1000
+
+# A bot-like reader: parses every read in full, and counts what a consumer would suffer.
+COUNTING_READER = textwrap.dedent(
+    """
+    import json, os, sys
+    path, stop_file, baseline = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    reads = unreadable = fewer = 0
+    first_problem = None
+    while not os.path.exists(stop_file):
+        try:
+            with open(path, "rb") as handle:
+                doc = json.loads(handle.read())
+            count = len(doc["funding"])
+        except Exception as exc:
+            unreadable += 1
+            first_problem = first_problem or repr(exc)[:200]
+            continue
+        reads += 1
+        if count < baseline:
+            fewer += 1
+            first_problem = first_problem or f"{count} funding entries < {baseline}"
+    print(json.dumps({"reads": reads, "unreadable": unreadable, "fewer": fewer,
+                      "first_problem": first_problem}))
+    """
+)
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_leaves_a_broken_file(tmp_path):
+def test_sigkill_at_random_moments_never_leaves_a_broken_or_smaller_file(tmp_path):
+    """1,000 SIGKILLs at random moments of a daemon's life (start-up, warm start, first
+    write, steady writes) while three readers parse the file without pause: never an
+    unreadable file, never fewer symbols than before the kills (warm start)."""
     state = tmp_path / "state.json"
-    rng = random.Random(20261124)
+    stop_file = tmp_path / "stop"
+    rng = random.Random(20261125)
     config = SimulatorConfig(tick=0.01, symbols=100)
-    kills = 0
     with SimulatorThread(config) as sim:
         with DaemonProcess(sim.ws_url(), state, write_interval=0.01) as first:
-            first.wait_connected()  # from here on, a state file must always exist
-        while kills < 100:
-            daemon = DaemonProcess(sim.ws_url(), state, write_interval=0.01)
-            time.sleep(rng.uniform(0.05, 0.6))
-            daemon.proc.send_signal(signal.SIGKILL)
-            daemon.proc.wait(10)
-            daemon.kill()
-            kills += 1
-            data = state.read_bytes()
-            assert data.strip(), f"empty state file after kill {kills}"
-            read_state(state)  # parses and validates, or raises
-        # Temporary files a killed writer left behind are removed by the next daemon.
+            baseline = len(first.wait_state(lambda d: len(d.funding) == 103, 15, "all").funding)
+        readers = [
+            subprocess.Popen(
+                [sys.executable, "-c", COUNTING_READER, str(state), str(stop_file), str(baseline)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(READERS)
+        ]
+        try:
+            for _ in range(KILLS):
+                daemon = DaemonProcess(sim.ws_url(), state, write_interval=0.01)
+                # Random moments, on purpose: the kill must land anywhere in a daemon's life.
+                time.sleep(rng.uniform(0.0, 0.4))
+                daemon.kill()
+        finally:
+            stop_file.touch()
+            results = [json.loads(reader.communicate(timeout=60)[0]) for reader in readers]
+        # What killed writers left behind, named before the last daemon starts, it removes.
+        leftovers = {p.name for p in tmp_path.glob(".state.json.*.tmp")}
         with DaemonProcess(sim.ws_url(), state) as last:
             last.wait_connected()
-            leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-            assert leftovers == []
+            assert leftovers.isdisjoint(p.name for p in tmp_path.glob(".state.json.*.tmp"))
+    print(f"kills={KILLS} leftovers={len(leftovers)} results={results}")
+    for result in results:
+        assert result["unreadable"] == 0 and result["fewer"] == 0, result["first_problem"]
+        assert result["reads"] > KILLS
 
 
 def _mount_tmpfs(where: Path, size: str) -> None:
