@@ -14,12 +14,13 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
-from binance_funding_ws.state import decode_state, now_ms
+from binance_funding_ws.state import StateFileError, decode_state, now_ms
 from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, skip_reason
 
@@ -94,6 +95,33 @@ def state(droplet: Droplet):
 def starts(droplet: Droplet) -> int:
     journal = droplet.ssh("journalctl", "-u", SERVICE, "--no-pager", "-o", "cat").stdout
     return journal.count("daemon started:")
+
+
+class FileSampler:
+    """Reads the droplet's state file over SSH in a loop, from a thread."""
+
+    def __init__(self, droplet: Droplet) -> None:
+        self.droplet = droplet
+        self.samples: list = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            out = self.droplet.ssh("cat", STATE_FILE, check=False).stdout
+            try:
+                self.samples.append(decode_state(out.encode()))
+            except StateFileError:
+                self.failures += 1
+
+    def __enter__(self) -> FileSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 def daemon_version(droplet: Droplet) -> str:
@@ -251,9 +279,15 @@ def test_an_upgrade_then_rollback_runs_the_previous_release(droplet, inventory, 
     pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.1"'))
     init = newer / "daemon/binance_funding_ws/__init__.py"
     init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.1"'))
-    result = playbook("deploy.yml", inventory, "-e", f"funding_project_dir={newer}")
+    before = len(state(droplet).funding)
+    with FileSampler(droplet) as sampler:  # what the bot sees while the release changes
+        result = playbook("deploy.yml", inventory, "-e", f"funding_project_dir={newer}")
     assert result.returncode == 0
     assert daemon_version(droplet) == "0.1.1"
+    pids = {doc.connection_status.pid for doc in sampler.samples}
+    assert len(pids) >= 2, "no sample was taken across the restart"
+    assert sampler.failures == 0
+    assert min(len(doc.funding) for doc in sampler.samples) >= before  # warm start
     pid = unit(droplet)["MainPID"]
     result = playbook("rollback.yml", inventory)
     assert result.returncode == 0 and "rolled back from 0.1.1-" in result.stdout
