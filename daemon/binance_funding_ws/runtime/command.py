@@ -31,16 +31,16 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Everything ``run`` is told, validated."""
+    """Everything ``run`` is told, validated (the defaults live in :data:`SETTINGS` only)."""
 
     endpoint: Endpoint
     state_file: Path
-    write_interval: float = 1.0
-    stall_timeout: float = 30.0
-    rotate_after: float = 23.5 * 3600
-    forget_after: float = 7 * 86400
-    file_mode: int = 0o644
-    log_level: str = "INFO"
+    write_interval: float
+    stall_timeout: float
+    rotate_after: float
+    forget_after: float
+    file_mode: int
+    log_level: str
 
 
 @dataclass(frozen=True)
