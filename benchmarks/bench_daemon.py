@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
-from binance_funding_ws.cli import build_stream_url
+from binance_funding_ws.endpoint import stream_endpoint
 from binance_funding_ws.state import StateDocument, StateFileError, decode_state
 
 STREAMS = ["!markPrice@arr@1s", "!ticker@arr"]
@@ -242,7 +242,7 @@ class Bench:
         self.watcher = StateWatcher(self.state_file, self.ticks)
         self.daemon = start_daemon(url, self.state_file, args.write_interval, log_file)
         self.floor = None
-        self.floor_url = build_stream_url(url, STREAMS)  # the very URL the daemon dials
+        self.floor_url = stream_endpoint(url, STREAMS).url  # the very URL the daemon dials
         self.ids = {}
 
     def _log_ticks(self, thread):

@@ -61,7 +61,7 @@ def document(state="connected", last_message_at=10_000, updated_at=10_000, fundi
     book.publish()
     tracker = ConnectionTracker("ws://x", 0)
     tracker.set_state(state, 5_000)
-    tracker.last_message_at = last_message_at
+    tracker.status.last_message_at = last_message_at
     return StateDocument(
         schema_version=SCHEMA_VERSION,
         updated_at=updated_at,

@@ -8,7 +8,14 @@ import logging
 import pytest
 
 from binance_funding_ws.backoff import Backoff
-from binance_funding_ws.frames import FrameDecoder, MarkPriceRow, TickerRow
+from binance_funding_ws.frames import (
+    DecodedFrame,
+    FrameDecoder,
+    MarkPriceRow,
+    ScannedFrame,
+    TickerRow,
+    expand,
+)
 from binance_funding_ws.health import (
     assess,
     fresh_funding,
@@ -250,12 +257,13 @@ def test_backoff_default_draws_within_bounds():
 
 def test_tracker_connected_only_with_data_and_counts_changes():
     tracker = ConnectionTracker("ws://x", now=100, pid=7)
-    assert tracker.state == "connecting" and tracker.connected_since is None
+    status = tracker.status
+    assert status.state == "connecting" and status.connected_since is None
     version = tracker.version
     tracker.set_state("connected", 200)
-    assert tracker.connected_since == 200 and tracker.version > version
+    assert status.connected_since == 200 and tracker.version > version
     tracker.set_state("stalled", 300)
-    assert tracker.connected_since is None and tracker.state_since == 300
+    assert status.connected_since is None and status.state_since == 300
     tracker.on_errors(["a", "b"], 400)
     tracker.on_market_data("!ticker@arr", 500)
     snap = tracker.snapshot()
@@ -264,7 +272,19 @@ def test_tracker_connected_only_with_data_and_counts_changes():
     assert snap.streams["!ticker@arr"].last_message_at == 500
     tracker.on_write_result("disk full")
     tracker.on_write_result(None)
-    assert tracker.write_errors == 1 and tracker.last_write_error is None
+    assert status.write_errors == 1 and status.last_write_error is None
+
+
+def test_tracker_snapshot_is_a_copy_later_events_do_not_change():
+    tracker = ConnectionTracker("ws://x", now=100, pid=7)
+    tracker.on_market_data("!ticker@arr", 500)
+    snap = tracker.snapshot()
+    tracker.on_market_data("!ticker@arr", 600)
+    tracker.on_market_data("!markPrice@arr@1s", 600)
+    tracker.on_errors(["late"], 600)
+    assert (snap.errors, snap.last_message_at, list(snap.streams)) == (0, 500, ["!ticker@arr"])
+    assert snap.streams["!ticker@arr"].messages == 1
+    assert tracker.status.streams["!ticker@arr"].messages == 2
 
 
 def test_rate_limited_log_holds_back_and_reports_suppressed(caplog):
@@ -337,15 +357,23 @@ def test_scanned_rows_are_checked_in_full_when_published():
     good = mark("AUSDT", 5)
     bad = mark("BUSDT", 5, p=123)  # good event type, time and symbol; a number for a price
     frame = decoder.scan(combined("!markPrice@arr@1s", [good, bad]))
-    assert frame.raw is not None and not frame.errors, "the scan reads only E and s"
+    assert isinstance(frame, ScannedFrame) and not frame.errors, "the scan reads only E and s"
     book.apply(frame, 7)
     errors = book.publish()
     assert list(book.funding) == ["AUSDT"] and book.funding["AUSDT"].mark_price == good["p"]
     assert len(errors) == 1 and "row 1" in errors[0]
 
 
+def test_expand_decodes_a_scanned_frame_in_full_and_keeps_a_decoded_one():
+    data = combined("!markPrice@arr@1s", [mark("AUSDT", 5), mark("BUSDT", 6)])
+    scanned, decoded = FrameDecoder().scan(data), FrameDecoder().decode(data)
+    assert isinstance(scanned, ScannedFrame) and expand(scanned) == decoded
+    assert expand(decoded) is decoded
+
+
 def test_scan_falls_back_to_the_careful_decode_for_a_bad_event_time():
     frame = FrameDecoder().scan(
         combined("!markPrice@arr@1s", [mark("AUSDT", 5), mark("BUSDT", "soon")])
     )
-    assert frame.raw is None and [r.s for r in frame.mark] == ["AUSDT"] and len(frame.errors) == 1
+    assert isinstance(frame, DecodedFrame), "decoded in full on arrival"
+    assert [r.s for r in frame.mark] == ["AUSDT"] and len(frame.errors) == 1

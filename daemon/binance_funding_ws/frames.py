@@ -3,20 +3,29 @@
 A frame is either a combined-stream envelope ``{"stream": NAME, "data": [rows]}`` or, on a
 raw ``/market/ws/<stream>`` connection, the bare array. Rows are typed by their ``e`` field.
 
-Decoding is strict about types (a number where a string belongs, a missing field, an
-unknown event type all reject the row) but isolates damage: a bad row is skipped and
-reported, the rest of its frame is kept. The common case, a frame with no bad row, takes a
-single typed ``msgspec`` decode with no per-row Python work; only a frame that fails it is
-re-read row by row.
+A frame goes through two steps, so that the receive path costs little more than parsing:
 
-Decimal *format* (is ``"p"`` a number?) is checked later, when rows are published
-(:mod:`binance_funding_ws.market`), so that the receive path stays as cheap as parsing.
+1. :meth:`FrameDecoder.scan`, on arrival, reads of each row only what the merge needs (event
+   type, time, symbol) and keeps the frame's bytes: a :class:`ScannedFrame`.
+2. :func:`expand`, at publication, decodes a scanned frame in full: a :class:`DecodedFrame`.
+   Only frames that still hold the newest row of some symbol get there; at the live rate
+   most rows are superseded first and are never fully decoded.
+
+Full decoding is strict about types (a number where a string belongs, a missing field, an
+unknown event type all reject the row) but isolates damage: a bad row is skipped and
+reported, the rest of its frame is kept. A frame is decoded with one typed ``msgspec`` call;
+only one that fails it is re-read row by row. A frame the scan cannot read (a row without a
+good event type, time or symbol, or not a row array at all) is decoded in full at once, so
+its damage is reported on arrival.
+
+Decimal *format* (is ``"p"`` a number?) is checked when rows are published
+(:mod:`binance_funding_ws.market`), once per write rather than once per frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -95,7 +104,17 @@ class SlimMiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", fro
 
 
 SlimRow = SlimMarkRow | SlimTickerRow | SlimMiniTickerRow
-SLIM_TYPES = (SlimMarkRow, SlimTickerRow, SlimMiniTickerRow)
+SlimAnyTickerRow = SlimTickerRow | SlimMiniTickerRow
+
+
+class Keyed(Protocol):
+    """What the merge reads of a row, slim or full: its event time and its symbol."""
+
+    @property
+    def E(self) -> int: ...  # the exchange's name
+
+    @property
+    def s(self) -> str: ...
 
 
 class _SlimEnvelope(msgspec.Struct):
@@ -108,20 +127,22 @@ class _Envelope(msgspec.Struct):
     data: list[Row]
 
 
-@dataclass(slots=True)
-class DecodedFrame:
-    """What one frame contained.
+MarkT = TypeVar("MarkT", bound=Keyed)
+TickerT = TypeVar("TickerT", bound=Keyed)
+
+
+@dataclass(slots=True, kw_only=True)
+class _Frame(Generic[MarkT, TickerT]):
+    """What one frame contained, its rows sorted by kind.
 
     ``market`` is true when the frame carried at least one good row: only such frames prove
-    that market data flows. ``control`` marks replies such as a SUBSCRIBE acknowledgement.
+    that market data flows.
     """
 
     stream: str | None = None
-    mark: list[Any] = field(default_factory=list)  # MarkPriceRow, or SlimMarkRow if scanned
-    tickers: list[Any] = field(default_factory=list)  # AnyTickerRow, or slim ones if scanned
+    mark: list[MarkT] = field(default_factory=list)
+    tickers: list[TickerT] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    control: bool = False
-    raw: bytes | None = None  # the frame itself, kept when its rows are slim
 
     @property
     def market(self) -> bool:
@@ -129,11 +150,29 @@ class DecodedFrame:
 
     def latest_event_time(self) -> int:
         """The newest event time among the frame's rows (0 if none)."""
-        return max((row.E for row in (*self.mark, *self.tickers)), default=0)
+        return max((row.E for rows in (self.mark, self.tickers) for row in rows), default=0)
+
+
+@dataclass(slots=True, kw_only=True)
+class ScannedFrame(_Frame[SlimMarkRow, SlimAnyTickerRow]):
+    """The receive path's view of a frame: slim rows, plus the frame's bytes for :func:`expand`."""
+
+    raw: bytes
+
+
+@dataclass(slots=True, kw_only=True)
+class DecodedFrame(_Frame[MarkPriceRow, AnyTickerRow]):
+    """A frame decoded in full. ``control`` marks replies such as a SUBSCRIBE acknowledgement."""
+
+    control: bool = False
+
+
+# What the receive path hands on: scanned, or decoded in full when the scan could not read it.
+ReceivedFrame = ScannedFrame | DecodedFrame
 
 
 class FrameDecoder:
-    """Turns frame bytes into :class:`DecodedFrame`; never raises on bad input."""
+    """Turns frame bytes into frames; never raises on bad input."""
 
     def __init__(self) -> None:
         self._envelope = msgspec.json.Decoder(_Envelope)
@@ -142,34 +181,27 @@ class FrameDecoder:
         self._slim_array = msgspec.json.Decoder(list[SlimRow])
         self._any = msgspec.json.Decoder()
 
-    def scan(self, data: bytes, stream: str | None = None) -> DecodedFrame:
+    def scan(self, data: bytes, stream: str | None = None) -> ReceivedFrame:
         """The receive path's decode: slim rows (event time and symbol) plus the raw frame.
 
         A frame whose rows lack a good event type, time or symbol, or that is not a row
         array at all, takes the careful path of :meth:`decode` instead (full rows, every bad
-        row reported). Other damage in a row is found when it is published.
+        row reported). Other damage in a row is found when it is expanded, at publication.
         """
         try:
             if _first_char(data) == "[":
                 rows: list[SlimRow] = self._slim_array.decode(data)
-                frame = DecodedFrame(stream=stream)
             else:
                 envelope = self._slim_envelope.decode(data)
-                frame, rows = DecodedFrame(stream=envelope.stream), envelope.data
+                stream, rows = envelope.stream, envelope.data
         except (msgspec.ValidationError, msgspec.DecodeError):
             return self.decode(data, stream)
-        frame.raw = data
-        _sort_rows(rows, frame, SlimMarkRow)
+        frame = ScannedFrame(stream=stream, raw=data)
+        _fill(frame, rows, SlimMarkRow)
         return frame
 
-    def expand(self, frame: DecodedFrame) -> DecodedFrame:
-        """The full rows of a scanned frame (``frame`` itself if it has full rows)."""
-        if frame.raw is None:
-            return frame
-        return self.decode(frame.raw, frame.stream)
-
     def decode(self, data: bytes | str, stream: str | None = None) -> DecodedFrame:
-        """Decode one frame. ``stream`` names the stream of a raw (unwrapped) connection."""
+        """Decode one frame in full. ``stream`` names the stream of a raw (unwrapped) connection."""
         frame = DecodedFrame(stream=stream)
         try:
             if _first_char(data) == "[":
@@ -183,7 +215,7 @@ class FrameDecoder:
         except msgspec.DecodeError as exc:
             frame.errors.append(f"frame is not JSON ({exc})")
             return frame
-        _sort_rows(rows, frame)
+        _fill(frame, rows, MarkPriceRow)
         return frame
 
     def _decode_row_by_row(self, data: bytes | str, frame: DecodedFrame) -> None:
@@ -218,18 +250,35 @@ class FrameDecoder:
             except msgspec.ValidationError as exc:
                 where = frame.stream or "frame"
                 frame.errors.append(f"{where} row {index} skipped: {exc}")
-        _sort_rows(rows, frame)
+        _fill(frame, rows, MarkPriceRow)
 
 
-def _sort_rows(rows: list[Any], frame: DecodedFrame, mark_type: type = MarkPriceRow) -> None:
+_DECODER = FrameDecoder()  # stateless: one serves every expansion
+
+
+def expand(frame: ReceivedFrame) -> DecodedFrame:
+    """The full rows of a received frame: a scanned one is decoded in full now.
+
+    The publish step's half of the receive path: a row that fails here (a number where a
+    price belongs, say) is reported in the result's ``errors`` and left out of its rows.
+    """
+    if isinstance(frame, DecodedFrame):
+        return frame
+    return _DECODER.decode(frame.raw, frame.stream)
+
+
+def _fill(
+    frame: _Frame[MarkT, TickerT], rows: list[MarkT | TickerT], mark_type: type[MarkT]
+) -> None:
+    """Sort rows into the frame's ``mark`` and ``tickers``, in their order."""
     kinds = set(map(type, rows))  # a frame holds one stream's rows: usually all of one kind
     if kinds == {mark_type}:
-        frame.mark = rows
+        frame.mark = cast(list[MarkT], rows)
     elif mark_type not in kinds:
-        frame.tickers = rows
+        frame.tickers = cast(list[TickerT], rows)
     else:
-        frame.mark.extend(row for row in rows if type(row) is mark_type)
-        frame.tickers.extend(row for row in rows if type(row) is not mark_type)
+        frame.mark = [row for row in rows if isinstance(row, mark_type)]
+        frame.tickers = [cast(TickerT, row) for row in rows if not isinstance(row, mark_type)]
 
 
 def _first_char(data: bytes | str) -> str:

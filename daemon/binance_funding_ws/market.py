@@ -10,29 +10,31 @@ Rules (from the exchange facts):
   harmless: the same update delivered twice changes nothing.
 
 Work is split in two so the receive path stays cheap: :meth:`MarketBook.apply` only records
-the newest row per symbol; :meth:`MarketBook.publish`, called once per write interval,
-validates those rows' decimals and folds them into the published entries. A row that fails
-validation is dropped then and the symbol keeps its previous good entry.
+the newest row per symbol (slim, as scanned on arrival); :meth:`MarketBook.publish`, called
+once per write interval, has the frames of those rows expanded (:func:`~binance_funding_ws.
+frames.expand`), validates their decimals and folds them into the published entries. A row
+that fails either check is dropped then and the symbol keeps its previous good entry.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
 from binance_funding_ws.frames import (
-    SLIM_TYPES,
     AnyTickerRow,
     DecodedFrame,
-    FrameDecoder,
+    Keyed,
     MarkPriceRow,
     MiniTickerRow,
+    ReceivedFrame,
     TickerRow,
+    expand,
 )
 from binance_funding_ws.state import DECIMAL_PATTERN, FundingEntry, TickerEntry
 
@@ -45,15 +47,14 @@ class MarketBook:
     def __init__(self) -> None:
         self.funding: dict[str, FundingEntry] = {}
         self.tickers: dict[str, TickerEntry] = {}
-        self._mark = _Pending("mark")
-        self._tickers = _Pending("tickers")
-        self._decoder = FrameDecoder()
+        self._mark = _Pending[MarkPriceRow](attrgetter("mark"))
+        self._tickers = _Pending[AnyTickerRow](attrgetter("tickers"))
 
     @property
     def has_pending(self) -> bool:
         return bool(self._mark.rows or self._tickers.rows)
 
-    def apply(self, frame: DecodedFrame, received_at: int) -> int:
+    def apply(self, frame: ReceivedFrame, received_at: int) -> int:
         """Record the frame's rows that are not older than what is held; return how many."""
         accepted = 0
         if frame.mark:
@@ -65,18 +66,18 @@ class MarketBook:
     def publish(self) -> list[str]:
         """Fold pending rows into the published maps; return one message per rejected row."""
         errors: list[str] = []
-        expanded: dict[int, DecodedFrame] = {}  # each scanned frame fully decoded once
-        self._mark.expand_slim_rows(self._decoder, expanded, errors)
-        self._tickers.expand_slim_rows(self._decoder, expanded, errors)
+        expanded: dict[int, DecodedFrame] = {}  # each scanned frame expanded once
+        marks = self._mark.full_rows(expanded, errors)
+        tickers = self._tickers.full_rows(expanded, errors)
         received = self._mark.received
-        for symbol, row in self._mark.rows.items():
-            entry = _funding_entry(row, received[symbol])
-            if entry is None:
+        for symbol, row in marks.items():
+            funding = _funding_entry(row, received[symbol])
+            if funding is None:
                 errors.append(f"{symbol} markPriceUpdate skipped: a price or rate is not a decimal")
             else:
-                self.funding[symbol] = entry
+                self.funding[symbol] = funding
         received = self._tickers.received
-        for symbol, ticker in self._tickers.rows.items():
+        for symbol, ticker in tickers.items():
             previous = self.tickers.get(symbol)
             entry = _ticker_entry(ticker, received[symbol], previous)
             if entry is None:
@@ -88,18 +89,27 @@ class MarketBook:
         return errors
 
 
-class _Pending:
+class _Published(Protocol):
+    @property
+    def event_time(self) -> int: ...
+
+
+FullRow = TypeVar("FullRow", bound=Keyed)
+
+
+class _Pending(Generic[FullRow]):
     """The newest unpublished row per symbol, when it arrived, and the frame it came in.
 
-    Kept in three dicts rather than one dict of tuples: the fast path then fills them with
-    C-level ``dict.update`` calls and allocates nothing per row.
+    A row is slim if its frame was scanned, full if the frame had to be decoded in full on
+    arrival. Kept in three dicts rather than one dict of tuples: the fast path then fills
+    them with C-level ``dict.update`` calls and allocates nothing per row.
     """
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind  # which rows of a decoded frame are ours: "mark" or "tickers"
-        self.rows: dict[str, Any] = {}
+    def __init__(self, rows_of: Callable[[DecodedFrame], list[FullRow]]) -> None:
+        self._rows_of = rows_of  # which rows of a decoded frame are ours
+        self.rows: dict[str, Keyed] = {}
         self.received: dict[str, int] = {}
-        self.frames: dict[str, DecodedFrame] = {}  # where each pending row came from
+        self.frames: dict[str, ReceivedFrame] = {}  # where each pending row came from
         # No row merged so far (pending or published) is newer than this event time.
         self.newest_event_time = -1
 
@@ -108,34 +118,39 @@ class _Pending:
         self.received.clear()
         self.frames.clear()
 
-    def expand_slim_rows(
-        self, decoder: FrameDecoder, expanded: dict[int, DecodedFrame], errors: list[str]
-    ) -> None:
-        """Replace each slim pending row by its full row, decoding each frame once.
+    def full_rows(self, expanded: dict[int, DecodedFrame], errors: list[str]) -> dict[str, FullRow]:
+        """Every pending row in full, in arrival order; each frame is expanded once.
 
-        A row whose full decode fails is dropped (its symbol keeps its published entry) and
-        reported, as the receive path reports a row that fails there.
+        A row whose full decode fails is left out (its symbol keeps its published entry);
+        the expansion's errors, which name it, are added to ``errors``.
         """
-        wanted: dict[int, list[str]] = {}
+        found: dict[int, dict[tuple[str, int], FullRow]] = {}
+        for frame in self.frames.values():
+            if id(frame) not in found:
+                found[id(frame)] = self._index(frame, expanded, errors)
+        full: dict[str, FullRow] = {}
         for symbol, row in self.rows.items():
-            if type(row) in SLIM_TYPES:
-                wanted.setdefault(id(self.frames[symbol]), []).append(symbol)
-        for symbols in wanted.values():
-            frame = self.frames[symbols[0]]
-            full = expanded.get(id(frame))
-            if full is None:
-                full = expanded[id(frame)] = decoder.expand(frame)
-                errors.extend(full.errors)
-            found = {(row.s, row.E): row for row in getattr(full, self.kind)}
-            for symbol in symbols:
-                row = found.get((symbol, self.rows[symbol].E))
-                if row is not None:
-                    self.rows[symbol] = row
-                else:  # the row failed its full decode: already reported above
-                    del self.rows[symbol]
+            match = found[id(self.frames[symbol])].get((symbol, row.E))
+            if match is not None:
+                full[symbol] = match
+        return full
+
+    def _index(
+        self, frame: ReceivedFrame, expanded: dict[int, DecodedFrame], errors: list[str]
+    ) -> dict[tuple[str, int], FullRow]:
+        decoded = expanded.get(id(frame))
+        if decoded is None:  # a frame mixing kinds is expanded for the first kind only
+            decoded = expanded[id(frame)] = expand(frame)
+            if decoded is not frame:  # a frame decoded on arrival reported its errors then
+                errors.extend(decoded.errors)
+        return {(row.s, row.E): row for row in self._rows_of(decoded)}
 
     def merge(
-        self, rows: list[Any], published: dict[str, Any], received_at: int, frame: DecodedFrame
+        self,
+        rows: Sequence[Keyed],
+        published: Mapping[str, _Published],
+        received_at: int,
+        frame: ReceivedFrame,
     ) -> int:
         """Keep each row unless its symbol holds a newer one; return how many were kept.
 
@@ -157,7 +172,11 @@ class _Pending:
         return self._merge_row_by_row(rows, published, received_at, frame)
 
     def _merge_row_by_row(
-        self, rows: list[Any], published: dict[str, Any], received_at: int, frame: DecodedFrame
+        self,
+        rows: Sequence[Keyed],
+        published: Mapping[str, _Published],
+        received_at: int,
+        frame: ReceivedFrame,
     ) -> int:
         pending, received, frames = self.rows, self.received, self.frames
         accepted = 0

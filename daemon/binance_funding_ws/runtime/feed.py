@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from binance_funding_ws import __version__
 from binance_funding_ws.backoff import Backoff
 from binance_funding_ws.endpoint import Endpoint
-from binance_funding_ws.frames import DecodedFrame, FrameDecoder
+from binance_funding_ws.frames import FrameDecoder, ReceivedFrame
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.state import now_ms
 from binance_funding_ws.tracker import ConnectionTracker
@@ -104,7 +104,7 @@ class Feed:
         self,
         config: FeedConfig,
         tracker: ConnectionTracker,
-        on_market_frame: Callable[[DecodedFrame, int], None],
+        on_market_frame: Callable[[ReceivedFrame, int], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -223,7 +223,7 @@ class Feed:
             link.last_event_time = frame.latest_event_time()
             if link.last_event_time >= link.drain_target:
                 self._wake.set()
-        elif link.role == "primary" and tracker.state != "connected":
+        elif link.role == "primary" and tracker.status.state != "connected":
             tracker.set_state("connected", received_at)
             log.info("connection %d: market data flowing", link.number)
 
@@ -311,7 +311,7 @@ class Feed:
         candidate.role = "primary"
         self._primary = candidate
         self.tracker.on_rotation()
-        if self.tracker.state != "connected":
+        if self.tracker.status.state != "connected":
             self.tracker.set_state("connected", now_ms())
         if old is not None and not old.closed:
             old.role = "draining"

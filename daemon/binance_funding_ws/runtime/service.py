@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from binance_funding_ws.frames import DecodedFrame
+from binance_funding_ws.frames import ReceivedFrame
 from binance_funding_ws.market import MarketBook
 from binance_funding_ws.runtime.feed import Feed, FeedConfig
 from binance_funding_ws.runtime.logs import RateLimitedLog
@@ -65,7 +65,7 @@ class Daemon:
         self._disk_log = RateLimitedLog(log, burst=3)
         self._input_log = RateLimitedLog(log)
 
-    def _on_market_frame(self, frame: DecodedFrame, received_at: int) -> None:
+    def _on_market_frame(self, frame: ReceivedFrame, received_at: int) -> None:
         self.book.apply(frame, received_at)
 
     # -- the state document -------------------------------------------------------------
@@ -98,7 +98,7 @@ class Daemon:
             self.tracker.on_write_result(message)
             self._disk_log.log(logging.ERROR, "write", f"{message}; keeping the previous file")
             return False
-        if self.tracker.last_write_error is not None:
+        if self.tracker.status.last_write_error is not None:
             log.info("state file writable again: %s", self.config.state_file)
         self.tracker.on_write_result(None)
         self._written_version = version
@@ -170,7 +170,7 @@ class Daemon:
             "daemon started: %s -> %s (pid %d)",
             self.config.feed.url,
             self.config.state_file,
-            self.tracker.pid,
+            self.tracker.status.pid,
         )
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
