@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from monitor_helpers import write_state
 
-from funding_monitor.app import HostPanel, MonitorApp
+from funding_monitor.app import MonitorApp, PollDone
 from funding_monitor.model import PollResult
+from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
 from funding_monitor.sources import LocalSource
 
@@ -56,17 +57,11 @@ async def measure_updates(path: Path, updates: int) -> list[float]:
             write_state(path, now=time.time(), symbols=args.symbols)
             document = LocalSource(path).read_state()  # a new document object, as a poll makes
             started = time.perf_counter()
-            app.on_poll_done(_done(document))
+            app.on_poll_done(PollDone(app.hosts[0], PollResult(time.time(), True, document)))
             await pilot.pause()
             timings.append((time.perf_counter() - started) * 1000)
         assert app.screen.query_one(HostPanel).query_one("#funding").row_count == args.symbols
     return timings
-
-
-def _done(document):
-    from funding_monitor.app import PollDone
-
-    return PollDone(0, PollResult(time.time(), True, document=document))
 
 
 def measure_idle(path: Path, seconds: float) -> float:

@@ -53,6 +53,22 @@ def _ticker_entry(symbol: str, event_time: int):
     return book.tickers[symbol]
 
 
+async def wait_for(pilot, predicate, what: str, timeout: float = 15) -> None:
+    """Let the app run until ``predicate()`` holds; fail after ``timeout`` s saying ``what``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def replace_in_file(path: Path, old: str, new: str) -> None:
+    """Edit the state file atomically, as the daemon replaces it."""
+    tmp = path.with_name(f".{path.name}.edit")
+    tmp.write_text(path.read_text().replace(old, new))
+    os.replace(tmp, path)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

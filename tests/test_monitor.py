@@ -8,21 +8,29 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import msgspec
 import pytest
-from monitor_helpers import FIXED_NOW, write_state
+from monitor_helpers import FIXED_NOW, replace_in_file, wait_for, write_state
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
 
-from funding_monitor.app import HelpScreen, HostPanel, JournalScreen, MonitorApp
+import funding_monitor.app
+from binance_funding_ws.health import Summary, stale_entries
+from funding_monitor.app import MonitorApp
 from funding_monitor.model import (
     HostView,
     PollResult,
+    ServiceState,
     funding_rows,
-    judge,
+    host_summary,
     parse_systemctl_show,
     select_rows,
-    stale_entries,
 )
+from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
+from funding_monitor.screens import HelpScreen, JournalScreen
 from funding_monitor.sources import LocalSource
 
 MONITOR = [sys.executable, "-m", "funding_monitor"]
@@ -34,12 +42,10 @@ def make_app(*paths, size_clock: float = FIXED_NOW) -> MonitorApp:
 
 
 async def first_poll(app: MonitorApp, pilot, polls: int = 1) -> None:
-    for _ in range(200):
-        if all(view.polls >= polls for view in app.views):
-            await pilot.pause()
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the first poll never arrived")
+    """Wait until every host was polled ``polls`` times, and the screen redrawn."""
+    await wait_for(pilot, lambda: all(host.view.polls >= polls for host in app.hosts),
+                   f"poll {polls} of every host")  # fmt: skip
+    await pilot.pause()
 
 
 def screen_text(app: MonitorApp) -> str:
@@ -51,21 +57,47 @@ def screen_text(app: MonitorApp) -> str:
 # -- the pure core ----------------------------------------------------------------------------
 
 
-def test_judge_and_old_data(tmp_path):
+def test_host_summary_and_old_data(tmp_path):
     path = tmp_path / "s.json"
     write_state(path)
     view = HostView("h")
-    assert judge(view, FIXED_NOW, 60).code == 2  # nothing read yet
+    summary = host_summary(view, FIXED_NOW, 60)  # nothing read yet
+    assert (summary.exit_code, summary.verdict, summary.state) == (2, "UNREACHABLE", None)
     view.apply(PollResult(FIXED_NOW, True, document=LocalSource(path).read_state()))
-    assert judge(view, FIXED_NOW, 60).code == 0
+    summary = host_summary(view, FIXED_NOW, 60)
+    assert (summary.exit_code, summary.verdict, summary.source) == (0, "HEALTHY", "h")
+    assert summary.service is None and summary.funding_symbols == 30
     view.apply(PollResult(FIXED_NOW + 5, True, error="corrupt!", error_kind="corrupt"))
     assert view.document is not None and view.showing_old_data  # the last good data stays
-    verdict = judge(view, FIXED_NOW + 5, 60)
-    assert verdict.code == 1 and "showing old data: corrupt!" in verdict.problems[0]
+    summary = host_summary(view, FIXED_NOW + 5, 60)
+    assert summary.exit_code == 1 and summary.problems[0] == "showing old data: corrupt!"
     view.apply(PollResult(FIXED_NOW + 9, False, error="down", error_kind="unreachable"))
-    assert view.disconnected_since == FIXED_NOW + 9 and judge(view, FIXED_NOW + 9, 60).code == 2
+    summary = host_summary(view, FIXED_NOW + 9, 60)
+    assert view.disconnected_since == FIXED_NOW + 9
+    assert (summary.exit_code, summary.verdict) == (2, "UNREACHABLE")
+    assert summary.funding_symbols == 30, "the facts of the old data stay"
     view.apply(PollResult(FIXED_NOW + 12, False, error="down", error_kind="unreachable"))
     assert view.disconnected_since == FIXED_NOW + 9, "since the first failure"
+
+
+def test_host_summary_verdicts_without_data_and_with_a_failed_service(tmp_path):
+    missing = HostView("h")
+    missing.apply(PollResult(FIXED_NOW, True, error="h:/x: no such file", error_kind="missing"))
+    summary = host_summary(missing, FIXED_NOW, 60)
+    assert (summary.verdict, summary.exit_code) == ("UNREADABLE", 2)
+    assert summary.error == "h:/x: no such file" and summary.problems == [summary.error]
+    refused = HostView("h")
+    refused.apply(PollResult(FIXED_NOW, False, error="unknown host key", error_kind="host-key"))
+    assert host_summary(refused, FIXED_NOW, 60).verdict == "UNREACHABLE"
+    path = tmp_path / "s.json"
+    write_state(path)
+    view = HostView("h")
+    failed = ServiceState("failed", "failed", restarts=3)
+    view.apply(PollResult(FIXED_NOW, True, LocalSource(path).read_state(), service=failed))
+    summary = host_summary(view, FIXED_NOW, 60)
+    assert (summary.verdict, summary.exit_code) == ("DEGRADED", 1)
+    assert summary.service == "failed (failed), 3 restarts"
+    assert summary.problems == ["service failed (failed), 3 restarts"]
 
 
 def test_rows_filter_sort_and_stale(tmp_path):
@@ -80,8 +112,8 @@ def test_rows_filter_sort_and_stale(tmp_path):
     ]
     by_rate = select_rows(rows, "", "funding_rate", True, now_ms)
     assert by_rate[0].funding_rate == "0.00090000"
-    assert [r.symbol for r in stale_entries(doc, now_ms, 60)] == ["OLDUSDT"]
-    assert stale_entries(doc, now_ms, 600) == []
+    assert stale_entries(doc.funding, now_ms, 60) == [("OLDUSDT", 300.0)]
+    assert stale_entries(doc.funding, now_ms, 600) == []
 
 
 def test_parse_systemctl_show():
@@ -171,13 +203,13 @@ def test_corrupt_file_keeps_the_last_good_data_marked_old(tmp_path):
         async with app.run_test(size=(100, 30)) as pilot:
             await first_poll(app, pilot)
             path.write_text('{"schema_version": 1, "upd')
-            await first_poll(app, pilot, polls=app.views[0].polls + 2)
+            await first_poll(app, pilot, polls=app.hosts[0].view.polls + 2)
             text = screen_text(app)
             assert "STATE FILE CORRUPT" in text and "last good data" in text
             assert "OLD (read" in text
             assert app.screen.query_one("#funding").row_count == 30  # still visible
             write_state(path)
-            await first_poll(app, pilot, polls=app.views[0].polls + 2)
+            await first_poll(app, pilot, polls=app.hosts[0].view.polls + 2)
             assert "CORRUPT" not in screen_text(app)
 
     asyncio.run(scenario())
@@ -190,7 +222,7 @@ def test_missing_file_is_shown_as_such(tmp_path):
             await first_poll(app, pilot)
             text = screen_text(app)
             assert "STATE FILE MISSING" in text and "no such file" in text
-            assert "UNREACHABLE" in text
+            assert "UNREADABLE" in text
 
     asyncio.run(scenario())
 
@@ -221,10 +253,12 @@ def test_keys_filter_sort_help_journal_refresh_quit(tmp_path):
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
             await pilot.press("escape", "l")
-            await pilot.pause(0.3)
-            assert isinstance(app.screen, JournalScreen)
+            journal = app.screen
+            assert isinstance(journal, JournalScreen)
+            await wait_for(pilot, lambda: "no service journal" in str(
+                journal.query_one("#journal").render()), "the journal")  # fmt: skip
             await pilot.press("escape")
-            polls = app.views[0].polls
+            polls = app.hosts[0].view.polls
             write_state(path, symbols=3)
             await pilot.press("r")
             await first_poll(app, pilot, polls=polls + 1)
@@ -235,23 +269,56 @@ def test_keys_filter_sort_help_journal_refresh_quit(tmp_path):
     assert asyncio.run(scenario()) == 0
 
 
-def test_new_prices_update_the_cells_in_place(tmp_path):
+def test_new_prices_update_cells_in_place_and_off_screen_rows_once_seen(tmp_path):
     path = tmp_path / "s.json"
-    write_state(path, symbols=5)
+    write_state(path, symbols=300)
 
     async def scenario() -> None:
         app = make_app(path)
-        async with app.run_test(size=(100, 30)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             await first_poll(app, pilot)
-            table = app.screen.query_one("#funding")
-            assert str(table.get_row_at(2)[2]) == "102.50000000"
-            data = path.read_text().replace('"102.50000000"', '"222.25000000"')
-            tmp = path.with_name("tmp.json")
-            tmp.write_text(data)
-            os.replace(tmp, path)
-            await first_poll(app, pilot, polls=app.views[0].polls + 2)
-            assert str(table.get_row_at(2)[2]) == "222.25000000"
-            assert table.row_count == 5
+            table = app.screen.query_one("#funding", DataTable)
+            table.move_cursor(row=5)
+            replace_in_file(path, '.50000000"', '.75000000"')  # every mark price moves
+            await wait_for(pilot, lambda: table.get_row_at(0)[2] == "100.75000000",
+                           "the visible rows to show the new prices")  # fmt: skip
+            assert table.cursor_row == 5, "updated in place, not rebuilt"
+            # Off screen, the table still holds the old cell: it costs nothing until seen.
+            assert table.get_row_at(299)[2] == "399.50000000"
+            table.focus()
+            await pilot.press("ctrl+end")
+            await wait_for(pilot, lambda: table.get_row_at(299)[2] == "399.75000000",
+                           "the last row to be written once scrolled into view")  # fmt: skip
+            assert table.row_count == 300
+
+    asyncio.run(scenario())
+
+
+def test_a_panel_shows_what_it_is_given_without_the_monitor_app(tmp_path):
+    path = tmp_path / "s.json"
+    write_state(path, state="reconnecting")
+    view = HostView("somewhere")
+    view.apply(PollResult(FIXED_NOW, True, document=LocalSource(path).read_state()))
+    panel = HostPanel(0, max_age=30, local=False)
+    panel.show(view, FIXED_NOW)  # before mounting: drawn once mounted
+
+    class Bare(App[None]):
+        CSS_PATH = Path(funding_monitor.app.__file__).with_name("monitor.tcss")
+
+        def compose(self) -> ComposeResult:
+            yield panel
+
+    async def scenario() -> None:
+        async with Bare().run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            text = str(panel.query_one("#header").render())
+            assert "somewhere  DEGRADED" in text and "RECONNECTING" in text
+            assert "service: unknown (no systemd data)" in text
+            assert panel.query_one("#stale").border_title == "stale > 30 s"
+            assert panel.query_one("#funding").row_count == 30
+            panel.show(view, FIXED_NOW + 100)  # the file ages: the same view, later
+            await pilot.pause()
+            assert "STATE FILE STALE: not written for" in str(panel.query_one("#banner").render())
 
     asyncio.run(scenario())
 
@@ -311,24 +378,29 @@ def once(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_once_exit_codes_and_json(tmp_path):
+def test_once_prints_the_shared_summary_and_exits_0_1_2(tmp_path):
     import time
 
     path = tmp_path / "s.json"
     write_state(path, now=time.time(), stale=("OLDUSDT",))
     result = once("--state-file", str(path))
     assert result.returncode == 0, result.stdout
-    assert ": HEALTHY" in result.stdout and "1 funding entries older than 60 s: OLDUSDT" in (
-        result.stdout
-    )
-    facts = json.loads(once("--state-file", str(path), "--json").stdout)
-    assert facts["healthy"] and facts["funding_symbols"] == 31
-    assert list(facts["stale_funding"]) == ["OLDUSDT"]
+    assert result.stdout.startswith(f"funding-monitor: HEALTHY  ({path})\n")
+    assert "funding entries older than 60 s: OLDUSDT (5m " in result.stdout  # + start-up time
+    assert "service" not in result.stdout, "a local file has no service"
+    result = once("--state-file", str(path), "--json", "--max-age", "400")
+    summary = msgspec.json.decode(result.stdout, type=Summary)  # exactly the shared shape
+    assert set(json.loads(result.stdout)) == set(Summary.__struct_fields__)
+    assert summary.healthy and summary.source == str(path) and summary.funding_symbols == 31
+    assert summary.max_age_s == 400 and summary.stale_funding == {}, "--max-age is the one rule"
+    assert summary.service is None
     write_state(path, now=time.time(), state="stopped")
     assert once("--state-file", str(path)).returncode == 1
     path.write_text("garbage")
     result = once("--state-file", str(path), "--json")
-    assert result.returncode == 2 and "not a state file" in json.loads(result.stdout)["error"]
+    facts = json.loads(result.stdout)
+    assert result.returncode == 2 and "not a state file" in facts["error"]
+    assert facts["verdict"] == "UNREADABLE"
     os.unlink(path)
     assert once("--state-file", str(path)).returncode == 2
 
@@ -340,6 +412,7 @@ def test_once_exit_codes_and_json(tmp_path):
         (["--service", "a;rm -rf /"], "not a systemd unit name"),
         (["--json"], "--json needs --once"),
         ([], "give --host HOST"),
+        (["--state-file", "x", "--stale-after", "5"], "unrecognized arguments: --stale-after"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, fragment):

@@ -13,10 +13,13 @@ import sys
 import threading
 import time
 
+import msgspec
 import pytest
-from monitor_helpers import SSHD, SshServer, keygen, write_state
+from monitor_helpers import SSHD, SshServer, free_port, keygen, wait_for, write_state
 
-from funding_monitor.app import HostPanel, MonitorApp
+from binance_funding_ws.health import Summary
+from funding_monitor.app import MonitorApp
+from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
 from funding_monitor.sources import RemoteSource, SourceError, Timeouts
 
@@ -61,8 +64,28 @@ def test_once_over_ssh_through_the_config_alias(setup):
     result = once(config, state, "--json")
     assert result.returncode == 0, result.stdout
     facts = json.loads(result.stdout)
-    assert facts["host"] == "volspike-test" and facts["funding_symbols"] == 30
+    assert facts["source"] == "volspike-test" and facts["funding_symbols"] == 30
     assert facts["state"] == "connected"
+
+
+def test_once_on_a_fleet_prints_one_summary_per_host(setup):
+    _, state, known, config = setup
+    config.write_text(
+        config.read_text() + f"Host deadhost\n  HostName 127.0.0.1\n  Port {free_port()}\n"
+        f"  User root\n  UserKnownHostsFile {known}\n"
+    )
+    result = once(config, state, "--json", "--host", "deadhost")
+    assert result.returncode == 2, "the worst host decides"
+    summaries = msgspec.json.decode(result.stdout, type=list[Summary])
+    assert [(s.source, s.verdict) for s in summaries] == [
+        ("volspike-test", "HEALTHY"),
+        ("deadhost", "UNREACHABLE"),
+    ]
+    assert "cannot connect to root@127.0.0.1" in summaries[1].error
+    assert summaries[1].state is None and summaries[1].exit_code == 2
+    text = once(config, state, "--host", "deadhost").stdout
+    assert "funding-monitor: HEALTHY  (volspike-test)\n" in text
+    assert "funding-monitor: UNREACHABLE  (deadhost)\n  problem     cannot connect" in text
 
 
 def test_unknown_host_key_is_refused_with_its_fingerprint(setup):
@@ -169,27 +192,19 @@ def test_sshd_killed_and_restarted_mid_session_the_monitor_recovers(setup):
                               Timeouts(2, 2), config)  # fmt: skip
         app = MonitorApp([Poller(source, 0.3)])
         async with app.run_test(size=(100, 30)) as pilot:
-            view = app.views[0]
-            await wait(pilot, lambda: view.connected and view.document is not None, "connected")
+            view = app.hosts[0].view
+            await wait_for(pilot, lambda: view.connected and view.document is not None, "connected")
             sshd.kill()
-            await wait(pilot, lambda: not view.connected, "the drop noticed")
+            await wait_for(pilot, lambda: not view.connected, "the drop noticed")
             banner = str(app.screen.query_one(HostPanel).query_one("#banner").render())
             assert "DISCONNECTED since" in banner
             assert app.screen.query_one("#funding").row_count == 30, "old data stays visible"
             sshd.start()
             write_state(state, now=time.time(), symbols=12)
-            await wait(pilot, lambda: view.connected and len(view.document.funding) == 12,
+            await wait_for(pilot, lambda: view.connected and len(view.document.funding) == 12,
                        "reconnected with the new file", timeout=40)  # fmt: skip
             assert "DISCONNECTED" not in str(
                 app.screen.query_one(HostPanel).query_one("#banner").render()
             )
 
     asyncio.run(scenario())
-
-
-async def wait(pilot, predicate, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.1)

@@ -9,14 +9,18 @@ funding-monitor --host volspike-do --once [--json] # exit 0 healthy, 1 degraded,
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
+
 from binance_funding_ws.argtypes import positive
-from funding_monitor.model import HostView, now, render_summary, summary
+from binance_funding_ws.health import Summary, render_text
+from binance_funding_ws.tools.status import add_max_age
+from funding_monitor.model import HostView, host_summary
 from funding_monitor.poller import Poller
 from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Source, Timeouts
 
@@ -49,18 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval", type=positive, default=2.0, help="seconds between polls [%(default)s]"
     )
-    parser.add_argument(
-        "--stale-after",
-        type=positive,
-        default=60.0,
-        help="an entry older than this (s) is stale [%(default)s]",
-    )
-    parser.add_argument(
-        "--max-age",
-        type=positive,
-        default=60.0,
-        help="the file or its last message older than this (s) is degraded [%(default)s]",
-    )
+    add_max_age(parser)  # the one freshness threshold, as in `binance-funding-ws status`
     parser.add_argument(
         "--service", type=_unit, default=DEFAULT_SERVICE, help="systemd unit [%(default)s]"
     )
@@ -86,17 +79,19 @@ def make_sources(args: argparse.Namespace) -> list[Source]:
 
 
 def run_once(pollers: list[Poller], args: argparse.Namespace) -> int:
-    facts = []
+    """Poll each host once and print the shared summary: one, or a list for a fleet."""
+    summaries: list[Summary] = []
     for poller in pollers:
         view = HostView(poller.source.name)
         view.apply(poller.poll())
         poller.close()
-        facts.append(summary(view, now(), args.max_age, args.stale_after))
+        summaries.append(host_summary(view, time.time(), args.max_age))
     if args.json:
-        print(json.dumps(facts[0] if len(facts) == 1 else facts, indent=2))
+        shown = summaries[0] if len(summaries) == 1 else summaries
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(shown)).decode() + "\n")
     else:
-        sys.stdout.write("".join(render_summary(f) for f in facts))
-    return max(f["exit_code"] for f in facts)
+        sys.stdout.write("".join(render_text(s, title="funding-monitor") for s in summaries))
+    return max(summary.exit_code for summary in summaries)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,9 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_once(pollers, args)
     from funding_monitor.app import MonitorApp
 
-    app = MonitorApp(
-        pollers, stale_after=args.stale_after, max_age=args.max_age, local=not args.host
-    )
+    app = MonitorApp(pollers, max_age=args.max_age, local=not args.host)
     code = app.run()
     return code if isinstance(code, int) else 0
 

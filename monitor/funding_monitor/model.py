@@ -1,33 +1,34 @@
 """Sans-I/O core of funding-monitor: what a poll found, and what the screen and ``--once`` say
 about it. No sockets, no files, no Textual: everything here is tested directly.
 
-The state-file format and the health rules are the daemon package's own
-(:mod:`binance_funding_ws.state`, :mod:`binance_funding_ws.health`): one definition each.
+The state-file format, the stale rule and the summary are the daemon package's own
+(:mod:`binance_funding_ws.state`, :mod:`binance_funding_ws.health`): one definition each. This
+module only adds what the monitor knows beyond the file: the host, the service and whether the
+data shown is the last good copy.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Literal
 
-from binance_funding_ws.health import Health, assess
+import msgspec
+
+from binance_funding_ws.health import EXIT_UNREADABLE, Summary, summarize, unreadable
 from binance_funding_ws.state import StateDocument
 from binance_funding_ws.text import format_age
 
-EXIT_HEALTHY, EXIT_DEGRADED, EXIT_UNREACHABLE = 0, 1, 2
-
 ErrorKind = Literal["unreachable", "host-key", "auth", "missing", "unreadable", "corrupt"]
+# The host could not be asked at all: the verdict is UNREACHABLE rather than UNREADABLE.
+HOST_ERRORS: frozenset[ErrorKind | None] = frozenset({"unreachable", "host-key", "auth", None})
+# Exit 2 even with old data on screen: nothing current can be read. A corrupt file is only
+# degraded while the last good copy is shown, since the daemon may be mid-repair.
+NO_CURRENT_DATA: frozenset[ErrorKind | None] = frozenset(
+    {"unreachable", "host-key", "auth", "missing", "unreadable"}
+)
 SortKey = Literal["symbol", "funding_rate", "mark_price", "next_funding", "age"]
 SORT_KEYS: tuple[SortKey, ...] = ("symbol", "funding_rate", "mark_price", "next_funding", "age")
-STATE_STYLES = {
-    "connected": "green",
-    "connecting": "yellow",
-    "reconnecting": "yellow",
-    "stalled": "red",
-    "stopped": "red",
-}
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ class HostView:
         if result.document is not None:
             self.document, self.document_at = result.document, result.at
         self.error, self.error_kind = result.error, result.error_kind
-        if result.service is not None or not result.connected:
-            self.service = result.service if result.connected else self.service
+        if result.service is not None:  # a failed poll keeps the last known service state
+            self.service = result.service
         if result.journal is not None:
             self.journal = result.journal
 
@@ -120,32 +121,29 @@ class PollResult:
     journal: list[str] | None = None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The one-glance judgement of a host."""
+def host_summary(view: HostView, now: float, max_age: float) -> Summary:
+    """The shared :class:`~binance_funding_ws.health.Summary` of one host as last polled.
 
-    code: int
-    problems: list[str]
-    health: Health | None
-
-    @property
-    def label(self) -> str:
-        return {EXIT_HEALTHY: "HEALTHY", EXIT_DEGRADED: "DEGRADED"}.get(self.code, "UNREACHABLE")
-
-
-def judge(view: HostView, now: float, max_age: float) -> Verdict:
-    """0 healthy, 1 degraded, 2 unreachable or unreadable (``--once`` exit codes)."""
+    ``--once`` prints it, and the live screen's header and fleet rows are drawn from it, so
+    the screen and the scripts never disagree. The monitor's own findings (old data shown, a
+    service not active) come first among the problems.
+    """
+    service = None if view.service is None else view.service.describe()
+    service_failed = view.service is not None and not view.service.healthy
+    service_problems = [f"service {service}"] if service_failed else []
+    verdict = "UNREACHABLE" if view.error_kind in HOST_ERRORS else "UNREADABLE"
     if view.document is None:
-        return Verdict(EXIT_UNREACHABLE, [view.error or "no data yet"], None)
-    health = assess(view.document, int(now * 1000), max_age)
-    problems = list(health.problems)
-    if view.error is not None:
-        problems.insert(0, f"showing old data: {view.error}")
-    if view.service is not None and not view.service.healthy:
-        problems.append(f"service {view.service.describe()}")
-    if view.error_kind in ("unreachable", "host-key", "auth", "missing", "unreadable"):
-        return Verdict(EXIT_UNREACHABLE, problems, health)
-    return Verdict(EXIT_HEALTHY if not problems else EXIT_DEGRADED, problems, health)
+        summary = unreadable(view.name, view.error or "no data yet", max_age, verdict=verdict)
+        summary.problems += service_problems
+    else:
+        old = [] if view.error is None else [f"showing old data: {view.error}"]
+        summary = summarize(
+            view.document, int(now * 1000), max_age, view.name, [*old, *service_problems]
+        )
+        if view.error_kind in NO_CURRENT_DATA:
+            summary = msgspec.structs.replace(summary, verdict=verdict, exit_code=EXIT_UNREADABLE)
+    summary.service = service
+    return summary
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -189,28 +187,6 @@ def select_rows(
     return sorted(chosen, key=sorters[key], reverse=reverse)
 
 
-def stale_entries(document: StateDocument, now_ms: int, stale_after: float) -> list[FundingRow]:
-    """Funding entries whose event time is older than ``stale_after`` seconds, oldest first."""
-    limit = now_ms - stale_after * 1000
-    old = [
-        FundingRow(symbol, e.funding_rate, e.mark_price, e.next_funding_time, e.event_time)
-        for symbol, e in document.funding.items()
-        if e.event_time < limit
-    ]
-    return sorted(old, key=lambda r: r.event_time)
-
-
-def stale_count(document: StateDocument, now_ms: int, stale_after: float) -> int:
-    """How many funding entries are stale (the header shows it every second: kept cheap)."""
-    limit = now_ms - stale_after * 1000
-    return sum(1 for entry in document.funding.values() if entry.event_time < limit)
-
-
-def stale_ticker_symbols(document: StateDocument, now_ms: int, stale_after: float) -> list[str]:
-    limit = now_ms - stale_after * 1000
-    return sorted(s for s, e in document.tickers.items() if e.event_time < limit)
-
-
 def _decimal(text: str) -> Decimal:
     try:
         return Decimal(text)
@@ -233,77 +209,3 @@ def format_rate(rate: str) -> str:
         return f"{Decimal(rate) * 100:.4f} %"
     except InvalidOperation:
         return rate
-
-
-# -- the plain-text and JSON summaries (--once) -------------------------------------------
-
-
-def summary(view: HostView, now: float, max_age: float, stale_after: float) -> dict[str, Any]:
-    verdict = judge(view, now, max_age)
-    doc = view.document
-    out: dict[str, Any] = {
-        "host": view.name,
-        "healthy": verdict.code == EXIT_HEALTHY,
-        "exit_code": verdict.code,
-        "verdict": verdict.label,
-        "problems": verdict.problems,
-        "error": view.error,
-        "service": None if view.service is None else view.service.describe(),
-    }
-    if doc is not None:
-        now_ms = int(now * 1000)
-        status = doc.connection_status
-        stale = stale_entries(doc, now_ms, stale_after)
-        out |= {
-            "state": status.state,
-            "last_message_age_s": _age(status.last_message_at, now_ms),
-            "last_write_age_s": _age(doc.updated_at, now_ms),
-            "reconnects": status.reconnects,
-            "errors": status.errors,
-            "last_error": status.last_error,
-            "funding_symbols": len(doc.funding),
-            "ticker_symbols": len(doc.tickers),
-            "no_ticker": doc.missing.no_ticker,
-            "no_funding": doc.missing.no_funding,
-            "stale_after_s": stale_after,
-            "stale_funding": {row.symbol: round(row.age(now_ms), 1) for row in stale},
-            "stale_tickers": stale_ticker_symbols(doc, now_ms, stale_after),
-        }
-    return out
-
-
-def _age(epoch_ms: int | None, now_ms: int) -> float | None:
-    return None if epoch_ms is None else round((now_ms - epoch_ms) / 1000, 3)
-
-
-def render_summary(facts: dict[str, Any]) -> str:
-    lines = [f"{facts['host']}: {facts['verdict']}"]
-    lines += [f"  problem     {problem}" for problem in facts["problems"]]
-    if facts.get("service"):
-        lines.append(f"  service     {facts['service']}")
-    if "state" in facts:
-
-        def age(value: float | None) -> str:
-            return "never" if value is None else f"{format_age(value)} ago"
-
-        lines += [
-            f"  feed        {facts['state']}, last message {age(facts['last_message_age_s'])}, "
-            f"file written {age(facts['last_write_age_s'])}",
-            f"  symbols     funding {facts['funding_symbols']}, tickers {facts['ticker_symbols']}"
-            f", no ticker {len(facts['no_ticker'])}, no funding {len(facts['no_funding'])}",
-            f"  counters    reconnects {facts['reconnects']}, errors {facts['errors']}",
-        ]
-        if facts["last_error"]:
-            lines.append(f"  last error  {facts['last_error']}")
-        stale = facts["stale_funding"]
-        names = ", ".join(f"{s} ({format_age(a)})" for s, a in list(stale.items())[:10])
-        more = f" (+{len(stale) - 10} more)" if len(stale) > 10 else ""
-        lines.append(
-            f"  stale       {len(stale)} funding entries older than "
-            f"{facts['stale_after_s']:g} s{': ' + names + more if stale else ''}"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def now() -> float:
-    return time.time()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from binance_funding_ws.backoff import Backoff
-from funding_monitor.model import PollResult, ServiceState
+from funding_monitor.model import PollResult
 from funding_monitor.sources import Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Poller:
         at = self._clock()
         try:
             document = self.source.read_state()
-            service = self._service()
+            service = self.source.service_state()
             journal = self.source.journal(JOURNAL_LINES) if want_journal else None
         except SourceError as exc:
             connected = exc.kind in ("missing", "unreadable", "corrupt")
@@ -47,9 +47,6 @@ class Poller:
             return PollResult(at, False, error=f"internal error: {exc}", error_kind="unreachable")
         self._backoff.reset()
         return PollResult(at, True, document=document, service=service, journal=journal)
-
-    def _service(self) -> ServiceState | None:
-        return self.source.service_state()
 
     def next_delay(self, result: PollResult) -> float:
         """Seconds until the next poll: the interval, or a backoff while unreachable."""

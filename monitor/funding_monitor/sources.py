@@ -318,10 +318,8 @@ class RemoteSource:
                 # What was read belongs to the opened file, even if it was replaced meanwhile.
                 opened = handle.stat()
                 data = handle.read(MAX_STATE_BYTES)
-        except SourceError:
-            raise
         except OSError as exc:
-            return self._file_error(exc, where)
+            raise self._file_error(exc, where) from None
         except (paramiko.SSHException, EOFError) as exc:
             self.close()
             raise SourceError(
@@ -331,17 +329,17 @@ class RemoteSource:
         self._seen = (opened.st_size or 0, opened.st_mtime or 0)
         return document
 
-    def _file_error(self, exc: OSError, where: str) -> StateDocument | None:
+    def _file_error(self, exc: OSError, where: str) -> SourceError:
+        """What a failed SFTP call means; a connection that may be broken is dropped."""
         self._seen = None
         if exc.errno == errno.ENOENT or isinstance(exc, FileNotFoundError):
-            raise SourceError("missing", f"{where}: no such file") from None
+            return SourceError("missing", f"{where}: no such file")
         if exc.errno == errno.EACCES or isinstance(exc, PermissionError):
-            raise SourceError("unreadable", f"{where}: permission denied") from None
-        if isinstance(exc, socket.timeout | TimeoutError):
-            self.close()
-            raise SourceError("unreachable", f"{self.name}: read timed out") from None
+            return SourceError("unreadable", f"{where}: permission denied")
         self.close()
-        raise SourceError("unreachable", f"{where}: {_reason(exc)}") from None
+        if isinstance(exc, socket.timeout | TimeoutError):
+            return SourceError("unreachable", f"{self.name}: read timed out")
+        return SourceError("unreachable", f"{where}: {_reason(exc)}")
 
     def _run(self, argv: list[str]) -> tuple[int, str]:
         client, _ = self._connected()

@@ -1,0 +1,252 @@
+"""One host on screen: banner, header, counts, stale entries and the funding table.
+
+A :class:`HostPanel` is given what it shows (:meth:`HostPanel.show`) and the settings it needs
+at construction; it never reaches into the app. Its facts come from the shared
+:class:`~binance_funding_ws.health.Summary`, the same object ``--once --json`` prints.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Container, Vertical
+from textual.widgets import DataTable, Input, Static
+
+from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary
+from binance_funding_ws.text import format_age
+from funding_monitor.lazy_rows import Cells, LazyRows
+from funding_monitor.model import (
+    SORT_KEYS,
+    HostView,
+    SortKey,
+    format_in,
+    format_rate,
+    funding_rows,
+    host_summary,
+    select_rows,
+)
+
+VERDICT_STYLES = {EXIT_HEALTHY: "bold green", EXIT_DEGRADED: "bold yellow"}
+UNHEALTHY_STYLE = "bold red"  # exit code 2: unreachable or unreadable
+STATE_STYLES = {
+    "connected": "green",
+    "connecting": "yellow",
+    "reconnecting": "yellow",
+    "stalled": "red",
+    "stopped": "red",
+}
+FUNDING_COLUMNS = ("symbol", "funding", "mark", "next", "age")
+FUNDING_LABELS = ("symbol", "funding", "mark price", "next funding in", "age")
+WIDE_COLUMNS = 120  # from this width the stale table moves beside the funding table
+
+
+def verdict_text(summary: Summary) -> Text:
+    return Text(summary.verdict, style=VERDICT_STYLES.get(summary.exit_code, UNHEALTHY_STYLE))
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, "white"))
+
+
+def clock_text(epoch_s: float | None) -> str:
+    if epoch_s is None:
+        return "never"
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%H:%M:%S UTC")
+
+
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{format_age(seconds)} ago"
+
+
+class HostPanel(Vertical):
+    """One host's live screen; the app calls :meth:`show` after each poll and every second."""
+
+    def __init__(self, index: int, max_age: float, local: bool) -> None:
+        super().__init__()
+        self.index = index  # which host this panel shows, for the app's routing
+        self.max_age = max_age
+        self.local = local  # a local file: there is no service to speak of
+        self.filter_text = ""
+        self.sort_key: SortKey = "symbol"
+        self.sort_reverse = False
+        self._view: HostView | None = None
+        self._now = 0.0
+        self._ready = False  # mounted: the widgets to draw into exist
+        self._shown_document: object = None
+        self._shown_query: tuple[str, str, bool] | None = None
+        self._funding: LazyRows | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="banner")
+        yield Static(id="header")
+        yield Static(id="counts")
+        with Container(id="tables"):
+            yield DataTable(id="stale", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="funding", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter symbols (Enter keeps it, Esc clears)", id="filter")
+
+    def on_mount(self) -> None:
+        stale = self.query_one("#stale", DataTable)
+        stale.add_columns("symbol", "age")
+        funding = self.query_one("#funding", DataTable)
+        for label, key in zip(FUNDING_LABELS, FUNDING_COLUMNS, strict=True):
+            funding.add_column(label, key=key)
+        self._funding = LazyRows(funding, FUNDING_COLUMNS)
+        self.watch(funding, "scroll_y", self._funding.write_visible, init=False)
+        self._ready = True
+        self._draw()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width >= WIDE_COLUMNS, "wide")
+        if self._funding is not None:
+            self._funding.write_visible()  # a taller terminal shows more rows
+
+    def show(self, view: HostView, now: float) -> None:
+        """Show ``view`` as of ``now`` (epoch s); the tables only when their content changed."""
+        self._view, self._now = view, now
+        if self._ready:  # before mounting, on_mount draws what was given
+            self._draw()
+
+    def _draw(self) -> None:
+        view = self._view
+        if view is None:
+            return
+        summary = host_summary(view, self._now, self.max_age)
+        alarm = self._alarm(view, summary)
+        banner = self.query_one("#banner", Static)
+        banner.update(alarm or "")
+        banner.set_class(bool(alarm), "shown")
+        self.query_one("#header", Static).update(self._header_text(view, summary))
+        self.query_one("#counts", Static).update(self._counts_text(summary))
+        query = (self.filter_text, self.sort_key, self.sort_reverse)
+        if view.document is not self._shown_document or query != self._shown_query:
+            self._shown_document, self._shown_query = view.document, query
+            self._draw_tables(view, summary)
+
+    def _alarm(self, view: HostView, summary: Summary) -> str | None:
+        now = self._now
+        if view.error is not None and not view.connected:
+            since = view.disconnected_since
+            ago = format_age(now - since) if since else "?"
+            old = f"; showing data read at {clock_text(view.document_at)}" if view.document else ""
+            return f"DISCONNECTED since {clock_text(since)} ({ago}): {view.error}{old}"
+        if view.error is not None:
+            old = " — showing the last good data, marked old" if view.document else ""
+            kind = view.error_kind.upper() if view.error_kind else "ERROR"
+            return f"STATE FILE {kind}: {view.error}{old}"
+        write_age = summary.last_write_age_s
+        if write_age is not None and write_age > self.max_age:
+            return (
+                f"STATE FILE STALE: not written for {format_age(write_age)} "
+                "— is the daemon running?"
+            )
+        return None
+
+    def _header_text(self, view: HostView, summary: Summary) -> Text:
+        text = Text.assemble((summary.source, "bold"), "  ", verdict_text(summary))
+        service = summary.service or "unknown (no systemd data)"
+        text.append(f"   service: {'n/a (local file)' if self.local else service}")
+        if summary.state is None or summary.counters is None:
+            text.append("\nno state file read yet")
+            return text
+        text.append("\nfeed ")
+        text.append(summary.state.upper(), style=f"bold {STATE_STYLES.get(summary.state, 'white')}")
+        text.append(
+            f" · last message {_ago(summary.last_message_age_s)} · file written "
+            f"{_ago(summary.last_write_age_s)}"
+        )
+        if view.showing_old_data:
+            text.append(f" · OLD (read {clock_text(view.document_at)})", style="bold red")
+        counters = summary.counters
+        text.append(f"\nreconnects {counters.reconnects} · errors {counters.errors}")
+        if summary.last_error:
+            text.append(f" · last error: {summary.last_error}", style="yellow")
+        if summary.hint:
+            text.append(f"\nhint: {summary.hint}", style="yellow")
+        return text
+
+    @staticmethod
+    def _counts_text(summary: Summary) -> str:
+        if summary.state is None:
+            return ""
+        no_ticker = ", ".join(summary.no_ticker[:3]) + ("…" if len(summary.no_ticker) > 3 else "")
+        return (
+            f"funding {summary.funding_symbols} · tickers {summary.ticker_symbols} · "
+            f"no ticker {len(summary.no_ticker)}{f' ({no_ticker})' if no_ticker else ''} · "
+            f"no funding {len(summary.no_funding)} · stale {len(summary.stale_funding)}"
+        )
+
+    def _draw_tables(self, view: HostView, summary: Summary) -> None:
+        assert self._funding is not None  # set on mount, before any draw
+        stale_table = self.query_one("#stale", DataTable)
+        funding_table = self.query_one("#funding", DataTable)
+        stale_table.clear()
+        stale_table.border_title = f"stale > {self.max_age:g} s"
+        stale_table.add_rows(
+            (symbol, format_age(age)) for symbol, age in summary.stale_funding.items()
+        )
+        document = view.document
+        if document is None:
+            funding_table.border_title = "funding"
+            self._funding.show({})
+            return
+        now_ms = int(self._now * 1000)
+        rows = select_rows(
+            funding_rows(document), self.filter_text, self.sort_key, self.sort_reverse, now_ms
+        )
+        wanted: dict[str, Cells] = {
+            row.symbol: (
+                row.symbol,
+                format_rate(row.funding_rate),
+                row.mark_price,
+                format_in(row.next_funding_in(now_ms)),
+                format_age(row.age(now_ms)),
+            )
+            for row in rows
+        }
+        self._funding.show(wanted)
+        arrow = "↓" if self.sort_reverse else "↑"
+        shown_filter = f" · filter {self.filter_text!r}" if self.filter_text else ""
+        funding_table.border_title = (
+            f"funding {len(rows)}/{len(document.funding)} · sort {self.sort_key} {arrow}"
+            f"{shown_filter}"
+        )
+
+    # -- filter and sort ------------------------------------------------------------------
+
+    def open_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def hide_filter(self) -> None:
+        self.query_one("#filter", Input).remove_class("shown")
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self._draw()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.hide_filter()
+        self.query_one("#funding", DataTable).focus()
+
+    def clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        self.hide_filter()
+        self.filter_text = ""
+        self.query_one("#funding", DataTable).focus()
+        self._draw()
+
+    def next_sort(self) -> None:
+        position = SORT_KEYS.index(self.sort_key)
+        if self.sort_reverse:
+            self.sort_key, self.sort_reverse = SORT_KEYS[(position + 1) % len(SORT_KEYS)], False
+        else:
+            self.sort_reverse = True
+        self._draw()
