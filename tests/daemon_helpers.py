@@ -107,8 +107,13 @@ class DaemonProcess:
         return wait_for(check, timeout, what, step)
 
     def wait_connected(self, timeout: float = 15) -> StateDocument:
+        """This daemon's own file saying ``connected`` (a previous file may say so too)."""
         return self.wait_state(
-            lambda d: d.connection_status.state == "connected" and bool(d.funding),
+            lambda d: (
+                d.connection_status.pid == self.pid
+                and d.connection_status.state == "connected"
+                and bool(d.funding)
+            ),
             timeout,
             "state connected with funding data",
         )

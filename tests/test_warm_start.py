@@ -12,9 +12,11 @@ import threading
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
+from binance_funding_ws.frames import FrameDecoder
+from binance_funding_ws.market import MarketBook
 from binance_funding_ws.state import StateDocument, encode_state, now_ms
 from daemon_helpers import DaemonProcess, run_cli, status_json, try_read, wait_for
-from factories import document, mark
+from factories import combined, document, mark
 
 
 @pytest.fixture
@@ -77,8 +79,9 @@ def test_a_restart_with_the_exchange_away_keeps_every_symbol_and_its_age(sim, tm
     assert sampler.unreadable == 0
     for sample in sampler.samples:
         assert {s: e.event_time for s, e in sample.funding.items()} == event_times
-        assert sample.connection_status.state != "connected"
         assert sample.tickers.keys() == before.tickers.keys()
+    restarted = [s for s in sampler.samples if s.connection_status.pid == second.pid]
+    assert restarted and all(s.connection_status.state != "connected" for s in restarted)
     status = doc.connection_status
     assert status.restored_at is not None and status.restored_funding == 33
     assert status.restored_tickers == len(before.tickers) and status.started_at >= before.updated_at
@@ -163,3 +166,18 @@ def test_forget_after_zero_keeps_everything(sim, tmp_path):
 def test_forget_after_is_validated():
     result = run_cli("run", "--forget-after", "10")
     assert result.returncode == 2 and "between 3600" in result.stderr.splitlines()[-1]
+
+
+def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():
+    """The merge's fast path (a frame of unique, in-order rows) must not skip the check
+    against restored entries: a restored row newer than a streamed one wins."""
+    restored = document(funding=[mark("BTCUSDT", 5_000, p="1.0"), mark("ETHUSDT", 1_000)])
+    book = MarketBook()
+    book.restore(restored.funding, restored.tickers)
+    frame = FrameDecoder().scan(
+        combined("!markPrice@arr@1s", [mark("BTCUSDT", 4_000, p="2.0"), mark("ETHUSDT", 4_000)])
+    )
+    book.apply(frame, received_at=4_100)
+    book.publish()
+    assert book.funding["BTCUSDT"] == restored.funding["BTCUSDT"]  # 5,000 beats 4,000
+    assert book.funding["ETHUSDT"].event_time == 4_000  # 4,000 beats the restored 1,000

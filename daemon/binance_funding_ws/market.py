@@ -54,6 +54,29 @@ class MarketBook:
     def has_pending(self) -> bool:
         return bool(self._mark.rows or self._tickers.rows)
 
+    def restore(
+        self, funding: Mapping[str, FundingEntry], tickers: Mapping[str, TickerEntry]
+    ) -> None:
+        """Start from entries published by an earlier run (warm start), kept as they are.
+
+        The merge rule then holds across the restart: a restored entry gives way only to a
+        row at least as new. The fast path of the merge trusts ``newest_event_time`` alone,
+        so it is raised to the newest restored entry: until rows pass it, every row is
+        checked against what is held.
+        """
+        self.funding.update(funding)
+        self.tickers.update(tickers)
+        for pending, entries in ((self._mark, funding), (self._tickers, tickers)):
+            newest = max((entry.event_time for entry in entries.values()), default=-1)
+            pending.newest_event_time = max(pending.newest_event_time, newest)
+
+    def forget(self, funding: Sequence[str], tickers: Sequence[str]) -> None:
+        """Drop published entries (see :func:`binance_funding_ws.health.forgotten`)."""
+        for symbol in funding:
+            self.funding.pop(symbol, None)
+        for symbol in tickers:
+            self.tickers.pop(symbol, None)
+
     def apply(self, frame: ReceivedFrame, received_at: int) -> int:
         """Record the frame's rows that are not older than what is held; return how many."""
         accepted = 0

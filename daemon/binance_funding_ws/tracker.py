@@ -75,6 +75,12 @@ class ConnectionTracker:
         status.last_error_at = now
         self.version += 1
 
+    def on_restored(self, now: int, funding: int, tickers: int) -> None:
+        """This run started from the previous file's entries (warm start)."""
+        status = self.status
+        status.restored_at, status.restored_funding, status.restored_tickers = now, funding, tickers
+        self.version += 1
+
     def on_reconnect(self) -> None:
         self.status.reconnects += 1
         self.version += 1

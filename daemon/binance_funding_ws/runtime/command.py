@@ -167,5 +167,6 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         ),
         write_interval=options.write_interval,
         file_mode=options.file_mode,
+        forget_after=options.forget_after,
     )
     return run_daemon(config)

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from binance_funding_ws.frames import ReceivedFrame
+from binance_funding_ws.health import forgotten
 from binance_funding_ws.market import MarketBook
 from binance_funding_ws.runtime.feed import Feed, FeedConfig
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.runtime.notify import Notifier
+from binance_funding_ws.runtime.warmstart import load_previous
 from binance_funding_ws.runtime.writer import AtomicWriter, LockHeldError, StateFileLock
 from binance_funding_ws.state import (
     SCHEMA_VERSION,
@@ -29,6 +31,7 @@ from binance_funding_ws.state import (
     missing_symbols,
     now_ms,
 )
+from binance_funding_ws.text import format_age
 from binance_funding_ws.tracker import ConnectionTracker
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
 SHUTDOWN_BUDGET = 4.0  # seconds; SIGTERM must end the process within 5 s
+FORGET_CHECK_INTERVAL = 60.0  # seconds between two looks for entries past --forget-after
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class DaemonConfig:
     feed: FeedConfig
     write_interval: float = 1.0
     file_mode: int = 0o644
+    forget_after: float = 7 * 86400  # seconds without an update before an entry is dropped
 
 
 class Daemon:
@@ -64,6 +69,7 @@ class Daemon:
         self._write_started: float | None = None  # monotonic time of the write in progress
         self._disk_log = RateLimitedLog(log, burst=3)
         self._input_log = RateLimitedLog(log)
+        self._next_forget_check = 0.0  # monotonic
 
     def _on_market_frame(self, frame: ReceivedFrame, received_at: int) -> None:
         self.book.apply(frame, received_at)
@@ -77,6 +83,7 @@ class Daemon:
             self.tracker.on_errors(errors, now_ms())
             for error in errors:
                 self._input_log.log(logging.WARNING, "bad-decimal", f"bad input: {error}")
+        self._forget_old_entries()
         return StateDocument(
             schema_version=SCHEMA_VERSION,
             updated_at=now_ms(),
@@ -84,6 +91,37 @@ class Daemon:
             funding=self.book.funding,
             tickers=self.book.tickers,
             missing=missing_symbols(self.book.funding, self.book.tickers),
+        )
+
+    def _forget_old_entries(self) -> None:
+        """Drop entries past ``forget_after`` (checked at most once a minute: it is a walk
+        over every entry, and a week-long limit needs no finer grain)."""
+        clock = time.monotonic()
+        if clock < self._next_forget_check:
+            return
+        self._next_forget_check = clock + FORGET_CHECK_INTERVAL
+        now, limit = now_ms(), self.config.forget_after
+        funding = forgotten(self.book.funding, now, limit)
+        tickers = forgotten(self.book.tickers, now, limit)
+        if not funding and not tickers:
+            return
+        for symbol in sorted({*funding, *tickers}):
+            log.info("forgetting %s: no update for over %s (--forget-after)", symbol,
+                     format_age(limit))  # fmt: skip
+        self.book.forget(funding, tickers)
+
+    def warm_start(self) -> None:
+        """Start from the previous file's entries, if there is a usable one (call under the
+        lock, before the first write)."""
+        previous = load_previous(self.config.state_file, now_ms())
+        if previous is None:
+            return
+        self.book.restore(previous.funding, previous.tickers)
+        self.tracker.on_restored(now_ms(), len(previous.funding), len(previous.tickers))
+        log.info(
+            "warm start: %d funding and %d ticker entries from the previous file",
+            len(previous.funding),
+            len(previous.tickers),
         )
 
     async def write_state(self) -> bool:
@@ -207,4 +245,5 @@ def run_daemon(config: DaemonConfig) -> int:
     except OSError as exc:
         log.error("cannot lock %s: %s", daemon.lock.path, exc.strerror or exc)
         return EXIT_USAGE
+    daemon.warm_start()
     return asyncio.run(daemon.run())
