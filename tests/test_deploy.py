@@ -44,7 +44,7 @@ def droplet(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     if not ANSIBLE_PLAYBOOK.exists():
-        pytest.skip("ansible-playbook is not installed (pip install -e '.[test]')")
+        pytest.skip("ansible-playbook is not installed (./scripts/bootstrap.sh test)")
     ensure_rootfs()
     with Droplet(tmp_path_factory.mktemp("droplet")) as running:
         yield running

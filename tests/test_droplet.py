@@ -129,7 +129,7 @@ def test_root_cannot_log_in_with_a_password(droplet):
 
 def test_ansible_reaches_the_inventory_as_root_and_as_deployer(droplet, tmp_path):
     if not ANSIBLE.exists():
-        pytest.skip("ansible is not installed (pip install -e '.[test]')")
+        pytest.skip("ansible is not installed (./scripts/bootstrap.sh test)")
     for user in ("root", "deployer"):
         inventory = droplet.write_inventory(tmp_path / f"{user}.yml", user=user, extra_var=1)
         result = subprocess.run(
