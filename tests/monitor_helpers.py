@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+import msgspec
 
 from binance_funding_ws.state import encode_state
 from factories import document, mark, ticker
@@ -19,8 +23,12 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
 def write_state(path: Path, now: float = FIXED_NOW, state: str = "connected", symbols: int = 30,
-                stale: tuple[str, ...] = (), updated_ago: float = 0.5) -> None:  # fmt: skip
-    """A daemon-like state file, written atomically (temp file + rename) like the daemon."""
+                stale: tuple[str, ...] = (), updated_ago: float = 0.5,
+                **status: object) -> None:  # fmt: skip
+    """A daemon-like state file, written atomically (temp file + rename) like the daemon.
+
+    ``status`` overrides fields of ``connection_status`` (``last_error=...``, ``hint=...``).
+    """
     now_ms = int(now * 1000)
     names = [f"S{n:04d}USDT" for n in range(symbols)] + list(stale)
     rows = []
@@ -37,6 +45,7 @@ def write_state(path: Path, now: float = FIXED_NOW, state: str = "connected", sy
     for name in names[:-1]:  # one symbol has no ticker, as MATICUSDT on the live service
         doc.tickers[name] = _ticker_entry(name, now_ms - 900)
     doc.missing.no_ticker = [names[-1]]
+    doc.connection_status = msgspec.structs.replace(doc.connection_status, **status)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(encode_state(doc))
     os.replace(tmp, path)
@@ -67,6 +76,37 @@ def replace_in_file(path: Path, old: str, new: str) -> None:
     tmp = path.with_name(f".{path.name}.edit")
     tmp.write_text(path.read_text().replace(old, new))
     os.replace(tmp, path)
+
+
+def run_in_terminal(argv: list[str], timeout: float) -> tuple[int, str]:
+    """Run ``argv`` in a pseudo-terminal of its own (as a user would); its code and output."""
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    proc = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=terminal, env=env,
+                            start_new_session=True)  # fmt: skip
+    os.close(terminal)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:  # drain it, or a full terminal buffer would block the program
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still running after {timeout} s: {output[-2000:]!r}")
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: every end of the terminal is closed, the program is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        return proc.wait(timeout=10), output.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(controller)
 
 
 def free_port() -> int:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from monitor_helpers import FIXED_NOW, replace_in_file, wait_for, write_state
+from monitor_helpers import FIXED_NOW, replace_in_file, run_in_terminal, wait_for, write_state
+from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 import funding_monitor.app
 from binance_funding_ws.health import Summary, stale_entries
@@ -30,8 +31,9 @@ from funding_monitor.model import (
 )
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
+from funding_monitor.safe import strip_control
 from funding_monitor.screens import HelpScreen, JournalScreen
-from funding_monitor.sources import LocalSource
+from funding_monitor.sources import MAX_STATE_BYTES, LocalSource
 
 MONITOR = [sys.executable, "-m", "funding_monitor"]
 
@@ -126,6 +128,27 @@ def test_parse_systemctl_show():
     assert parse_systemctl_show("LoadState=not-found\nActiveState=inactive").describe() == (
         "not installed"
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("BTCUSDT", "BTCUSDT"),
+        ("[/] [link=file:///etc/passwd]x[/link]", "[/] [link=file:///etc/passwd]x[/link]"),
+        ("\x1b[2Jwiped", "wiped"),  # CSI: the whole sequence goes, not just ESC
+        ("a\x1b]0;new title\x07b", "ab"),  # OSC ended by BEL
+        ("a\x1b]8;;file:///etc/passwd\x1b\\link\x1b]8;;\x1b\\b", "alinkb"),  # OSC 8 by ST
+        ("a\x1b]0;never ended", "a"),
+        ("a\x1bcb\x1b(0c", "abc"),  # RIS, charset designation
+        ("x\x9b2Jy\x85z", "x2Jyz"),  # C1 controls (8-bit CSI, NEL)
+        ("nul\x00del\x7fbell\x07back\x08", "nuldelbellback"),
+        ("two\nlines\r\tand tab", "two lines and tab"),
+        ("trailing\x1b", "trailing"),
+        ("Ünïcödé 币安 ₿", "Ünïcödé 币安 ₿"),
+    ],
+)
+def test_strip_control_keeps_text_and_drops_terminal_control(raw, shown):
+    assert strip_control(raw) == shown
 
 
 def test_local_source_transfers_only_changed_files(tmp_path):
@@ -280,14 +303,14 @@ def test_new_prices_update_cells_in_place_and_off_screen_rows_once_seen(tmp_path
             table = app.screen.query_one("#funding", DataTable)
             table.move_cursor(row=5)
             replace_in_file(path, '.50000000"', '.75000000"')  # every mark price moves
-            await wait_for(pilot, lambda: table.get_row_at(0)[2] == "100.75000000",
+            await wait_for(pilot, lambda: str(table.get_row_at(0)[2]) == "100.75000000",
                            "the visible rows to show the new prices")  # fmt: skip
             assert table.cursor_row == 5, "updated in place, not rebuilt"
             # Off screen, the table still holds the old cell: it costs nothing until seen.
-            assert table.get_row_at(299)[2] == "399.50000000"
+            assert str(table.get_row_at(299)[2]) == "399.50000000"
             table.focus()
             await pilot.press("ctrl+end")
-            await wait_for(pilot, lambda: table.get_row_at(299)[2] == "399.75000000",
+            await wait_for(pilot, lambda: str(table.get_row_at(299)[2]) == "399.75000000",
                            "the last row to be written once scrolled into view")  # fmt: skip
             assert table.row_count == 300
 
@@ -321,6 +344,95 @@ def test_a_panel_shows_what_it_is_given_without_the_monitor_app(tmp_path):
             assert "STATE FILE STALE: not written for" in str(panel.query_one("#banner").render())
 
     asyncio.run(scenario())
+
+
+HOSTILE = (
+    "[/]",  # a MarkupError that crashed the screen
+    "[link=file:///etc/passwd]X[/link]",
+    "[@click=app.screenshot()]Y[/]",
+    "\x1b[2JZ",
+    "\x1b]0;pwned\x07W",
+)
+
+
+def test_hostile_text_from_the_file_is_shown_as_text_not_markup_or_escapes(tmp_path):
+    path = tmp_path / "s.json"
+    write_state(path, symbols=3, stale=HOSTILE, last_error="[/]\x1b[2Jboom",
+                hint="[link=file:///etc/passwd]click[/link]\x1b]0;t\x07")  # fmt: skip
+
+    async def scenario() -> None:
+        app = make_app(path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await first_poll(app, pilot)
+            assert app.is_running, "the screen survived the file"
+            panel = app.screen.query_one(HostPanel)
+            funding = panel.query_one("#funding", DataTable)
+            symbols = [funding.get_row_at(row)[0] for row in range(funding.row_count)]
+            assert all(isinstance(symbol, Text) and not symbol.spans for symbol in symbols)
+            assert {symbol.plain for symbol in symbols} == {
+                "S0000USDT", "S0001USDT", "S0002USDT", "[/]", "[link=file:///etc/passwd]X[/link]",
+                "[@click=app.screenshot()]Y[/]", "Z", "W",
+            }  # fmt: skip
+            stale = panel.query_one("#stale", DataTable)
+            assert {str(stale.get_row_at(row)[0]) for row in range(stale.row_count)} == {
+                "[/]", "[link=file:///etc/passwd]X[/link]", "[@click=app.screenshot()]Y[/]",
+                "Z", "W",
+            }  # fmt: skip
+            text = screen_text(app)
+            assert "last error: [/]boom" in text
+            assert "hint: [link=file:///etc/passwd]click[/link]" in text
+            assert "no ticker 1 (W)" in text
+            assert not any(char in text for char in "\x1b\x07"), "no terminal control shown"
+
+            box = panel.query_one("#filter", Input)
+            panel.open_filter()
+            box.value = "[/]\x1b[2J"  # as a paste would
+            await wait_for(pilot, lambda: panel.filter_text == "[/]", "the filter, cleaned")
+            assert box.value == "[/]" and funding.row_count == 2
+            # The title reads back as markup: the brackets come back escaped, i.e. literal.
+            assert "filter '[/]'" in Text.from_markup(funding.border_title or "").plain
+
+            await pilot.press("escape", "l")
+            journal = app.screen
+            assert isinstance(journal, JournalScreen)
+            journal.show(["\x1b[31mred\x1b[0m [b]bold[/b]", "\x1b]0;title\x07ok"])
+            await pilot.pause()
+            assert str(journal.query_one("#journal").render()) == "red [b]bold[/b]\nok"
+
+    asyncio.run(scenario())
+
+
+def test_fleet_rows_show_host_names_as_text(tmp_path):
+    (tmp_path / "[").mkdir()
+    paths = [tmp_path / "[" / "].json", tmp_path / "[b]bold"]  # .../[/].json crashed the fleet
+    for path in paths:
+        write_state(path)
+
+    async def scenario() -> None:
+        app = make_app(*paths)
+        async with app.run_test(size=(140, 30)) as pilot:
+            await first_poll(app, pilot)
+            fleet = app.query_one("#fleet", DataTable)
+            assert [str(fleet.get_row_at(row)[0]) for row in range(2)] == [str(p) for p in paths]
+
+    asyncio.run(scenario())
+
+
+def test_a_crash_of_the_live_screen_exits_non_zero(tmp_path):
+    path = tmp_path / "s.json"
+    write_state(path)
+    # A bug planted from outside, in the real command in a real terminal.
+    program = (
+        "import sys\n"
+        "from funding_monitor import panel\n"
+        "def broken(self): raise RuntimeError('planted bug')\n"
+        "panel.HostPanel._draw = broken\n"
+        "from funding_monitor.cli import main\n"
+        f"sys.exit(main(['--state-file', {str(path)!r}]))\n"
+    )
+    code, output = run_in_terminal([sys.executable, "-c", program], timeout=60)
+    assert code == 70, output[-3000:]  # EX_SOFTWARE, not 0 as if all were well
+    assert "planted bug" in output
 
 
 def test_fleet_view_and_drill_in(tmp_path):
@@ -403,6 +515,54 @@ def test_once_prints_the_shared_summary_and_exits_0_1_2(tmp_path):
     assert facts["verdict"] == "UNREADABLE"
     os.unlink(path)
     assert once("--state-file", str(path)).returncode == 2
+
+
+def test_once_text_strips_terminal_control_and_json_keeps_the_raw_value(tmp_path):
+    import time
+
+    path = tmp_path / "s.json"
+    write_state(path, now=time.time(), last_error="\x1b]0;pwned\x07boom\x1b[2J",
+                hint="ok\n  problem     none")  # fmt: skip
+    text = once("--state-file", str(path)).stdout
+    assert "\x1b" not in text and "\x07" not in text
+    assert "  last error  boom (" in text
+    assert "  hint        ok   problem     none\n" in text, "no line of its own"
+    facts = json.loads(once("--state-file", str(path), "--json").stdout)
+    assert facts["last_error"] == "\x1b]0;pwned\x07boom\x1b[2J"
+
+
+def test_once_refuses_a_fifo_at_once(tmp_path):
+    fifo = tmp_path / "state.json"
+    os.mkfifo(fifo)  # nobody writes it: reading would wait forever
+    result = once("--state-file", str(fifo))
+    assert result.returncode == 2
+    assert f"  problem     {fifo}: not a regular file\n" in result.stdout
+
+
+def test_once_refuses_a_device_and_an_oversized_file(tmp_path):
+    result = once("--state-file", "/dev/zero")  # endless: would read until memory ran out
+    assert result.returncode == 2 and "/dev/zero: not a regular file" in result.stdout
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(MAX_STATE_BYTES + 1)  # sparse: no disk used
+    result = once("--state-file", str(big), "--json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"] == (
+        f"{big}: {MAX_STATE_BYTES + 1} bytes, more than a state file can be (64 MiB)"
+    )
+
+
+def test_an_unwritable_log_file_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run(
+        [*MONITOR, "--once", "--state-file", str(tmp_path / "s.json"),
+         "--log-file", "/nonexistent/x"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "funding-monitor: error: cannot write the log file /nonexistent/x: "
+        "No such file or directory\n"
+    )
 
 
 @pytest.mark.parametrize(

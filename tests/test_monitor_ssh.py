@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from binance_funding_ws.health import Summary
 from funding_monitor.app import MonitorApp
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
-from funding_monitor.sources import RemoteSource, SourceError, Timeouts
+from funding_monitor.sources import MAX_STATE_BYTES, RemoteSource, SourceError, Timeouts
 
 pytestmark = pytest.mark.root
 MONITOR = [sys.executable, "-m", "funding_monitor"]
@@ -103,6 +104,26 @@ def test_unknown_host_key_is_refused_with_its_fingerprint(setup):
     assert known.read_text() == "", "never added silently"
 
 
+def test_unknown_host_key_hint_is_an_ssh_command_that_works_as_printed(setup, tmp_path):
+    sshd, state, _, _ = setup
+    # No alias: the port and user come from --host, which `ssh 127.0.0.1` alone would lose.
+    config = tmp_path / "bare_config"
+    config.write_text(f"Host 127.0.0.1\n  UserKnownHostsFile {tmp_path / 'empty'}\n")
+    result = once(config, state, "--json", host=f"root@127.0.0.1:{sshd.port}")
+    error = json.loads(result.stdout)["error"]
+    printed = error.split("connecting once with `", 1)[1].split("`", 1)[0]
+    assert printed == f"ssh -p {sshd.port} root@127.0.0.1"
+    # Run it as printed; the options only make it non-interactive and keep it off ~/.ssh.
+    ssh, *target = shlex.split(printed)
+    connected = subprocess.run(
+        [ssh, "-F", "none", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+         "-o", f"UserKnownHostsFile={tmp_path / 'trusted'}", "-i", str(sshd.client_key),
+         *target, "true"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert connected.returncode == 0, connected.stderr
+
+
 def test_changed_host_key_is_refused_loudly(setup, tmp_path):
     sshd, state, known, config = setup
     other = keygen(tmp_path / "other_host_key")
@@ -133,6 +154,22 @@ def test_missing_remote_file_is_exit_2(setup, tmp_path):
     _, _, _, config = setup
     result = once(config, tmp_path / "nope.json")
     assert result.returncode == 2 and "no such file" in result.stdout
+
+
+def test_remote_fifo_and_oversized_file_are_refused_before_reading(setup, tmp_path):
+    _, _, _, config = setup
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    result = once(config, fifo)
+    assert result.returncode == 2 and f"volspike-test:{fifo}: not a regular file" in result.stdout
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(MAX_STATE_BYTES + 1)  # sparse; reading it would move 64 MiB over SSH
+    result = once(config, big, "--json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"] == (
+        f"volspike-test:{big}: {MAX_STATE_BYTES + 1} bytes, more than a state file can be (64 MiB)"
+    )
 
 
 def test_proxy_jump_one_hop_and_proxy_command(setup, tmp_path):

@@ -26,6 +26,7 @@ from funding_monitor.hosts import Host
 from funding_monitor.model import PollResult, host_summary
 from funding_monitor.panel import HostPanel, state_text, verdict_text
 from funding_monitor.poller import Poller
+from funding_monitor.safe import scrubbed, strip_control
 from funding_monitor.screens import HelpScreen, HostScreen, JournalScreen
 
 FLEET_COLUMNS = (
@@ -153,14 +154,16 @@ class MonitorApp(App[int]):
         table.move_cursor(row=min(cursor, len(self.hosts) - 1))
 
     def _fleet_cells(self, host: Host, now: float) -> list[str | Text]:
-        summary = host_summary(host.view, now, self.max_age)
-        service = host.view.service.active if host.view.service else "?"
-        problem = summary.problems[0] if summary.exit_code != EXIT_HEALTHY else ""
+        """One host's fleet row; what came from the host is plain, clean text."""
+        summary = scrubbed(host_summary(host.view, now, self.max_age))
+        service = Text(strip_control(host.view.service.active) if host.view.service else "?")
+        problem = Text(summary.problems[0] if summary.exit_code != EXIT_HEALTHY else "")
+        name = Text(summary.source)
         if summary.state is None or summary.counters is None:
-            return [host.name, verdict_text(summary), service, *["-"] * 7, problem]
+            return [name, verdict_text(summary), service, *["-"] * 7, problem]
         message_age = summary.last_message_age_s
         return [
-            host.name,
+            name,
             verdict_text(summary),
             service,
             state_text(summary.state),

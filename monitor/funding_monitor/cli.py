@@ -4,12 +4,15 @@ funding-monitor --host volspike-do                 # live, over SSH like `ssh vo
 funding-monitor --host a --host b                  # fleet view; Enter opens a host
 funding-monitor --state-file ./.funding_state.json # a local file
 funding-monitor --host volspike-do --once [--json] # exit 0 healthy, 1 degraded, 2 unreachable
+
+The live screen exits with the last verdict's code, or 70 (EX_SOFTWARE) if it crashed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,14 +21,20 @@ from pathlib import Path
 import msgspec
 
 from binance_funding_ws.argtypes import positive
-from binance_funding_ws.health import Summary, render_text
+from binance_funding_ws.health import EXIT_HEALTHY, EXIT_UNREADABLE, Summary, render_text
+from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.status import add_max_age
 from funding_monitor.model import HostView, host_summary
 from funding_monitor.poller import Poller
+from funding_monitor.safe import scrubbed, strip_control
 from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Source, Timeouts
 
 DEFAULT_STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
 DEFAULT_SERVICE = "binance-funding-ws"
+PROG = "funding-monitor"
+EXIT_USAGE = EXIT_UNREADABLE  # as argparse does: 2
+EXIT_INTERNAL_ERROR = os.EX_SOFTWARE  # the live screen crashed: a bug, not a verdict
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 log = logging.getLogger("funding_monitor")
 
 
@@ -37,7 +46,7 @@ def _unit(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="funding-monitor",
+        prog=PROG,
         description="Live monitor of binance-funding-ws: the state file, over SSH or locally.",
     )
     parser.add_argument(
@@ -90,7 +99,8 @@ def run_once(pollers: list[Poller], args: argparse.Namespace) -> int:
         shown = summaries[0] if len(summaries) == 1 else summaries
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(shown)).decode() + "\n")
     else:
-        sys.stdout.write("".join(render_text(s, title="funding-monitor") for s in summaries))
+        # The text goes to a terminal: what the file or host said is shown without control.
+        sys.stdout.write("".join(render_text(scrubbed(s), title=PROG) for s in summaries))
     return max(summary.exit_code for summary in summaries)
 
 
@@ -101,11 +111,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--json needs --once")
     if not args.host and args.state_file is None:
         parser.error("give --host HOST (over SSH) or --state-file PATH (a local file)")
-    logging.basicConfig(
-        filename=args.log_file,
-        level=logging.DEBUG if args.log_file else logging.CRITICAL,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if args.log_file is None:
+        logging.basicConfig(level=logging.CRITICAL, format=LOG_FORMAT)
+    else:
+        try:
+            handler = logging.FileHandler(args.log_file)
+        except OSError as exc:
+            where = strip_control(str(args.log_file))
+            print(error_line(PROG, f"cannot write the log file {where}: {exc.strerror or exc}"),
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        logging.basicConfig(handlers=[handler], level=logging.DEBUG, format=LOG_FORMAT)
     pollers = [Poller(source, args.interval) for source in make_sources(args)]
     if args.once:
         return run_once(pollers, args)
@@ -113,7 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = MonitorApp(pollers, max_age=args.max_age, local=not args.host)
     code = app.run()
-    return code if isinstance(code, int) else 0
+    if app.return_code:  # an unexpected exception ended it; Textual printed the traceback
+        return EXIT_INTERNAL_ERROR
+    # No code only when Textual itself ended the app (its screenshot-and-exit debug mode).
+    return EXIT_HEALTHY if code is None else code
 
 
 if __name__ == "__main__":

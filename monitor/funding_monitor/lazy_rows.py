@@ -4,6 +4,9 @@
 cell per symbol, so writing every row of a 2,000-symbol table would add ~40 ms to each poll,
 as much as the redraw itself. A row off screen cannot be seen, so it is written when it
 scrolls into view instead; what the table holds for it until then is never shown.
+
+Cells are plain text: they are written as :class:`~rich.text.Text`, which a DataTable shows as
+it is, where it would parse a ``str`` as Rich markup.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 Cells = tuple[str, ...]
@@ -38,7 +42,7 @@ class LazyRows:
             # cell (~300 ms for 2,000 rows), which is why the same rows are updated in place.
             self.table.clear()
             for key, cells in wanted.items():
-                self.table.add_row(*cells, key=key)
+                self.table.add_row(*map(Text, cells), key=key)
             self._order, self._wanted, self._written = order, wanted, dict(wanted)
             return
         self._wanted = wanted
@@ -56,5 +60,5 @@ class LazyRows:
                 continue
             for column, old, new in zip(self.columns, written, cells, strict=True):
                 if old != new:
-                    self.table.update_cell(key, column, new)
+                    self.table.update_cell(key, column, Text(new))
             self._written[key] = cells

@@ -3,6 +3,9 @@
 A :class:`HostPanel` is given what it shows (:meth:`HostPanel.show`) and the settings it needs
 at construction; it never reaches into the app. Its facts come from the shared
 :class:`~binance_funding_ws.health.Summary`, the same object ``--once --json`` prints.
+
+Everything that came from the file or the host is shown as :class:`~rich.text.Text` (never
+parsed as markup) after :func:`~funding_monitor.safe.strip_control`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from funding_monitor.model import (
     host_summary,
     select_rows,
 )
+from funding_monitor.safe import scrubbed, strip_control
 
 VERDICT_STYLES = {EXIT_HEALTHY: "bold green", EXIT_DEGRADED: "bold yellow"}
 UNHEALTHY_STYLE = "bold red"  # exit code 2: unreachable or unreadable
@@ -114,10 +118,10 @@ class HostPanel(Vertical):
         view = self._view
         if view is None:
             return
-        summary = host_summary(view, self._now, self.max_age)
+        summary = scrubbed(host_summary(view, self._now, self.max_age))
         alarm = self._alarm(view, summary)
         banner = self.query_one("#banner", Static)
-        banner.update(alarm or "")
+        banner.update(Text(alarm or ""))
         banner.set_class(bool(alarm), "shown")
         self.query_one("#header", Static).update(self._header_text(view, summary))
         self.query_one("#counts", Static).update(self._counts_text(summary))
@@ -128,15 +132,16 @@ class HostPanel(Vertical):
 
     def _alarm(self, view: HostView, summary: Summary) -> str | None:
         now = self._now
-        if view.error is not None and not view.connected:
+        error = None if view.error is None else strip_control(view.error)
+        if error is not None and not view.connected:
             since = view.disconnected_since
             ago = format_age(now - since) if since else "?"
             old = f"; showing data read at {clock_text(view.document_at)}" if view.document else ""
-            return f"DISCONNECTED since {clock_text(since)} ({ago}): {view.error}{old}"
-        if view.error is not None:
+            return f"DISCONNECTED since {clock_text(since)} ({ago}): {error}{old}"
+        if error is not None:
             old = " — showing the last good data, marked old" if view.document else ""
             kind = view.error_kind.upper() if view.error_kind else "ERROR"
-            return f"STATE FILE {kind}: {view.error}{old}"
+            return f"STATE FILE {kind}: {error}{old}"
         write_age = summary.last_write_age_s
         if write_age is not None and write_age > self.max_age:
             return (
@@ -169,11 +174,11 @@ class HostPanel(Vertical):
         return text
 
     @staticmethod
-    def _counts_text(summary: Summary) -> str:
+    def _counts_text(summary: Summary) -> Text:
         if summary.state is None:
-            return ""
+            return Text()
         no_ticker = ", ".join(summary.no_ticker[:3]) + ("…" if len(summary.no_ticker) > 3 else "")
-        return (
+        return Text(
             f"funding {summary.funding_symbols} · tickers {summary.ticker_symbols} · "
             f"no ticker {len(summary.no_ticker)}{f' ({no_ticker})' if no_ticker else ''} · "
             f"no funding {len(summary.no_funding)} · stale {len(summary.stale_funding)}"
@@ -186,7 +191,7 @@ class HostPanel(Vertical):
         stale_table.clear()
         stale_table.border_title = f"stale > {self.max_age:g} s"
         stale_table.add_rows(
-            (symbol, format_age(age)) for symbol, age in summary.stale_funding.items()
+            (Text(symbol), format_age(age)) for symbol, age in summary.stale_funding.items()
         )
         document = view.document
         if document is None:
@@ -199,9 +204,9 @@ class HostPanel(Vertical):
         )
         wanted: dict[str, Cells] = {
             row.symbol: (
-                row.symbol,
-                format_rate(row.funding_rate),
-                row.mark_price,
+                strip_control(row.symbol),
+                strip_control(format_rate(row.funding_rate)),
+                strip_control(row.mark_price),
                 format_in(row.next_funding_in(now_ms)),
                 format_age(row.age(now_ms)),
             )
@@ -210,7 +215,7 @@ class HostPanel(Vertical):
         self._funding.show(wanted)
         arrow = "↓" if self.sort_reverse else "↑"
         shown_filter = f" · filter {self.filter_text!r}" if self.filter_text else ""
-        funding_table.border_title = (
+        funding_table.border_title = Text(
             f"funding {len(rows)}/{len(document.funding)} · sort {self.sort_key} {arrow}"
             f"{shown_filter}"
         )
@@ -227,7 +232,11 @@ class HostPanel(Vertical):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
+        cleaned = strip_control(event.value)
+        if cleaned != event.value:  # a pasted escape sequence is not kept, nor shown
+            event.input.value = cleaned  # which posts another Changed, with the clean text
+            return
+        self.filter_text = cleaned
         self._draw()
 
     @on(Input.Submitted, "#filter")

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from funding_monitor.panel import HostPanel
+from funding_monitor.safe import strip_control
 
 HELP = Text.from_markup(
     "[b]funding-monitor[/b]\n\n"
@@ -46,11 +47,13 @@ class JournalScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
-            scroll.border_title = Text(f"journal of {self.host_name} (Esc closes)")
+            scroll.border_title = Text(f"journal of {strip_control(self.host_name)} (Esc closes)")
             yield Static("reading the journal…", id="journal")
 
     def show(self, lines: list[str]) -> None:
-        self.query_one("#journal", Static).update(Text("\n".join(lines) or "(empty)"))
+        """Show the host's journal lines: its text, never its escape sequences."""
+        shown = "\n".join(strip_control(line) for line in lines)
+        self.query_one("#journal", Static).update(Text(shown or "(empty)"))
 
 
 class HostScreen(Screen[None]):

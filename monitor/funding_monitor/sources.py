@@ -58,6 +58,15 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def _check_size(size: int, where: str) -> None:
+    if size > MAX_STATE_BYTES:
+        raise SourceError(
+            "unreadable",
+            f"{where}: {size} bytes, more than a state file can be "
+            f"({MAX_STATE_BYTES // (1024 * 1024)} MiB)",
+        )
+
+
 def _decode(data: bytes, where: str) -> StateDocument:
     try:
         return decode_state(data, source=where)
@@ -66,7 +75,12 @@ def _decode(data: bytes, where: str) -> StateDocument:
 
 
 class LocalSource:
-    """A state file on this machine (``--state-file`` without ``--host``)."""
+    """A state file on this machine (``--state-file`` without ``--host``).
+
+    Only a regular file of at most :data:`MAX_STATE_BYTES` is read: a FIFO would block the
+    read forever and ``/dev/zero`` would fill the memory, so the file is opened without
+    blocking (a FIFO opens at once, writer or not) and refused after ``fstat`` unless regular.
+    """
 
     def __init__(self, path: Path, name: str | None = None) -> None:
         self.path = path
@@ -75,18 +89,26 @@ class LocalSource:
 
     def read_state(self) -> StateDocument | None:
         try:
-            with self.path.open("rb") as handle:
-                info = os.fstat(handle.fileno())
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(fd, "rb") as handle:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise SourceError("unreadable", f"{self.path}: not a regular file")
+                _check_size(info.st_size, str(self.path))
                 key = (info.st_ino, info.st_size, info.st_mtime_ns)
                 if key == self._seen:
                     return None
-                data = handle.read(MAX_STATE_BYTES)
+                data = handle.read(MAX_STATE_BYTES + 1)  # it may have grown since fstat
         except FileNotFoundError:
             self._seen = None
             raise SourceError("missing", f"{self.path}: no such file") from None
         except OSError as exc:
             self._seen = None
             raise SourceError("unreadable", f"{self.path}: {exc.strerror or exc}") from None
+        except SourceError:
+            self._seen = None
+            raise
+        _check_size(len(data), str(self.path))
         document = _decode(data, str(self.path))
         self._seen = key
         return document
@@ -116,22 +138,27 @@ def _known_hosts_name(hostname: str, port: int) -> str:
 class RefuseUnknownHostKey(paramiko.MissingHostKeyPolicy):
     """Never trust a host key nobody vouched for; explain how to trust it instead."""
 
-    def __init__(self, alias: str, port: int) -> None:
-        self.alias, self.port = alias, port
+    def __init__(self, target: Target) -> None:
+        self.target = target
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
         if hostname.startswith("[") and "]:" in hostname:  # paramiko passes "[host]:port"
             hostname = hostname[1 : hostname.index("]")]
-        port_flag = f"-p {self.port} " if self.port != 22 else ""
+        port = self.target.port
+        keyscan = shlex.join(["ssh-keyscan", *_port_option(port), hostname])
         raise SourceError(
             "host-key",
-            f"unknown host key for {_known_hosts_name(hostname, self.port)}: "
+            f"unknown host key for {_known_hosts_name(hostname, port)}: "
             f"{key.get_name()} {fingerprint(key)}. If that is your droplet's key, trust it with "
-            f"`ssh-keyscan {port_flag}{hostname} >> ~/.ssh/known_hosts` "
-            f"(check the fingerprint first) or by connecting once with `ssh {self.alias}`",
+            f"`{keyscan} >> ~/.ssh/known_hosts` (check the fingerprint first) or by connecting "
+            f"once with `{self.target.ssh_command()}`",
         )
+
+
+def _port_option(port: int) -> list[str]:
+    return [] if port == 22 else ["-p", str(port)]
 
 
 @dataclass(frozen=True)
@@ -146,6 +173,15 @@ class Target:
     known_hosts: tuple[str, ...]
     proxy_command: str | None
     proxy_jump: str | None
+
+    def ssh_command(self) -> str:
+        """The ``ssh`` command line that reaches this target as the monitor does.
+
+        The alias keeps ``~/.ssh/config`` (proxies, keys) in play; the port and the user are
+        spelled out, since they may have come from ``--host user@host:port`` rather than the
+        config, and ``ssh alias`` alone would then knock on port 22 as someone else.
+        """
+        return shlex.join(["ssh", *_port_option(self.port), f"{self.user}@{self.alias}"])
 
 
 def resolve(alias: str, config_path: Path | None = None) -> Target:
@@ -201,7 +237,7 @@ def connect(
             sock = paramiko.ProxyCommand(target.proxy_command)
         client = paramiko.SSHClient()
         _load_host_keys(client, target)
-        client.set_missing_host_key_policy(RefuseUnknownHostKey(target.alias, target.port))
+        client.set_missing_host_key_policy(RefuseUnknownHostKey(target))
         client.connect(
             target.hostname,
             target.port,
@@ -314,10 +350,11 @@ class RemoteSource:
                 return None  # unchanged: nothing transferred
             if attributes.st_mode is not None and not stat.S_ISREG(attributes.st_mode):
                 raise SourceError("unreadable", f"{where}: not a regular file")
+            _check_size(attributes.st_size or 0, where)
             with sftp.open(self.state_file, "rb") as handle:
                 # What was read belongs to the opened file, even if it was replaced meanwhile.
                 opened = handle.stat()
-                data = handle.read(MAX_STATE_BYTES)
+                data = handle.read(MAX_STATE_BYTES + 1)
         except OSError as exc:
             raise self._file_error(exc, where) from None
         except (paramiko.SSHException, EOFError) as exc:
@@ -325,6 +362,7 @@ class RemoteSource:
             raise SourceError(
                 "unreachable", f"{self.name}: connection lost ({_reason(exc)})"
             ) from None
+        _check_size(len(data), where)
         document = _decode(data, where)
         self._seen = (opened.st_size or 0, opened.st_mtime or 0)
         return document
