@@ -107,7 +107,7 @@ def test_status_text_never_prints_terminal_control(tmp_path):
     assert result.returncode == 0, result.stdout
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "\nFAKE LINE" not in result.stdout  # a newline in a field cannot forge a line
-    assert "bad row?" in result.stdout
+    assert "last error  bad row (" in result.stdout  # the text stays, its control goes
 
 
 # -- row 11: tracebacks for bad input ---------------------------------------------------------
@@ -164,5 +164,5 @@ def test_log_lines_fold_input_onto_one_printable_line():
     finally:
         logger.removeHandler(handler)
     lines = stream.getvalue().splitlines()
-    assert lines[0] == "WARNING bad input: X?? FORGED line"
+    assert lines[0] == "WARNING bad input: X FORGED line"
     assert lines[1] == "ERROR unexpected" and lines[2].startswith("Traceback")

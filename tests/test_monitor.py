@@ -526,7 +526,7 @@ def test_once_text_strips_terminal_control_and_json_keeps_the_raw_value(tmp_path
     text = once("--state-file", str(path)).stdout
     assert "\x1b" not in text and "\x07" not in text
     assert "  last error  boom (" in text
-    assert "  hint        ok   problem     none\n" in text, "no line of its own"
+    assert "  hint        ok problem none\n" in text, "no line of its own"
     facts = json.loads(once("--state-file", str(path), "--json").stdout)
     assert facts["last_error"] == "\x1b]0;pwned\x07boom\x1b[2J"
 

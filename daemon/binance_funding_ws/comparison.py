@@ -16,7 +16,7 @@ import msgspec
 
 from binance_funding_ws.health import Health
 from binance_funding_ws.state import FundingEntry
-from binance_funding_ws.text import format_age, name_list, printable
+from binance_funding_ws.text import format_age, name_list, strip_control
 
 
 class PremiumIndex(msgspec.Struct, frozen=True):
@@ -285,7 +285,7 @@ def render_text(report: Report) -> str:
         lines.append(f"  moving   {c.symbol}: changed between the re-check's two REST answers")
     lines.append(f"  verdict     {report.recommendation()}")
     # Symbols and values come from the file and the REST API: one printable line each.
-    return "".join(printable(line).replace("\n", " ") + "\n" for line in lines)
+    return "".join(strip_control(line) + "\n" for line in lines)
 
 
 def as_json(report: Report) -> dict[str, Any]:

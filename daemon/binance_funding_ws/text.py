@@ -1,7 +1,7 @@
 """Pure text helpers shared by every command: ages, symbol lists and one-line errors.
 
 Everything a command prints about the feed or a file goes through here, so the wording and
-the sanitising of untrusted text (:func:`printable`) are defined once.
+the sanitising of untrusted text (:func:`strip_control`) are defined once.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def name_list(names: list[str], limit: int = 10) -> str:
 
 
 def one_line(text: object) -> str:
-    """``text`` folded onto one printable line (white space runs become one space)."""
-    return _WHITESPACE.sub(" ", printable(text)).strip()
+    """``text`` folded onto one line without terminal control (white space runs become one
+    space)."""
+    return _WHITESPACE.sub(" ", strip_control(str(text))).strip()
 
 
 def error_line(prog: str, message: object) -> str:
@@ -47,15 +48,27 @@ def error_line(prog: str, message: object) -> str:
     return f"{prog}: error: {one_line(message)}"
 
 
-# C0 controls but tab and newline, DEL and C1: never written raw to a terminal or a log.
-# An escape sequence (ESC [ ... final byte, ESC ] ... BEL/ST) is removed whole, so no residue
-# such as "[2J" is left behind to confuse a reader.
-_ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Terminal control, removed from everything that came from the feed, a file or a host. Whole
+# escape sequences first, so that their parameters go with them (``ESC [2J`` must not leave
+# ``[2J`` behind): CSI; the string commands OSC, DCS, SOS, PM and APC up to their terminator
+# (BEL or ST) or the end of the text; then the other two-character escapes. Then any C0
+# control (ESC included when alone), DEL and C1 control that is left.
+_ESCAPE_SEQUENCE = (
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b[\]PX^_].*?(?:\x07|\x1b\\|\Z)"
+    r"|\x1b[ -/]*[0-~]"
+)
+_CONTROL = re.compile(f"{_ESCAPE_SEQUENCE}|[\\x00-\\x1f\\x7f-\\x9f]", re.DOTALL)
+_LINE_BREAKING = re.compile(r"[\t\n\v\f\r]+")
 
 
-def printable(text: object) -> str:
-    """``text`` with terminal control removed: escape sequences and control characters (but
-    tab and newline) become ``?``. Everything from the feed, a file or a host goes through this
-    before it reaches a terminal or a log line."""
-    return _CONTROL.sub("?", _ESCAPE_SEQUENCE.sub("?", str(text)))
+def strip_control(text: str) -> str:
+    """``text`` without terminal control: escape sequences, C0, DEL and C1 characters removed.
+
+    Tabs and line breaks become one space (words stay apart, and nothing can start a line of
+    its own that looks like ours). Printable text, any script, is left alone. Everything from
+    the feed, a file or a host goes through this before it reaches a terminal or a log line.
+    """
+    if _CONTROL.search(text) is None:  # the common case: nothing to do
+        return text
+    return _CONTROL.sub("", _LINE_BREAKING.sub(" ", text))

@@ -5,44 +5,20 @@ sequence in it could clear the screen, retitle the window or hide a line, and a 
 tag could open a link or run an app action. The monitor shows such text only as
 :class:`rich.text.Text` (never parsed as markup) and only after :func:`strip_control`.
 
-Pure and shared by nature (``binance-funding-ws status`` and ``compare`` print the same
-fields): it belongs in :mod:`binance_funding_ws.text`, and lives here until it moves there.
+The stripping itself is :func:`binance_funding_ws.text.strip_control`, shared with
+``status``, ``compare`` and the daemon's log; this module adds what only a screen needs.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
 from binance_funding_ws.health import Summary
+from binance_funding_ws.text import strip_control
 
-# Whole escape sequences first, so that their parameters go with them (``ESC [2J`` must not
-# leave ``[2J`` behind): CSI; the string commands OSC, DCS, SOS, PM and APC up to their
-# terminator (BEL or ST) or the end of the text; then the other two-character escapes.
-_ESCAPE_SEQUENCE = (
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b[\]PX^_].*?(?:\x07|\x1b\\|\Z)"
-    r"|\x1b[ -/]*[0-~]"
-)
-_CONTROL = re.compile(
-    # Then any C0 control (ESC included when alone), DEL and C1 control that is left.
-    f"{_ESCAPE_SEQUENCE}|[\\x00-\\x1f\\x7f-\\x9f]",
-    re.DOTALL,
-)
-_LINE_BREAKING = re.compile(r"[\t\n\v\f\r]+")
-
-
-def strip_control(text: str) -> str:
-    """``text`` without terminal control: escape sequences, C0, DEL and C1 characters removed.
-
-    Tabs and line breaks become one space (words stay apart, and nothing can start a line of
-    its own that looks like the monitor's). Printable text, any script, is left alone.
-    """
-    if _CONTROL.search(text) is None:  # the common case: nothing to do
-        return text
-    return _CONTROL.sub("", _LINE_BREAKING.sub(" ", text))
+__all__ = ["scrubbed", "strip_control"]
 
 
 def scrubbed(summary: Summary) -> Summary:
