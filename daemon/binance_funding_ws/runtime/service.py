@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,13 @@ from binance_funding_ws.market import MarketBook
 from binance_funding_ws.runtime.feed import Feed, FeedConfig
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.runtime.notify import Notifier
-from binance_funding_ws.runtime.writer import AtomicWriter, LockHeldError, StateFileLock
+from binance_funding_ws.runtime.writer import (
+    AtomicWriter,
+    LockHeldError,
+    LockLostError,
+    StateFileLock,
+    UnsafePathError,
+)
 from binance_funding_ws.state import (
     SCHEMA_VERSION,
     StateDocument,
@@ -57,7 +64,10 @@ class Daemon:
         self.tracker = ConnectionTracker(config.feed.url, now_ms())
         self.feed = Feed(config.feed, self.tracker, self._on_market_frame)
         self.lock = StateFileLock(config.state_file)
-        self.writer = AtomicWriter(config.state_file, config.file_mode)
+        # Every replacement first checks that the lock is still ours (it may have been deleted).
+        self.writer = AtomicWriter(config.state_file, config.file_mode, guard=self.lock.ensure_held)
+        self.lost_lock: LockLostError | None = None
+        self._request_stop: Callable[[], None] = lambda: None
         self.notifier = notifier or Notifier()
         self._write_lock = threading.Lock()  # the final write must land after any in flight
         self._written_version = -1
@@ -93,6 +103,9 @@ class Daemon:
         self._write_started = time.monotonic()
         try:
             await asyncio.to_thread(self._write_locked, data)
+        except LockLostError as exc:
+            self._on_lock_lost(exc)
+            return False
         except OSError as exc:
             message = f"cannot write {self.config.state_file}: {exc.strerror or exc}"
             self.tracker.on_write_result(message)
@@ -144,11 +157,22 @@ class Daemon:
     # -- running ------------------------------------------------------------------------
 
     def acquire(self) -> None:
-        """Take the single-writer lock and clear a crashed predecessor's temporary files."""
+        """Take the single-writer lock and clear a crashed predecessor's temporary files.
+
+        The state path is checked first, so a FIFO or a device there gets no lock file beside it.
+        """
+        self.writer.check_target()
         self.lock.acquire()
         removed = self.writer.remove_leftovers()
         if removed:
             log.info("removed %d leftover temporary file(s) from an earlier crash", removed)
+
+    def _on_lock_lost(self, exc: LockLostError) -> None:
+        # Another daemon writes the file now: two writers would make it flip between them.
+        if self.lost_lock is None:
+            log.error("%s", exc)
+            self.lost_lock = exc
+            self._request_stop()
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; write a final ``stopped`` state and return 0."""
@@ -156,6 +180,7 @@ class Daemon:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        self._request_stop = stop.set
         await self.write_state()  # readers see "connecting" at once, not a stale "stopped"
         tasks = [
             asyncio.create_task(self.feed.run(), name="feed"),
@@ -178,6 +203,8 @@ class Daemon:
         for task in crashed:  # feed and publisher never return: anything done here is a bug
             log.error("task %s ended unexpectedly", task.get_name(), exc_info=task.exception())
         await self._shut_down([stopper, *tasks])
+        if self.lost_lock is not None:
+            return EXIT_LOCKED
         return EXIT_FAILURE if crashed else EXIT_OK
 
     async def _shut_down(self, tasks: list[asyncio.Task]) -> None:
@@ -204,6 +231,9 @@ def run_daemon(config: DaemonConfig) -> int:
     except LockHeldError as exc:
         log.error("%s", exc)
         return EXIT_LOCKED
+    except UnsafePathError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
     except OSError as exc:
         log.error("cannot lock %s: %s", daemon.lock.path, exc.strerror or exc)
         return EXIT_USAGE
