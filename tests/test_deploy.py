@@ -296,6 +296,35 @@ def test_an_upgrade_then_rollback_runs_the_previous_release(droplet, inventory, 
     assert state(droplet).connection_status.state == "connected"
 
 
+def test_a_state_directory_swapped_for_a_link_is_refused_and_its_target_stays_root(
+    droplet, inventory
+):
+    # Issue #12: the service user owns its home, so it can replace the state directory by a
+    # link to a root-owned directory; a redeploy must not follow it and hand the target over.
+    state_dir = str(Path(STATE_FILE).parent)
+    target = "/var/lib/root-owned-target"  # stands for /etc without risking the droplet
+    droplet.ssh("install", "-d", "-o", "root", "-g", "root", "-m", "0755", target)
+    # Stopped first: a running daemon's private mount of the directory is beside the point.
+    droplet.ssh("systemctl", "stop", SERVICE)
+    as_trader(droplet, f"mv {state_dir} {state_dir}.real && ln -s {target} {state_dir}")
+    try:
+        result = playbook("deploy.yml", inventory)
+        said = " ".join((result.stdout + result.stderr).split())  # YAML output wraps lines
+        assert result.returncode != 0
+        assert f"refusing to deploy: {state_dir} is a symbolic link (to {target})" in said
+        assert droplet.ssh("stat", "-c", "%U:%G %a", target).stdout.split() == ["root:root", "755"]
+        assert droplet.ssh("ls", "-A", target).stdout == ""
+    finally:
+        as_trader(droplet, f"rm {state_dir} && mv {state_dir}.real {state_dir}")
+    result = playbook("deploy.yml", inventory)  # the directory is real again: all is well
+    assert result.returncode == 0
+    assert state(droplet).connection_status.state == "connected"
+
+
+def as_trader(droplet: Droplet, script: str) -> None:
+    droplet.ssh("runuser", "-u", "trader", "--", "sh", "-c", script)
+
+
 def test_uninstall_removes_the_service_and_keeps_the_state_file(droplet, inventory):
     result = playbook("uninstall.yml", inventory)
     assert result.returncode == 0

@@ -7,10 +7,18 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from binance_funding_ws.runtime.writer import AtomicWriter, LockHeldError, StateFileLock
+from binance_funding_ws.runtime.writer import (
+    AtomicWriter,
+    LockHeldError,
+    LockLostError,
+    StateFileLock,
+    UnsafePathError,
+)
 
 
 def test_write_replaces_content_and_leaves_no_temp_file(tmp_path):
@@ -55,8 +63,9 @@ def test_failed_write_keeps_the_old_file_and_cleans_up(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
-def test_second_lock_holder_is_refused_with_the_first_holders_pid(tmp_path):
-    target = tmp_path / "state.json"
+@contextmanager
+def lock_holder(target) -> Iterator[subprocess.Popen]:
+    """Another process holding the lock of ``target`` until the block ends."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -77,14 +86,88 @@ def test_second_lock_holder_is_refused_with_the_first_holders_pid(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
+def test_second_lock_holder_is_refused_with_the_first_holders_pid(tmp_path):
+    target = tmp_path / "state.json"
+    with lock_holder(target) as holder:
         with pytest.raises(LockHeldError) as info:
             StateFileLock(target).acquire()
         assert info.value.holder_pid == holder.pid
         assert f"pid {holder.pid}" in str(info.value)
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
     # The holder is gone, so is its lock: no stale lock after a crash.
     lock = StateFileLock(target)
     lock.acquire()
     lock.release()
+
+
+# -- hostile paths: only regular files are created, written or replaced (issue #12) -----------
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    (tmp_path / "st.json.lock").symlink_to("precious.txt")
+    with pytest.raises(UnsafePathError, match=r"st\.json\.lock is a symbolic link"):
+        StateFileLock(tmp_path / "st.json").acquire()
+    assert precious.read_text() == "keep me\n"
+
+
+def test_a_dangling_lock_link_is_refused_and_creates_nothing(tmp_path):
+    (tmp_path / "st.json.lock").symlink_to(tmp_path / "planted")
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        StateFileLock(tmp_path / "st.json").acquire()
+    assert not (tmp_path / "planted").exists()
+
+
+def test_a_hard_linked_lock_file_is_refused_and_its_other_name_left_alone(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    os.link(precious, tmp_path / "st.json.lock")
+    with pytest.raises(UnsafePathError, match="2 hard links"):
+        StateFileLock(tmp_path / "st.json").acquire()
+    assert precious.read_text() == "keep me\n"
+
+
+@pytest.mark.timeout(30)  # opening a FIFO without O_NONBLOCK would wait for a writer forever
+def test_a_fifo_lock_file_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "st.json.lock")
+    with pytest.raises(UnsafePathError, match="is a FIFO"):
+        StateFileLock(tmp_path / "st.json").acquire()
+
+
+def locked_writer_whose_lock_file_is_deleted(target) -> tuple[StateFileLock, AtomicWriter]:
+    """A writer guarded by its lock, after one write; then the lock file is deleted."""
+    lock = StateFileLock(target)
+    writer = AtomicWriter(target, guard=lock.ensure_held)
+    lock.acquire()
+    writer.write(b"mine")
+    lock.path.unlink()
+    return lock, writer
+
+
+def test_a_deleted_lock_file_is_locked_again_before_the_next_write(tmp_path):
+    target = tmp_path / "state.json"
+    lock, writer = locked_writer_whose_lock_file_is_deleted(target)
+    writer.write(b"2")
+    assert lock.path.read_text() == f"{os.getpid()}\n"
+    with pytest.raises(LockHeldError):  # the new lock file is really held
+        StateFileLock(target).acquire()
+    lock.release()
+
+
+def test_a_lock_taken_over_by_another_process_stops_every_later_write(tmp_path):
+    target = tmp_path / "state.json"
+    _, writer = locked_writer_whose_lock_file_is_deleted(target)
+    with lock_holder(target) as holder:
+        for _ in range(2):  # lost for good, even once the other holder is gone
+            with pytest.raises(LockLostError, match=f"pid {holder.pid} now holds it"):
+                writer.write(b"stale")
+    with pytest.raises(LockLostError):
+        writer.write(b"stale")
+    assert target.read_bytes() == b"mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

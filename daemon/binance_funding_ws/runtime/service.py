@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,13 @@ from binance_funding_ws.runtime.feed import Feed, FeedConfig
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.runtime.notify import Notifier
 from binance_funding_ws.runtime.warmstart import load_previous
-from binance_funding_ws.runtime.writer import AtomicWriter, LockHeldError, StateFileLock
+from binance_funding_ws.runtime.writer import (
+    AtomicWriter,
+    LockHeldError,
+    LockLostError,
+    StateFileLock,
+    UnsafePathError,
+)
 from binance_funding_ws.state import (
     SCHEMA_VERSION,
     StateDocument,
@@ -62,7 +69,10 @@ class Daemon:
         self.tracker = ConnectionTracker(config.feed.url, now_ms())
         self.feed = Feed(config.feed, self.tracker, self._on_market_frame)
         self.lock = StateFileLock(config.state_file)
-        self.writer = AtomicWriter(config.state_file, config.file_mode)
+        # Every replacement first checks that the lock is still ours (it may have been deleted).
+        self.writer = AtomicWriter(config.state_file, config.file_mode, guard=self.lock.ensure_held)
+        self.lost_lock: LockLostError | None = None
+        self._request_stop: Callable[[], None] = lambda: None
         self.notifier = notifier or Notifier()
         self._write_lock = threading.Lock()  # the final write must land after any in flight
         self._written_version = -1
@@ -131,6 +141,9 @@ class Daemon:
         self._write_started = time.monotonic()
         try:
             await asyncio.to_thread(self._write_locked, data)
+        except LockLostError as exc:
+            self._on_lock_lost(exc)
+            return False
         except OSError as exc:
             message = f"cannot write {self.config.state_file}: {exc.strerror or exc}"
             self.tracker.on_write_result(message)
@@ -182,18 +195,31 @@ class Daemon:
     # -- running ------------------------------------------------------------------------
 
     def acquire(self) -> None:
-        """Take the single-writer lock and clear a crashed predecessor's temporary files."""
+        """Take the single-writer lock and clear a crashed predecessor's temporary files.
+
+        The state path is checked first, so a FIFO or a device there gets no lock file beside it.
+        """
+        self.writer.check_target()
         self.lock.acquire()
         removed = self.writer.remove_leftovers()
         if removed:
             log.info("removed %d leftover temporary file(s) from an earlier crash", removed)
 
+    def _on_lock_lost(self, exc: LockLostError) -> None:
+        # Another daemon writes the file now: two writers would make it flip between them.
+        if self.lost_lock is None:
+            log.error("%s", exc)
+            self.lost_lock = exc
+            self._request_stop()
+
     async def run(self) -> int:
-        """Run until SIGTERM/SIGINT; write a final ``stopped`` state and return 0."""
+        """Run until SIGTERM/SIGINT, write a final ``stopped`` state and return 0; return 3
+        without another write if a second daemon took the lock over (see ``ensure_held``)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        self._request_stop = stop.set
         await self.write_state()  # readers see "connecting" at once, not a stale "stopped"
         tasks = [
             asyncio.create_task(self.feed.run(), name="feed"),
@@ -216,11 +242,16 @@ class Daemon:
         for task in crashed:  # feed and publisher never return: anything done here is a bug
             log.error("task %s ended unexpectedly", task.get_name(), exc_info=task.exception())
         await self._shut_down([stopper, *tasks])
+        if self.lost_lock is not None:
+            return EXIT_LOCKED
         return EXIT_FAILURE if crashed else EXIT_OK
 
     async def _shut_down(self, tasks: list[asyncio.Task]) -> None:
         self.notifier.stopping()
-        log.info("stopping: writing the final state")
+        if self.lost_lock is None:
+            log.info("stopping: writing the final state")
+        else:
+            log.info("stopping without a final write: another daemon holds the lock")
         for task in tasks:
             task.cancel()
         with contextlib.suppress(TimeoutError):
@@ -228,8 +259,9 @@ class Daemon:
                 asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_BUDGET / 2
             )
         self.tracker.set_state("stopped", now_ms())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.write_state(), SHUTDOWN_BUDGET / 2)
+        if self.lost_lock is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.write_state(), SHUTDOWN_BUDGET / 2)
         self.lock.release()
         log.info("stopped")
 
@@ -242,6 +274,9 @@ def run_daemon(config: DaemonConfig) -> int:
     except LockHeldError as exc:
         log.error("%s", exc)
         return EXIT_LOCKED
+    except UnsafePathError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
     except OSError as exc:
         log.error("cannot lock %s: %s", daemon.lock.path, exc.strerror or exc)
         return EXIT_USAGE
