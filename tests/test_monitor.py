@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input
 import funding_monitor.app
 from binance_funding_ws.health import Summary, stale_entries
 from funding_monitor.app import MonitorApp
+from funding_monitor.hosts import Host
 from funding_monitor.model import (
     HostView,
     PollResult,
@@ -149,6 +150,18 @@ def test_parse_systemctl_show():
 )
 def test_strip_control_keeps_text_and_drops_terminal_control(raw, shown):
     assert strip_control(raw) == shown
+
+
+def test_host_runs_one_poll_at_a_time_and_repeats_one_asked_for_meanwhile(tmp_path):
+    host = Host(0, Poller(LocalSource(tmp_path / "s.json"), interval=2.0))
+    assert host.try_start_poll() and not host.take_journal_request()
+    assert not host.try_start_poll(), "one in flight: the second waits"
+    host.want_journal = True
+    assert host.finish_poll(PollResult(FIXED_NOW, True)) == 0, "asked for meanwhile: at once"
+    assert host.try_start_poll() and host.take_journal_request()
+    assert not host.take_journal_request(), "served once"
+    assert host.finish_poll(PollResult(FIXED_NOW, True)) == 2.0, "then the interval"
+    assert host.view.polls == 2 and not host.in_flight
 
 
 def test_local_source_transfers_only_changed_files(tmp_path):

@@ -108,6 +108,8 @@ class MonitorApp(App[int]):
         self.run_worker(
             partial(self._poll_in_thread, host, host.take_journal_request()),
             name=f"poll {host.name}",
+            # Else Textual describes the worker by repr(work), the whole document included.
+            description=f"poll {host.name}",
             group=f"host-{host.index}",
             exclusive=True,
             thread=True,

@@ -21,7 +21,7 @@ from pathlib import Path
 import msgspec
 
 from binance_funding_ws.argtypes import positive
-from binance_funding_ws.health import EXIT_HEALTHY, EXIT_UNREADABLE, Summary, render_text
+from binance_funding_ws.health import EXIT_HEALTHY, Summary, render_text
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.status import add_max_age
 from funding_monitor.model import HostView, host_summary
@@ -32,10 +32,9 @@ from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Sou
 DEFAULT_STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
 DEFAULT_SERVICE = "binance-funding-ws"
 PROG = "funding-monitor"
-EXIT_USAGE = EXIT_UNREADABLE  # as argparse does: 2
+EXIT_USAGE = 2  # a bad command line, as argparse exits
 EXIT_INTERNAL_ERROR = os.EX_SOFTWARE  # the live screen crashed: a bug, not a verdict
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-log = logging.getLogger("funding_monitor")
 
 
 def _unit(text: str) -> str:

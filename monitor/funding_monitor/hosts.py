@@ -19,7 +19,7 @@ from funding_monitor.poller import Poller
 class Host:
     index: int
     poller: Poller
-    view: HostView = field(init=False)
+    view: HostView = field(init=False, repr=False)  # its document can hold 2,000 symbols
     in_flight: bool = False  # a worker thread is polling the host
     poll_again: bool = False  # asked for while in flight: poll again as soon as it is done
     want_journal: bool = False  # the next poll also reads the service journal

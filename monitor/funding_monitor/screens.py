@@ -44,16 +44,25 @@ class JournalScreen(ModalScreen[None]):
         super().__init__()
         self.index = index  # which host's journal, for the app's routing
         self.host_name = host_name
+        self._lines: list[str] | None = None
+        self._ready = False  # mounted: the widget to show them in exists
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = Text(f"journal of {strip_control(self.host_name)} (Esc closes)")
             yield Static("reading the journal…", id="journal")
 
+    def on_mount(self) -> None:
+        self._ready = True
+        if self._lines is not None:  # the poll was quicker than the screen
+            self.show(self._lines)
+
     def show(self, lines: list[str]) -> None:
-        """Show the host's journal lines: its text, never its escape sequences."""
-        shown = "\n".join(strip_control(line) for line in lines)
-        self.query_one("#journal", Static).update(Text(shown or "(empty)"))
+        """Show the host's journal lines: their text, never their escape sequences."""
+        self._lines = lines
+        if self._ready:
+            shown = "\n".join(strip_control(line) for line in lines)
+            self.query_one("#journal", Static).update(Text(shown or "(empty)"))
 
 
 class HostScreen(Screen[None]):
