@@ -1,8 +1,8 @@
 """Benchmark: a ``FundingSource`` lookup against the naive way, on a realistic state file.
 
 The file is the real one: the daemon (``python -m binance_funding_ws run``, a subprocess)
-against the simulator with ``--symbols 900`` (903 funding entries and as many tickers, about
-0.7 MB). Measured in one run, on that file:
+against the simulator (another) with ``--symbols 900``: 903 funding entries and ~900
+tickers, about 0.6 MB. Measured in one run, on that file:
 
 * **live** — the daemon writing every second, one thread asking ``funding(symbol)`` for
   ``--duration`` seconds, cycling through every symbol: the cost per lookup as the bot sees
@@ -21,6 +21,7 @@ Target: a cached lookup <= 5 us. Figures, not a test: this exits 0 whatever they
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import itertools
 import json
@@ -34,10 +35,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws import FundingSource, StateFileError, read_state
 from binance_funding_ws.botstats import Counters
 from binance_funding_ws.consumer.statefile import StateCache
@@ -166,11 +166,29 @@ def naive_phase(state_file: Path, symbols: list[str], repeat: int) -> dict[str, 
     }
 
 
+@contextlib.contextmanager
+def simulator(symbols: int) -> Iterator[str]:
+    """The simulator in a process of its own (in this one, its ticks would hold the GIL
+    against the lookups being measured); yields its stream URL."""
+    command = [sys.executable, "-m", "binance_funding_sim", "--port", "0", "--tick", "1"]
+    command += ["--symbols", str(symbols), "--seed", "7"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        if not line.startswith("simulator listening on "):
+            raise SystemExit(f"bench_reader: the simulator did not start: {line!r}")
+        yield line.split()[3]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(15)
+
+
 def measure(args: argparse.Namespace, workdir: Path) -> dict:
     state_file = workdir / "funding_state.json"
-    config = SimulatorConfig(tick=1.0, symbols=args.symbols, seed=7)
-    with SimulatorThread(config) as sim:
-        daemon = start_daemon(sim.ws_url(), state_file)
+    with simulator(args.symbols) as ws_url:
+        daemon = start_daemon(ws_url, state_file)
         try:
             symbols = wait_full(state_file, args.symbols)
             random.Random(1).shuffle(symbols)

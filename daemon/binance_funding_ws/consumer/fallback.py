@@ -203,51 +203,29 @@ class RestFallback:
         return request
 
     def _fetch(self, endpoint: Endpoint[Q], symbol: str, url: str, request: _Request) -> None:
-        quote: Q | None = None
-        verdict: Verdict = "failed"
-        retry_after: float | None = None
-        detail = "request failed"
-        weight: int | None = None
+        outcome = _Outcome(None, "failed", None, "request failed", None)
         try:
-            reply = http_get(url, self._timeout)
-            verdict, retry_after, weight = judge(reply.status), reply.retry_after, reply.used_weight
-            detail = f"HTTP {reply.status}"
-            if verdict == "answer":
-                if len(reply.body) > MAX_BODY:
-                    raise RestAnswerError(f"answer larger than {MAX_BODY} bytes")
-                quote = endpoint.parse(symbol, reply.body)
-        except RestAnswerError as exc:
-            verdict, detail = "failed", str(exc)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            verdict, detail = "failed", _reason(exc)
+            outcome = _ask(endpoint, symbol, url, self._timeout)
         finally:  # whatever happened, the waiters are released and the circuit hears of it
-            self._finish(endpoint, symbol, request, quote, verdict, retry_after, detail, weight)
+            self._finish((endpoint.path, symbol), request, outcome)
 
-    def _finish(
-        self,
-        endpoint: Endpoint[Q],
-        symbol: str,
-        request: _Request,
-        quote: Q | None,
-        verdict: Verdict,
-        retry_after: float | None,
-        detail: str,
-        weight: int | None,
-    ) -> None:
-        key = (endpoint.path, symbol)
+    def _finish(self, key: tuple[str, str], request: _Request, outcome: _Outcome) -> None:
         with self._lock:
             if self._pending.get(key) is request:
                 del self._pending[key]
-            if quote is not None or verdict == "unknown_symbol":
-                self._remember(key, quote)
+            if outcome.quote is not None or outcome.verdict == "unknown_symbol":
+                self._remember(key, outcome.quote)
             else:
                 self._counters.add_shared("rest_errors")
-            self._judge(request, verdict, retry_after, f"{symbol}: {detail}")
-            pause = weight_pause(weight, time.time())
+            detail = f"{key[1]}: {outcome.detail}"
+            self._judge(request, outcome.verdict, outcome.retry_after, detail)
+            pause = weight_pause(outcome.used_weight, time.time())
             if pause:
                 self._circuit.pause(self._clock(), pause)
-                log.warning("REST weight %s used this minute: pausing %.0f s", weight, pause)
-            request.quote = quote
+                log.warning(
+                    "REST weight %s used this minute: pausing %.0f s", outcome.used_weight, pause
+                )
+            request.quote = outcome.quote
         request.done.set()
 
     def _judge(
@@ -268,6 +246,33 @@ class RestFallback:
             del self._remembered[next(iter(self._remembered))]
         self._remembered.pop(key, None)  # re-inserted last: the dict's order is its age
         self._remembered[key] = _Remembered(quote, self._clock() + UNKNOWN_SYMBOL_TTL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one request ended."""
+
+    quote: FundingQuote | TickerQuote | None
+    verdict: Verdict
+    retry_after: float | None
+    detail: str  # for the log line
+    used_weight: int | None
+
+
+def _ask(endpoint: Endpoint[Q], symbol: str, url: str, timeout: float) -> _Outcome:
+    """One request and its verdict; a failure is an outcome, not an exception."""
+    try:
+        reply = http_get(url, timeout)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return _Outcome(None, "failed", None, _reason(exc), None)
+    verdict, quote, detail = judge(reply.status), None, f"HTTP {reply.status}"
+    if verdict == "answer":
+        try:
+            # An answer over MAX_BODY was read one byte too far: cut, it fails to parse.
+            quote = endpoint.parse(symbol, reply.body[:MAX_BODY])
+        except RestAnswerError as exc:
+            verdict, detail = "failed", str(exc)
+    return _Outcome(quote, verdict, reply.retry_after, detail, reply.used_weight)
 
 
 def _reason(exc: BaseException) -> str:
