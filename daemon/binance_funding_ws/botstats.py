@@ -38,6 +38,7 @@ COUNTERS = (
 # (validated, but unbounded in number), so memory must not grow with a runaway caller.
 MAX_TRACKED_SYMBOLS = 1_000
 OTHER_SYMBOLS = "(other)"
+MAX_SHARDS = 64  # per-thread counter shards kept before those of ended threads are folded
 TOP_SYMBOLS = 10
 
 
@@ -47,7 +48,8 @@ class Counters:
     Counting is on every lookup's path, so it takes no lock: each thread counts in a shard of
     its own, written by that thread only. Readers sum the shards under a lock and fold the
     shards of threads that have ended into ``_retired``, so a bot that runs a thread per alert
-    does not accumulate shards. Totals are exact; a reader may miss a count being made.
+    does not accumulate shards (nor between reads: a new shard past :data:`MAX_SHARDS` folds
+    them too). Totals are exact; a reader may miss a count being made at that instant.
     """
 
     def __init__(self) -> None:
@@ -77,6 +79,8 @@ class Counters:
     def _new_shard(self) -> dict[str, int]:
         shard = self._local.shard = dict.fromkeys(COUNTERS, 0)
         with self._lock:
+            if len(self._shards) >= MAX_SHARDS:  # fold ended threads' now, not at the next read
+                self._totals()
             self._shards.append((threading.current_thread(), shard))
         return shard
 
