@@ -54,10 +54,10 @@ class FundingSource:
 
     Invariants: a lookup never raises for bad data or a bad symbol; it never waits longer than
     ``timeout`` seconds for REST, and never sleeps or retries (the parse of a new version of
-    the file, ~20 ms for 900 symbols, comes on top for the one lookup that finds it). A lookup
-    answered by the file costs at most one ``stat()`` per ``check_interval`` (across all
-    threads) and a dict lookup; each version of the file is parsed once whatever the number of
-    threads; every lookup is counted exactly once as ``websocket``, ``rest`` or
+    the file, ~20 ms for 900 symbols, comes on top for the lookups that arrive during it).
+    A lookup answered by the file costs at most one ``stat()`` per ``check_interval`` (across
+    all threads) and a dict lookup; each version of the file is parsed once whatever the
+    number of threads; every lookup is counted exactly once as ``websocket``, ``rest`` or
     ``unavailable`` in :attr:`stats`. Thread-safe.
 
     A background thread logs one INFO line per ``report_interval`` in which fallbacks happened
