@@ -286,6 +286,7 @@ def test_status_flags_a_file_nobody_writes_any_more(sim, tmp_path):
         (["run", "--stall-timeout", "abc"], "not a number"),
         (["run", "--file-mode", "999"], "octal"),
         (["run", "--streams", ","], "no stream"),
+        (["run", "--max-symbols", "0"], "at least 1"),
         (["run", "--state-file", "/nonexistent/dir/s.json"], "does not exist"),
         (["status", "--max-age", "-1"], "positive"),
         (["frobnicate"], "invalid choice"),
@@ -301,6 +302,8 @@ def test_bad_arguments_get_one_clear_line_and_exit_2(args, fragment):
 def test_environment_variables_configure_run_and_are_validated():
     result = run_cli_env({"FUNDING_WS_WRITE_INTERVAL": "zero"}, "run")
     assert result.returncode == 2 and "FUNDING_WS_WRITE_INTERVAL" in result.stderr
+    result = run_cli_env({"FUNDING_WS_MAX_SYMBOLS": "many"}, "run")
+    assert result.returncode == 2 and "FUNDING_WS_MAX_SYMBOLS" in result.stderr
 
 
 def run_cli_env(env: dict[str, str], *args: str):
