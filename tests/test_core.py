@@ -24,11 +24,11 @@ from binance_funding_ws.health import (
     stale_entries,
     summarize,
 )
-from binance_funding_ws.market import MarketBook
+from binance_funding_ws.market import MAX_AHEAD_MS, PENDING_BYTES_LIMIT, MarketBook
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.state import missing_symbols
 from binance_funding_ws.text import format_age
-from binance_funding_ws.tracker import ConnectionTracker
+from binance_funding_ws.tracker import MAX_STREAMS, ConnectionTracker
 from factories import DOCS_MARK, DOCS_TICKER, combined, document, mark, ticker
 
 
@@ -155,7 +155,8 @@ def test_str_frames_decode_like_bytes(decoder):
 
 
 def apply_rows(book: MarketBook, decoder: FrameDecoder, stream: str, rows: list, at: int = 1):
-    return book.apply(decoder.decode(combined(stream, rows)), at)
+    """How many rows the book accepted."""
+    return book.apply(decoder.decode(combined(stream, rows)), at).accepted
 
 
 def test_partial_ticker_arrays_merge_row_by_row(decoder):
@@ -377,3 +378,145 @@ def test_scan_falls_back_to_the_careful_decode_for_a_bad_event_time():
     )
     assert isinstance(frame, DecodedFrame), "decoded in full on arrival"
     assert [r.s for r in frame.mark] == ["AUSDT"] and len(frame.errors) == 1
+
+
+# -- limits on hostile input (issue #12 rows 6-8) ------------------------------------------
+
+
+def marks_frame(count: int, prefix: str = "S", event_time: int = 5) -> bytes:
+    return combined("!markPrice@arr@1s", [mark(f"{prefix}{n}", event_time) for n in range(count)])
+
+
+@pytest.mark.parametrize("method", ["scan", "decode"])
+def test_a_frame_over_the_row_limit_is_dropped_whole_with_one_error(method):
+    decode = getattr(FrameDecoder(max_rows=3), method)
+    assert len(decode(marks_frame(3)).mark) == 3
+    frame = decode(marks_frame(4))
+    assert not frame.market and frame.errors == [
+        "!markPrice@arr@1s frame of 4 rows dropped: more than the 3 allowed"
+    ]
+
+
+def test_the_row_limit_holds_before_any_per_row_work_on_the_careful_path():
+    rows = [mark("AUSDT"), {}, {}, 7]  # the typed decode fails: each item would be re-read
+    frame = FrameDecoder(max_rows=3).decode(combined("!markPrice@arr@1s", rows))
+    assert not frame.market and len(frame.errors) == 1 and "4 rows dropped" in frame.errors[0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" + b",".join([b"{}"] * 400_000) + b"]",  # 1.2 MB of empty rows
+        b"[" + b",".join([b"0"] * 600_000) + b"]",
+        b'{"stream":"x","data":[' + b",".join([b"[]"] * 400_000) + b"]}",
+    ],
+)
+def test_a_big_frame_with_more_items_than_rows_could_hold_is_refused_unread(data):
+    decoder = FrameDecoder()
+    for frame in (decoder.scan(data), decoder.decode(data)):
+        assert not frame.market and len(frame.errors) == 1
+        assert "dropped unread" in frame.errors[0]
+
+
+def test_a_big_frame_of_plausible_rows_passes_the_precheck():
+    data = marks_frame(8_000)
+    assert len(data) > 1024 * 1024
+    frame = FrameDecoder().scan(data)
+    assert isinstance(frame, ScannedFrame) and len(frame.mark) == 8_000
+
+
+def test_a_frame_nested_past_the_recursion_limit_is_one_bad_frame():
+    data = b"[" * 100_000 + b"]" * 100_000
+    decoder = FrameDecoder()
+    for frame in (decoder.scan(data), decoder.decode(data)):
+        assert frame.errors == ["frame is not JSON (nested too deeply)"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"p": "1" * 65}, {"ps": "P" * 65}, {"ap": "2" * 65}, {"s": "S" * 65}],
+)
+def test_a_field_longer_than_64_characters_rejects_its_row(changes):
+    rows = [mark("AUSDT", **changes), mark("BUSDT", p="1" * 64)]
+    frame = FrameDecoder().decode(combined("!markPrice@arr@1s", rows))
+    assert [row.s for row in frame.mark] == ["BUSDT"]
+    assert len(frame.errors) == 1 and "length <= 64" in frame.errors[0]
+
+
+def test_a_stream_name_longer_than_64_characters_rejects_its_frame():
+    frame = FrameDecoder().scan(combined("s" * 65, [mark()]))
+    assert not frame.market and "unexpected frame shape" in frame.errors[0]
+    assert len(FrameDecoder().scan(combined("s" * 64, [mark()])).mark) == 1
+
+
+def test_rows_more_than_a_minute_ahead_of_their_arrival_are_refused_and_named():
+    now, decoder = 1_000_000_000, FrameDecoder()
+    book = MarketBook(max_ahead_ms=MAX_AHEAD_MS)
+    rows = [mark("AUSDT", now + 60_000), mark("BUSDT", now + 60_001), ticker("CUSDT", now * 9)]
+    applied = book.apply(decoder.scan(combined("!ticker@arr", rows)), now)
+    assert applied.accepted == 1 and len(applied.rejected) == 1
+    kind, count, reason = applied.rejected[0]
+    assert (kind, count) == ("future", 2)
+    assert "first: 'BUSDT' at E=1000060001" in reason and "ahead of the local clock" in reason
+    book.publish()
+    assert list(book.funding) == ["AUSDT"] and book.tickers == {}
+    # The refused rows did not raise the merge's mark: a normal frame takes the fast path.
+    assert book.apply(decoder.scan(marks_frame(1, "AUSDT", now + 60_000)), now) == (1, [])
+
+
+def test_a_future_row_never_pins_its_symbol():
+    now, decoder = 1_000_000_000, FrameDecoder()
+    book = MarketBook(max_ahead_ms=MAX_AHEAD_MS)
+    ten_years = now + 10 * 365 * 86_400_000
+    book.apply(decoder.scan(combined("!markPrice@arr@1s", [mark(event_time=ten_years)])), now)
+    for step in range(1, 4):
+        at = now + step * 1_000
+        book.apply(decoder.scan(combined("!markPrice@arr@1s", [mark(event_time=at)])), at)
+        book.publish()
+        assert book.funding["BTCUSDT"].event_time == at
+
+
+def test_the_book_holds_at_most_max_symbols_and_the_first_keep_their_place():
+    decoder, book = FrameDecoder(), MarketBook(max_symbols=3)
+    applied = book.apply(decoder.scan(marks_frame(5, event_time=1)), 1)
+    assert applied.accepted == 3 and len(applied.rejected) == 1
+    kind, count, reason = applied.rejected[0]
+    assert (kind, count) == ("symbols", 2) and "first: 'S3'" in reason
+    ticker_rows = [ticker("S0", 2), ticker("NEW", 2)]  # a held symbol counts once for both maps
+    applied = book.apply(decoder.scan(combined("!ticker@arr", ticker_rows)), 2)
+    assert applied.accepted == 1 and applied.rejected[0].rows == 1
+    book.publish()
+    assert list(book.funding) == ["S0", "S1", "S2"] and list(book.tickers) == ["S0"]
+    applied = book.apply(decoder.scan(marks_frame(3, event_time=3)), 3)  # the fast path
+    assert applied == (3, [])
+
+
+def test_new_symbols_whose_rows_all_fail_give_their_place_back():
+    decoder, book = FrameDecoder(), MarketBook(max_symbols=2)
+    book.apply(decoder.scan(combined("!markPrice@arr@1s", [mark("JUNK", 1, p="x")])), 1)
+    assert len(book.publish()) == 1 and book.funding == {}
+    applied = book.apply(decoder.scan(marks_frame(2, event_time=2)), 2)
+    assert applied == (2, [])
+
+
+def test_the_book_counts_the_bytes_it_keeps_and_asks_to_publish_past_its_limit():
+    book = MarketBook()
+    small = FrameDecoder().scan(marks_frame(2))
+    book.apply(small, 1)
+    assert book.pending_bytes == len(small.raw) and not book.should_publish
+    padded = combined("!markPrice@arr@1s", [mark("AUSDT", 9)]) + b" " * PENDING_BYTES_LIMIT
+    book.apply(FrameDecoder().scan(padded), 2)
+    assert book.should_publish
+    assert book.publish() == [] and book.pending_bytes == 0 and "AUSDT" in book.funding
+
+
+def test_the_tracker_lists_at_most_max_streams_and_counts_the_rest():
+    tracker = ConnectionTracker("ws://x", now=1)
+    names = [f"stream{n}" for n in range(MAX_STREAMS)]
+    assert all(tracker.on_market_data(name, 2) is None for name in names)
+    problem = tracker.on_market_data("one-too-many", 3)
+    assert problem is not None and "'one-too-many'" in problem
+    assert tracker.on_market_data("stream0", 4) is None
+    status = tracker.status
+    assert list(status.streams) == names and status.streams["stream0"].messages == 2
+    assert (status.errors, status.last_error, status.last_message_at) == (1, problem, 4)

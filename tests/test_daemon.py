@@ -289,6 +289,7 @@ def test_status_flags_a_file_nobody_writes_any_more(sim, tmp_path):
         (["run", "--state-file", ""], "must not be empty"),
         (["run", "--file-mode", "999"], "octal"),
         (["run", "--streams", ","], "no stream"),
+        (["run", "--max-symbols", "0"], "at least 1"),
         (["run", "--state-file", "/nonexistent/dir/s.json"], "does not exist"),
         (["status", "--max-age", "-1"], "between 0.1 and"),
         (["compare", "--timeout", "1e308"], "between 0.1 and 300 seconds"),
@@ -307,6 +308,8 @@ def test_environment_variables_configure_run_and_are_validated():
     assert result.returncode == 2 and "FUNDING_WS_WRITE_INTERVAL" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "FUNDING_WS_WRITE_INTERVAL" in last and "Traceback" not in result.stderr
+    result = run_cli_env({"FUNDING_WS_MAX_SYMBOLS": "many"}, "run")
+    assert result.returncode == 2 and "FUNDING_WS_MAX_SYMBOLS" in result.stderr
 
 
 def test_run_variables_never_break_the_other_commands(sim, tmp_path):

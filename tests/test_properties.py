@@ -173,3 +173,54 @@ def test_with_well_formed_rows_the_scan_publishes_exactly_what_a_full_decode_doe
         if index % 2 or index == len(frames) - 1:
             assert full.publish() == scanned.publish() == []
             assert full.funding == scanned.funding and full.tickers == scanned.tickers
+
+
+many_symbols = st.sampled_from([f"S{n}USDT" for n in range(8)])
+dated_rows = st.builds(
+    lambda base, symbol, event_time: {**base, "s": symbol, "E": event_time},
+    st.sampled_from([DOCS_MARK, DOCS_TICKER]),
+    many_symbols,
+    st.integers(0, 2_000),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(dated_rows, max_size=8), min_size=1, max_size=6), st.integers(0, 500))
+def test_no_row_dated_past_its_arrival_plus_the_allowance_is_kept_and_each_is_counted(
+    frames, ahead_ms
+):
+    """Frame ``i`` arrives at ``i * 300`` ms: each row dated later than that plus the
+    allowance is refused and counted; the rest merge as they would with no allowance."""
+    decoder = FrameDecoder()
+    book, unbounded = MarketBook(max_ahead_ms=ahead_ms), MarketBook()
+    for index, frame_rows in enumerate(frames):
+        data = json.dumps({"stream": "s", "data": frame_rows}).encode()
+        arrival = index * 300
+        on_time = [row for row in frame_rows if row["E"] <= arrival + ahead_ms]
+        applied = book.apply(decoder.scan(data), arrival)
+        assert sum(r.rows for r in applied.rejected) == len(frame_rows) - len(on_time)
+        unbounded.apply(decoder.scan(json.dumps(on_time).encode()), arrival)
+        assert book.publish() == unbounded.publish() == []
+        assert book.funding == unbounded.funding and book.tickers == unbounded.tickers
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(dated_rows, max_size=8), min_size=1, max_size=6), st.integers(1, 6))
+def test_the_book_never_holds_more_than_max_symbols_and_counts_every_refused_row(frames, limit):
+    """A model of the limit: a symbol is admitted when the book holds fewer than ``limit``;
+    once admitted it keeps its place; every row of a symbol not admitted is counted."""
+    decoder, book = FrameDecoder(), MarketBook(max_symbols=limit)
+    admitted: list[str] = []
+    refused = 0
+    for index, frame_rows in enumerate(frames):
+        frame = decoder.scan(json.dumps({"stream": "s", "data": frame_rows}).encode())
+        applied = book.apply(frame, received_at=index)
+        for row in (*frame.mark, *frame.tickers):  # the order the book merges them in
+            if row.s not in admitted and len(admitted) < limit:
+                admitted.append(row.s)
+            refused += row.s not in admitted
+        assert sum(r.rows for r in applied.rejected) == refused
+        refused = 0
+        book.publish()
+    held = set(book.funding) | set(book.tickers)
+    assert held == set(admitted) and len(held) <= limit

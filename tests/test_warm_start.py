@@ -181,3 +181,13 @@ def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():
     book.publish()
     assert book.funding["BTCUSDT"] == restored.funding["BTCUSDT"]  # 5,000 beats 4,000
     assert book.funding["ETHUSDT"].event_time == 4_000  # 4,000 beats the restored 1,000
+
+
+def test_a_previous_file_is_no_way_around_the_symbol_cap():
+    restored = document(funding=[mark(f"S{n}USDT", 1_000 + n) for n in range(10)])
+    book = MarketBook(max_symbols=4)
+    book.restore(restored.funding, restored.tickers)
+    assert sorted(book.funding) == ["S6USDT", "S7USDT", "S8USDT", "S9USDT"]  # the newest
+    book.forget(["S6USDT"], [])
+    frame = FrameDecoder().scan(combined("!markPrice@arr@1s", [mark("NEWUSDT", 5_000)]))
+    assert book.apply(frame, received_at=5_000).accepted == 1  # the forgotten place is free

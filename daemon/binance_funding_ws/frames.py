@@ -20,16 +20,35 @@ its damage is reported on arrival.
 
 Decimal *format* (is ``"p"`` a number?) is checked when rows are published
 (:mod:`binance_funding_ws.market`), once per write rather than once per frame.
+
+Hostile input is bounded here, each refusal reported in the frame's ``errors``: a frame of
+more than ``MAX_FRAME_ROWS`` rows is dropped whole before any per-row work (a big one before
+it is even parsed), a row with a string field longer than ``MAX_TEXT`` characters is
+rejected, and a frame nested too deeply for the parser is one bad frame. Limits on what
+accumulates (symbols, dates ahead of the clock, stream names) live with what accumulates:
+:mod:`binance_funding_ws.market` and :mod:`binance_funding_ws.tracker`.
 """
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Annotated, Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
-Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# Limits on what a frame may hold. Each is far above what the exchange sends, and each
+# refusal is reported in the frame's errors, never silent.
+MAX_FRAME_ROWS = 10_000  # rows in one frame; the all-market arrays hold about 750 (2026)
+MAX_TEXT = 64  # characters in a symbol, pair, decimal or stream name; the longest seen are ~20
+# Frames above this size are bounded before they are parsed: at most MAX_FIELDS_PER_ROW commas
+# a row. A row has at most 20 fields, so this only refuses what cannot be MAX_FRAME_ROWS rows.
+PRECHECK_BYTES = 1024 * 1024
+MAX_FIELDS_PER_ROW = 32
+
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]  # a decimal or a pair: kept as is
 EventTime = Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -38,14 +57,14 @@ class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=
 
     E: EventTime  # event time, ms
     s: Symbol
-    p: str  # mark price
-    i: str  # index price
-    P: str  # estimated settle price
-    r: str  # funding rate
+    p: Text  # mark price
+    i: Text  # index price
+    P: Text  # estimated settle price
+    r: Text  # funding rate
     T: EventTime  # next funding time, ms; 0 = none scheduled
-    ap: str | None = None  # mark price moving average (added 2026-03)
+    ap: Text | None = None  # mark price moving average (added 2026-03)
     st: int | None = None  # 1 USDⓈ-M, 2 COIN-M
-    ps: str | None = None  # pair
+    ps: Text | None = None  # pair
 
 
 class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc=False):
@@ -53,18 +72,18 @@ class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc
 
     E: EventTime
     s: Symbol
-    c: str  # last price
-    o: str  # open
-    h: str  # high
-    l: str  # low  # noqa: E741 - the exchange's name
-    v: str  # base volume
-    q: str  # quote volume
-    P: str  # price change percent
-    p: str | None = None  # price change
-    w: str | None = None  # weighted average price
+    c: Text  # last price
+    o: Text  # open
+    h: Text  # high
+    l: Text  # low  # noqa: E741 - the exchange's name
+    v: Text  # base volume
+    q: Text  # quote volume
+    P: Text  # price change percent
+    p: Text | None = None  # price change
+    w: Text | None = None  # weighted average price
     n: int | None = None  # trade count
     st: int | None = None
-    ps: str | None = None
+    ps: Text | None = None
 
 
 class MiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
@@ -72,12 +91,12 @@ class MiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=
 
     E: EventTime
     s: Symbol
-    c: str
-    o: str
-    h: str
-    l: str  # noqa: E741
-    v: str
-    q: str
+    c: Text
+    o: Text
+    h: Text
+    l: Text  # noqa: E741
+    v: Text
+    q: Text
 
 
 Row = MarkPriceRow | TickerRow | MiniTickerRow
@@ -117,13 +136,16 @@ class Keyed(Protocol):
     def s(self) -> str: ...
 
 
+StreamName = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
+
 class _SlimEnvelope(msgspec.Struct):
-    stream: str
+    stream: StreamName
     data: list[SlimRow]
 
 
 class _Envelope(msgspec.Struct):
-    stream: str
+    stream: StreamName
     data: list[Row]
 
 
@@ -150,7 +172,7 @@ class _Frame(Generic[MarkT, TickerT]):
 
     def latest_event_time(self) -> int:
         """The newest event time among the frame's rows (0 if none)."""
-        return max((row.E for rows in (self.mark, self.tickers) for row in rows), default=0)
+        return max(_newest(self.mark), _newest(self.tickers))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -172,9 +194,14 @@ ReceivedFrame = ScannedFrame | DecodedFrame
 
 
 class FrameDecoder:
-    """Turns frame bytes into frames; never raises on bad input."""
+    """Turns frame bytes into frames; never raises on bad input.
 
-    def __init__(self) -> None:
+    A frame of more than ``max_rows`` rows is dropped whole, with one error, before any
+    per-row work: however it is built, one frame costs the event loop milliseconds.
+    """
+
+    def __init__(self, max_rows: int = MAX_FRAME_ROWS) -> None:
+        self.max_rows = max_rows
         self._envelope = msgspec.json.Decoder(_Envelope)
         self._array = msgspec.json.Decoder(list[Row])
         self._slim_envelope = msgspec.json.Decoder(_SlimEnvelope)
@@ -188,20 +215,54 @@ class FrameDecoder:
         array at all, takes the careful path of :meth:`decode` instead (full rows, every bad
         row reported). Other damage in a row is found when it is expanded, at publication.
         """
+        refused = self._precheck(data, stream)
+        if refused is not None:
+            return refused
         try:
             if _first_char(data) == "[":
                 rows: list[SlimRow] = self._slim_array.decode(data)
             else:
                 envelope = self._slim_envelope.decode(data)
                 stream, rows = envelope.stream, envelope.data
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return self.decode(data, stream)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return self._decode(data, stream)
+        if len(rows) > self.max_rows:
+            return self._too_many_rows(len(rows), stream)
         frame = ScannedFrame(stream=stream, raw=data)
         _fill(frame, rows, SlimMarkRow)
         return frame
 
     def decode(self, data: bytes | str, stream: str | None = None) -> DecodedFrame:
         """Decode one frame in full. ``stream`` names the stream of a raw (unwrapped) connection."""
+        return self._precheck(data, stream) or self._decode(data, stream)
+
+    def _precheck(self, data: bytes | str, stream: str | None) -> DecodedFrame | None:
+        """Refuse, unparsed, a big frame with more items than ``max_rows`` rows could hold.
+
+        Counting commas costs ~0.5 ms a MiB; parsing 5 M empty rows cost over a minute and
+        a gigabyte. Frames of up to PRECHECK_BYTES are parsed at once: their row count is
+        checked right after, before any per-row work.
+        """
+        if len(data) <= PRECHECK_BYTES:
+            return None
+        commas = data.count(b"," if isinstance(data, bytes) else ",")
+        if commas < self.max_rows * MAX_FIELDS_PER_ROW:
+            return None
+        return DecodedFrame(
+            stream=stream,
+            errors=[
+                f"frame of {len(data):,} bytes dropped unread: {commas:,} commas, more than "
+                f"{self.max_rows:,} rows (the most a frame may hold) of up to "
+                f"{MAX_FIELDS_PER_ROW} fields could have"
+            ],
+        )
+
+    def _too_many_rows(self, rows: int, stream: str | None) -> DecodedFrame:
+        where = stream or "frame"
+        message = f"{where} frame of {rows:,} rows dropped: more than the {self.max_rows:,} allowed"
+        return DecodedFrame(stream=stream, errors=[message])
+
+    def _decode(self, data: bytes | str, stream: str | None) -> DecodedFrame:
         frame = DecodedFrame(stream=stream)
         try:
             if _first_char(data) == "[":
@@ -210,39 +271,28 @@ class FrameDecoder:
                 envelope = self._envelope.decode(data)
                 frame.stream, rows = envelope.stream, envelope.data
         except msgspec.ValidationError:
-            self._decode_row_by_row(data, frame)
+            return self._decode_row_by_row(data, frame)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            frame.errors.append(f"frame is not JSON ({_why(exc)})")
             return frame
-        except msgspec.DecodeError as exc:
-            frame.errors.append(f"frame is not JSON ({exc})")
-            return frame
+        if len(rows) > self.max_rows:
+            return self._too_many_rows(len(rows), frame.stream)
         _fill(frame, rows, MarkPriceRow)
         return frame
 
-    def _decode_row_by_row(self, data: bytes | str, frame: DecodedFrame) -> None:
+    def _decode_row_by_row(self, data: bytes | str, frame: DecodedFrame) -> DecodedFrame:
         """Slow path for a frame that failed the typed decode: keep every good row."""
         try:
             # The typed decode stops at the first type error, before it sees e.g. trailing junk.
             document: Any = self._any.decode(data)
-        except msgspec.DecodeError as exc:
-            frame.errors.append(f"frame is not JSON ({exc})")
-            return
-        if isinstance(document, dict):
-            if "result" in document and "id" in document:
-                frame.control = True
-                return
-            if "error" in document:
-                frame.errors.append(f"exchange error reply: {_short(document['error'])}")
-                return
-            stream, items = document.get("stream"), document.get("data")
-            if not isinstance(stream, str) or not isinstance(items, list):
-                frame.errors.append(f"unexpected frame shape: {_short(document)}")
-                return
-            frame.stream = stream
-        elif isinstance(document, list):
-            items = document
-        else:
-            frame.errors.append(f"unexpected frame shape: {_short(document)}")
-            return
+        except (msgspec.DecodeError, RecursionError) as exc:
+            frame.errors.append(f"frame is not JSON ({_why(exc)})")
+            return frame
+        items = self._items(document, frame)
+        if items is None:
+            return frame
+        if len(items) > self.max_rows:
+            return self._too_many_rows(len(items), frame.stream)
         rows: list[Row] = []
         for index, item in enumerate(items):
             try:
@@ -251,6 +301,28 @@ class FrameDecoder:
                 where = frame.stream or "frame"
                 frame.errors.append(f"{where} row {index} skipped: {exc}")
         _fill(frame, rows, MarkPriceRow)
+        return frame
+
+    @staticmethod
+    def _items(document: object, frame: DecodedFrame) -> list[object] | None:
+        """The row array of a parsed frame; ``None`` (reported or a control reply) if none."""
+        if isinstance(document, list):
+            return document
+        if not isinstance(document, dict):
+            frame.errors.append(f"unexpected frame shape: {_short(document)}")
+            return None
+        if "result" in document and "id" in document:
+            frame.control = True
+            return None
+        if "error" in document:
+            frame.errors.append(f"exchange error reply: {_short(document['error'])}")
+            return None
+        stream, items = document.get("stream"), document.get("data")
+        if not isinstance(stream, str) or len(stream) > MAX_TEXT or not isinstance(items, list):
+            frame.errors.append(f"unexpected frame shape: {_short(document)}")
+            return None
+        frame.stream = stream
+        return items
 
 
 _DECODER = FrameDecoder()  # stateless: one serves every expansion
@@ -264,7 +336,7 @@ def expand(frame: ReceivedFrame) -> DecodedFrame:
     """
     if isinstance(frame, DecodedFrame):
         return frame
-    return _DECODER.decode(frame.raw, frame.stream)
+    return _DECODER._decode(frame.raw, frame.stream)  # the scan ran the pre-check
 
 
 def _fill(
@@ -281,6 +353,13 @@ def _fill(
         frame.tickers = [cast(TickerT, row) for row in rows if not isinstance(row, mark_type)]
 
 
+_event_time = attrgetter("E")
+
+
+def _newest(rows: list[Keyed]) -> int:
+    return max(map(_event_time, rows), default=0)
+
+
 def _first_char(data: bytes | str) -> str:
     head = data[:64].lstrip()
     if isinstance(head, bytes):
@@ -288,6 +367,18 @@ def _first_char(data: bytes | str) -> str:
     return head[:1]
 
 
+def _why(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
+# A hostile frame can be 16 MiB of one string: describe it without building its whole repr.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxdict = _REPR.maxlist = 6
+
+
 def _short(value: object, limit: int = 120) -> str:
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -18,11 +18,13 @@ that fails either check is dropped then and the symbol keeps its previous good e
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -33,22 +35,73 @@ from binance_funding_ws.frames import (
     MarkPriceRow,
     MiniTickerRow,
     ReceivedFrame,
+    ScannedFrame,
     TickerRow,
     expand,
 )
 from binance_funding_ws.state import DECIMAL_PATTERN, FundingEntry, TickerEntry
+from binance_funding_ws.text import format_age
 
 _is_decimal = re.compile(DECIMAL_PATTERN).match
 
+# The live market lists about 750 symbols (2026); a feed that names far more is broken or
+# hostile, and every symbol costs memory and state-file bytes for good.
+DEFAULT_MAX_SYMBOLS = 5_000
+# How far past its arrival a row's event time may be: clocks drift by milliseconds, not by
+# minutes. The daemon sets it; tests that replay old rows at made-up times need not.
+MAX_AHEAD_MS = 60_000
+# Scanned frames are kept, as bytes, until their rows are published. Past this many bytes the
+# caller should publish early (the live feed brings ~0.3 MB a second).
+PENDING_BYTES_LIMIT = 32 * 1024 * 1024
+
+
+class Rejected(NamedTuple):
+    """Rows of one frame refused for one reason: the reason's ``kind``, how many, and one
+    line naming the first."""
+
+    kind: str  # "future" or "symbols"
+    rows: int
+    reason: str
+
+
+class Applied(NamedTuple):
+    """What :meth:`MarketBook.apply` did with a frame."""
+
+    accepted: int  # rows now pending (not older than what the book holds)
+    rejected: list[Rejected]  # rows refused: dated too far ahead, or new to a full book
+
+
+@dataclass(slots=True)
+class _Arrival:
+    """A frame being merged: when it came, how late its rows may be dated, what was refused."""
+
+    frame: ReceivedFrame
+    received_at: int
+    not_after: float  # the newest event time accepted (inf: any)
+    late: list[Keyed] = field(default_factory=list)  # rows dated after not_after
+    unheld: list[str] = field(default_factory=list)  # symbols a full book could not take
+
 
 class MarketBook:
-    """The daemon's view of the market: published entries plus rows not yet published."""
+    """The daemon's view of the market: published entries plus rows not yet published.
 
-    def __init__(self) -> None:
+    Hostile input is bounded here: the book holds at most ``max_symbols`` symbols (both maps
+    together; a symbol once held keeps its place), and, if ``max_ahead_ms`` is set, refuses
+    rows dated more than that after their arrival, which would otherwise hold their symbol
+    at their values for good. Both refusals are returned by :meth:`apply`, to be counted.
+    """
+
+    def __init__(
+        self, max_symbols: int = DEFAULT_MAX_SYMBOLS, max_ahead_ms: int | None = None
+    ) -> None:
         self.funding: dict[str, FundingEntry] = {}
         self.tickers: dict[str, TickerEntry] = {}
-        self._mark = _Pending[MarkPriceRow](attrgetter("mark"))
-        self._tickers = _Pending[AnyTickerRow](attrgetter("tickers"))
+        self.max_symbols = max_symbols
+        self.max_ahead_ms = max_ahead_ms
+        self.pending_bytes = 0  # bytes of the scanned frames merged since the last publish
+        self._symbols: set[str] = set()  # every symbol held, published or pending, either map
+        self._mark = _Pending[MarkPriceRow](attrgetter("mark"), self._symbols, max_symbols)
+        self._tickers = _Pending[AnyTickerRow](attrgetter("tickers"), self._symbols, max_symbols)
 
     @property
     def has_pending(self) -> bool:
@@ -64,27 +117,76 @@ class MarketBook:
         so it is raised to the newest restored entry: until rows pass it, every row is
         checked against what is held.
         """
-        self.funding.update(funding)
-        self.tickers.update(tickers)
-        for pending, entries in ((self._mark, funding), (self._tickers, tickers)):
+        kept = self._within_cap({**tickers, **funding})
+        self.funding.update((s, e) for s, e in funding.items() if s in kept)
+        self.tickers.update((s, e) for s, e in tickers.items() if s in kept)
+        self._symbols.update(kept)
+        for pending, entries in ((self._mark, self.funding), (self._tickers, self.tickers)):
             newest = max((entry.event_time for entry in entries.values()), default=-1)
             pending.newest_event_time = max(pending.newest_event_time, newest)
 
+    def _within_cap(self, entries: Mapping[str, _Published]) -> set[str]:
+        """The symbols a restore may hold: all of them, or the most recently updated ones
+        up to ``max_symbols`` (a previous file is no way around the cap)."""
+        room = self.max_symbols - len(self._symbols)
+        if len(entries) <= room:
+            return set(entries)
+        newest = sorted(entries, key=lambda symbol: entries[symbol].event_time, reverse=True)
+        return set(newest[: max(room, 0)])
+
     def forget(self, funding: Sequence[str], tickers: Sequence[str]) -> None:
-        """Drop published entries (see :func:`binance_funding_ws.health.forgotten`)."""
+        """Drop published entries (see :func:`binance_funding_ws.health.forgotten`); a
+        symbol gone from both maps gives its place back."""
         for symbol in funding:
             self.funding.pop(symbol, None)
         for symbol in tickers:
             self.tickers.pop(symbol, None)
+        for symbol in (*funding, *tickers):
+            if symbol not in self.funding and symbol not in self.tickers:
+                self._symbols.discard(symbol)
 
-    def apply(self, frame: ReceivedFrame, received_at: int) -> int:
-        """Record the frame's rows that are not older than what is held; return how many."""
+    @property
+    def should_publish(self) -> bool:
+        """The frames kept for publication hold enough memory to publish now."""
+        return self.pending_bytes > PENDING_BYTES_LIMIT
+
+    def apply(self, frame: ReceivedFrame, received_at: int) -> Applied:
+        """Record the frame's rows that are not older than what is held."""
+        ahead = self.max_ahead_ms
+        arrival = _Arrival(frame, received_at, math.inf if ahead is None else received_at + ahead)
         accepted = 0
         if frame.mark:
-            accepted += self._mark.merge(frame.mark, self.funding, received_at, frame)
+            accepted += self._mark.merge(frame.mark, self.funding, arrival)
         if frame.tickers:
-            accepted += self._tickers.merge(frame.tickers, self.tickers, received_at, frame)
-        return accepted
+            accepted += self._tickers.merge(frame.tickers, self.tickers, arrival)
+        if accepted and isinstance(frame, ScannedFrame):
+            self.pending_bytes += len(frame.raw)
+        return Applied(accepted, self._refusals(arrival))
+
+    def _refusals(self, arrival: _Arrival) -> list[Rejected]:
+        refusals = []
+        if arrival.late:
+            first, count = arrival.late[0], len(arrival.late)
+            ahead = format_age((first.E - arrival.received_at) / 1000)
+            refusals.append(
+                Rejected(
+                    "future",
+                    count,
+                    f"{count} row(s) dated more than {self.max_ahead_ms / 1000:g} s ahead of the "
+                    f"local clock skipped; first: {first.s!r} at E={first.E}, {ahead} ahead",
+                )
+            )
+        if arrival.unheld:
+            count = len(arrival.unheld)
+            refusals.append(
+                Rejected(
+                    "symbols",
+                    count,
+                    f"{count} row(s) of new symbols skipped: {self.max_symbols:,} symbols held "
+                    f"already, the limit (--max-symbols); first: {arrival.unheld[0]!r}",
+                )
+            )
+        return refusals
 
     def publish(self) -> list[str]:
         """Fold pending rows into the published maps; return one message per rejected row."""
@@ -107,9 +209,18 @@ class MarketBook:
                 errors.append(f"{symbol} {_event_name(ticker)} skipped: a value is not a decimal")
             else:
                 self.tickers[symbol] = entry
+        self._release_unpublished()
         self._mark.clear()
         self._tickers.clear()
+        self.pending_bytes = 0
         return errors
+
+    def _release_unpublished(self) -> None:
+        """Give back the places of new symbols whose rows all failed: junk that never made
+        it into the file must not fill the book."""
+        for symbol in (*self._mark.rows, *self._tickers.rows):
+            if symbol not in self.funding and symbol not in self.tickers:
+                self._symbols.discard(symbol)
 
 
 class _Published(Protocol):
@@ -128,8 +239,12 @@ class _Pending(Generic[FullRow]):
     them with C-level ``dict.update`` calls and allocates nothing per row.
     """
 
-    def __init__(self, rows_of: Callable[[DecodedFrame], list[FullRow]]) -> None:
+    def __init__(
+        self, rows_of: Callable[[DecodedFrame], list[FullRow]], symbols: set[str], limit: int
+    ) -> None:
         self._rows_of = rows_of  # which rows of a decoded frame are ours
+        self._symbols = symbols  # shared by both maps: the book's symbols
+        self._limit = limit
         self.rows: dict[str, Keyed] = {}
         self.received: dict[str, int] = {}
         self.frames: dict[str, ReceivedFrame] = {}  # where each pending row came from
@@ -169,41 +284,44 @@ class _Pending(Generic[FullRow]):
         return {(row.s, row.E): row for row in self._rows_of(decoded)}
 
     def merge(
-        self,
-        rows: Sequence[Keyed],
-        published: Mapping[str, _Published],
-        received_at: int,
-        frame: ReceivedFrame,
+        self, rows: Sequence[Keyed], published: Mapping[str, _Published], arrival: _Arrival
     ) -> int:
         """Keep each row unless its symbol holds a newer one; return how many were kept.
 
+        Rows dated after ``arrival.not_after``, and rows of symbols new to a full book, are
+        not kept: they go to ``arrival``'s lists.
+
         Fast path, for the common frame (every row at least as new as anything merged so
-        far, one row per symbol): no per-row Python at all. It keeps the receive loop close
-        to the cost of bare parsing (see benchmarks/bench_daemon.py).
+        far and not dated ahead, one row per symbol, no new symbol): no per-row Python at
+        all. It keeps the receive loop close to the cost of bare parsing (see
+        benchmarks/bench_daemon.py).
         """
         times = list(map(_event_time, rows))
         oldest, newest = min(times), max(times)
-        if oldest >= self.newest_event_time:
+        if oldest >= self.newest_event_time and newest <= arrival.not_after:
             symbols = list(map(_symbol, rows))
-            if len(set(symbols)) == len(symbols):
+            distinct = set(symbols)
+            if len(distinct) == len(symbols) and distinct <= self._symbols:
                 self.rows.update(zip(symbols, rows, strict=True))
-                self.received.update(zip(symbols, repeat(received_at), strict=False))
-                self.frames.update(zip(symbols, repeat(frame), strict=False))
+                self.received.update(zip(symbols, repeat(arrival.received_at), strict=False))
+                self.frames.update(zip(symbols, repeat(arrival.frame), strict=False))
                 self.newest_event_time = newest
                 return len(rows)
+        if newest > arrival.not_after:  # rows from the future must not raise the mark
+            newest = max((t for t in times if t <= arrival.not_after), default=-1)
         self.newest_event_time = max(self.newest_event_time, newest)
-        return self._merge_row_by_row(rows, published, received_at, frame)
+        return self._merge_row_by_row(rows, published, arrival)
 
     def _merge_row_by_row(
-        self,
-        rows: Sequence[Keyed],
-        published: Mapping[str, _Published],
-        received_at: int,
-        frame: ReceivedFrame,
+        self, rows: Sequence[Keyed], published: Mapping[str, _Published], arrival: _Arrival
     ) -> int:
         pending, received, frames = self.rows, self.received, self.frames
+        symbols, limit, not_after = self._symbols, self._limit, arrival.not_after
         accepted = 0
         for row in rows:
+            if not_after < row.E:
+                arrival.late.append(row)
+                continue
             symbol = row.s
             held = pending.get(symbol)
             if held is not None:
@@ -211,11 +329,17 @@ class _Pending(Generic[FullRow]):
                     continue
             else:
                 entry = published.get(symbol)
-                if entry is not None and entry.event_time > row.E:
-                    continue
+                if entry is not None:
+                    if entry.event_time > row.E:
+                        continue
+                elif symbol not in symbols:  # new to the book (it may be in the other map)
+                    if len(symbols) >= limit:
+                        arrival.unheld.append(symbol)
+                        continue
+                    symbols.add(symbol)
             pending[symbol] = row
-            received[symbol] = received_at
-            frames[symbol] = frame
+            received[symbol] = arrival.received_at
+            frames[symbol] = arrival.frame
             accepted += 1
         return accepted
 

@@ -13,6 +13,11 @@ import msgspec
 
 from binance_funding_ws.state import ConnectionState, ConnectionStatus, StreamStatus
 
+# connection_status.streams keeps this many stream names at most. The daemon subscribes to a
+# few all-market streams; a feed that names more is broken or hostile, and a name kept is
+# kept for good.
+MAX_STREAMS = 16
+
 
 class ConnectionTracker:
     """Keeps the one :class:`~binance_funding_ws.state.ConnectionStatus` and updates it.
@@ -55,23 +60,36 @@ class ConnectionTracker:
         self.status.messages += 1
         self.version += 1
 
-    def on_market_data(self, stream: str | None, now: int) -> None:
-        """A frame with at least one good row arrived on an active connection."""
+    def on_market_data(self, stream: str | None, now: int) -> str | None:
+        """A frame with at least one good row arrived on an active connection.
+
+        Returns an error (already counted) when the stream's name is one too many to keep.
+        """
         self.status.last_message_at = now
-        if stream is not None:
-            streams = self.status.streams
-            counts = streams.get(stream)
-            if counts is None:
-                counts = streams[stream] = StreamStatus()
-            counts.messages += 1
-            counts.last_message_at = now
+        if stream is None:
+            return None
+        streams = self.status.streams
+        counts = streams.get(stream)
+        if counts is None:
+            if len(streams) >= MAX_STREAMS:
+                message = f"stream {stream!r} not listed in streams: {MAX_STREAMS} are already"
+                self.on_errors([message], now)
+                return message
+            counts = streams[stream] = StreamStatus()
+        counts.messages += 1
+        counts.last_message_at = now
+        return None
 
     def on_errors(self, messages: list[str], now: int) -> None:
-        if not messages:
-            return
+        """Count each message as one bad frame or row; the last is ``last_error``."""
+        if messages:
+            self.on_rejected(len(messages), messages[-1], now)
+
+    def on_rejected(self, rows: int, reason: str, now: int) -> None:
+        """Count ``rows`` refused for one reason, reported by one message."""
         status = self.status
-        status.errors += len(messages)
-        status.last_error = messages[-1]
+        status.errors += rows
+        status.last_error = reason
         status.last_error_at = now
         self.version += 1
 

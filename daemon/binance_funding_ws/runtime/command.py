@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from binance_funding_ws.argtypes import file_mode, log_level, seconds
+from binance_funding_ws.argtypes import count, file_mode, log_level, seconds
 from binance_funding_ws.endpoint import Endpoint, stream_endpoint
+from binance_funding_ws.market import DEFAULT_MAX_SYMBOLS
 
 ENV_PREFIX = "FUNDING_WS_"
 DEFAULT_URL = "wss://fstream.binance.com/market/stream"
@@ -41,6 +42,7 @@ class RunOptions:
     forget_after: float
     file_mode: int
     log_level: str
+    max_symbols: int
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,13 @@ SETTINGS = (
     ),
     _Setting("--file-mode", "FILE_MODE", file_mode, "644", "octal permissions of the state file"),
     _Setting("--log-level", "LOG_LEVEL", log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    _Setting(
+        "--max-symbols",
+        "MAX_SYMBOLS",
+        count,
+        str(DEFAULT_MAX_SYMBOLS),
+        "symbols the state file may hold; rows of further symbols are skipped and counted",
+    ),
 )
 
 
@@ -168,5 +177,6 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         write_interval=options.write_interval,
         file_mode=options.file_mode,
         forget_after=options.forget_after,
+        max_symbols=options.max_symbols,
     )
     return run_daemon(config)

@@ -162,7 +162,9 @@ class Feed:
             self.config.url,
             open_timeout=self.config.open_timeout,
             max_size=self.config.max_frame_bytes,
-            max_queue=64,  # bounded: a slow loop applies TCP backpressure, memory stays flat
+            # Bounded: a slow loop applies TCP backpressure (the kernel holds the rest), and a
+            # hostile feed of max_frame_bytes frames makes the daemon buffer 4 at most.
+            max_queue=4,
             close_timeout=2,
             compression=None,  # Binance does not compress; skipping the offer saves CPU
             user_agent_header=f"binance-funding-ws/{__version__}",
@@ -213,7 +215,13 @@ class Feed:
         if not frame.market:
             return
         self._on_market_frame(frame, received_at)
-        tracker.on_market_data(frame.stream, received_at)
+        unlisted = tracker.on_market_data(frame.stream, received_at)
+        if unlisted is not None:
+            self._input_log.log(logging.WARNING, "streams", f"bad input: {unlisted}")
+        self._note_market_frame(link, frame, received_at)
+
+    def _note_market_frame(self, link: Link, frame: ReceivedFrame, received_at: int) -> None:
+        """What a market frame means for its link: first data, a drain caught up, connected."""
         link.last_market_at = self._clock()
         if link.first_market_at is None:
             link.first_market_at = link.last_market_at
@@ -223,8 +231,8 @@ class Feed:
             link.last_event_time = frame.latest_event_time()
             if link.last_event_time >= link.drain_target:
                 self._wake.set()
-        elif link.role == "primary" and tracker.status.state != "connected":
-            tracker.set_state("connected", received_at)
+        elif link.role == "primary" and self.tracker.status.state != "connected":
+            self.tracker.set_state("connected", received_at)
             log.info("connection %d: market data flowing", link.number)
 
     # -- supervising ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from binance_funding_ws.frames import ReceivedFrame
 from binance_funding_ws.health import forgotten
-from binance_funding_ws.market import MarketBook
+from binance_funding_ws.market import DEFAULT_MAX_SYMBOLS, MAX_AHEAD_MS, MarketBook
 from binance_funding_ws.runtime.feed import Feed, FeedConfig
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.runtime.notify import Notifier
@@ -58,6 +58,7 @@ class DaemonConfig:
     write_interval: float = 1.0
     file_mode: int = 0o644
     forget_after: float = 7 * 86400  # seconds without an update before an entry is dropped
+    max_symbols: int = DEFAULT_MAX_SYMBOLS
 
 
 class Daemon:
@@ -65,7 +66,7 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, notifier: Notifier | None = None) -> None:
         self.config = config
-        self.book = MarketBook()
+        self.book = MarketBook(config.max_symbols, MAX_AHEAD_MS)
         self.tracker = ConnectionTracker(config.feed.url, now_ms())
         self.feed = Feed(config.feed, self.tracker, self._on_market_frame)
         self.lock = StateFileLock(config.state_file)
@@ -82,17 +83,25 @@ class Daemon:
         self._next_forget_check = 0.0  # monotonic
 
     def _on_market_frame(self, frame: ReceivedFrame, received_at: int) -> None:
-        self.book.apply(frame, received_at)
+        for rejected in self.book.apply(frame, received_at).rejected:
+            self.tracker.on_rejected(rejected.rows, rejected.reason, received_at)
+            self._input_log.log(logging.WARNING, rejected.kind, f"bad input: {rejected.reason}")
+        if self.book.should_publish:  # frames kept for publication would hold too much memory
+            self._publish_pending()
 
     # -- the state document -------------------------------------------------------------
 
-    def build_document(self) -> StateDocument:
-        """Fold pending rows in and describe everything as one document."""
+    def _publish_pending(self) -> None:
+        """Fold pending rows into the book's maps; count and log the rows that fail."""
         errors = self.book.publish()
         if errors:
             self.tracker.on_errors(errors, now_ms())
             for error in errors:
                 self._input_log.log(logging.WARNING, "bad-decimal", f"bad input: {error}")
+
+    def build_document(self) -> StateDocument:
+        """Fold pending rows in and describe everything as one document."""
+        self._publish_pending()
         self._forget_old_entries()
         return StateDocument(
             schema_version=SCHEMA_VERSION,
