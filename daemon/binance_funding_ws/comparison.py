@@ -59,6 +59,22 @@ def missing_from_file(listed: list[ExchangeSymbol], document: StateDocument) -> 
     return sorted(tradable - document.funding.keys())
 
 
+def coverage_unknowable(document: StateDocument, now: int, settle_s: float) -> str | None:
+    """Why the file cannot show its coverage right now, or ``None`` when it can.
+
+    Only a feed connected for ``settle_s`` seconds has had every mark-price frame of a tick:
+    a daemon that just (re)started may have written the first of them only, and an outage is
+    the availability rule's business, not a coverage gap.
+    """
+    status = document.connection_status
+    since = status.connected_since
+    if status.state != "connected" or since is None:
+        return f"skipped: the feed is {status.state}"
+    if now - since < settle_s * 1000:
+        return f"skipped: the feed has been connected for {format_age((now - since) / 1000)} only"
+    return None
+
+
 @dataclass(frozen=True)
 class SymbolComparison:
     """One symbol, as the state file and the REST API saw it."""

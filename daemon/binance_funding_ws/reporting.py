@@ -93,7 +93,7 @@ class CompareTotals(msgspec.Struct, kw_only=True):
 
 class Coverage(msgspec.Struct, kw_only=True):
     rounds: int = 0
-    failed_rounds: int = 0
+    skipped_rounds: int = 0  # REST failed, or the feed was not connected long enough
     listed: int = 0  # TRADING perpetuals in the last round
     missing_symbols: list[str] = msgspec.field(default_factory=list)
 
@@ -291,7 +291,7 @@ def coverage_totals(rounds: Sequence[CompareRound]) -> Coverage:
     missing: set[str] = set()
     for r in rounds:
         if r.error is not None or r.coverage_error is not None:
-            coverage.failed_rounds += 1
+            coverage.skipped_rounds += 1
             continue
         coverage.rounds += 1
         coverage.listed = r.listed
@@ -488,8 +488,8 @@ def _compare_lines(r: AuditReport) -> list[str]:
     ]
     lines += [f"    {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
     lines += [
-        f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals; missing from "
-        f"the file: {name_list(cov.missing_symbols)}",
+        f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
+        f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}",
         f"  REST weight  {c.rest_weight} over the window{_rest_rate(r.rest_weight_per_min)}",
     ]
     return lines

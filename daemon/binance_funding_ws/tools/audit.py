@@ -30,7 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, add_state_file, options_from
-from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE, missing_from_file
+from binance_funding_ws.comparison import (
+    WEIGHT_BUDGET_PER_MINUTE,
+    coverage_unknowable,
+    missing_from_file,
+)
 from binance_funding_ws.durations import DAY, HOUR, add_duration, add_max_age
 from binance_funding_ws.history import (
     CompareRound,
@@ -189,7 +193,7 @@ def run_round(options: AuditOptions, started_at: int) -> CompareRound:
             options.state_file, client, None, options.mark_tolerance_pct, options.max_age
         )
         record_comparison(round_, report)
-        _check_coverage(round_, options.state_file, client)
+        _check_coverage(round_, options, client)
     except (RestError, StateFileError) as exc:
         round_.error = str(exc)
         if isinstance(exc, RestError) and exc.retry_after is not None:
@@ -200,10 +204,16 @@ def run_round(options: AuditOptions, started_at: int) -> CompareRound:
     return round_
 
 
-def _check_coverage(round_: CompareRound, state_file: Path, client: RestClient) -> None:
+def _check_coverage(round_: CompareRound, options: AuditOptions, client: RestClient) -> None:
+    """Which TRADING perpetuals the file lacks; a feed not connected for --max-age yet is not
+    judged (its first frames may not have carried every symbol)."""
     try:
+        document = read_state(options.state_file)
+        round_.coverage_error = coverage_unknowable(document, now_ms(), options.max_age)
+        if round_.coverage_error is not None:
+            return
         listed = client.exchange_info()
-        round_.missing = missing_from_file(listed, read_state(state_file))
+        round_.missing = missing_from_file(listed, document)
         round_.listed = sum(1 for s in listed if s.status == "TRADING")
     except (RestError, StateFileError) as exc:
         round_.coverage_error = str(exc)
