@@ -170,9 +170,11 @@ def bracket(
 ) -> SymbolComparison:
     """Judge ``entry`` against the exchange's values just before and just after its instant.
 
-    The entry agrees when it equals either answer (mark price: within the tolerance of the
-    nearer); it certainly disagrees when both answers agree with each other and not with it;
-    otherwise the values moved in between and the symbol is ``moving`` (not verified).
+    The entry agrees when each value equals either answer (mark price: is within the
+    tolerance of either). A value that agrees with neither is a certain mismatch only if the
+    exchange held it steady between the two answers (the mark price: the answers within the
+    tolerance of each other); if it moved, the entry may hold a value from in between, and
+    the symbol is ``moving`` (not verified, not a mismatch).
     """
     first = compare_symbol(entry, before, tolerance_pct, rechecked=True)
     second = compare_symbol(entry, after, tolerance_pct, rechecked=True)
@@ -180,16 +182,23 @@ def bracket(
     funding = first.funding_match or second.funding_match
     next_funding = first.next_funding_match or second.next_funding_match
     mark_diff = min(first.mark_diff_pct, second.mark_diff_pct)
-    steady = _same(before.lastFundingRate, after.lastFundingRate) and (
-        before.nextFundingTime == after.nextFundingTime
-    )
-    agrees = funding and next_funding and mark_diff <= tolerance_pct
+    # (disagrees with both answers, the exchange's value moved between them) per value
+    verdicts = [
+        (not funding, not _same(before.lastFundingRate, after.lastFundingRate)),
+        (not next_funding, before.nextFundingTime != after.nextFundingTime),
+        (
+            mark_diff > tolerance_pct,
+            relative_diff_pct(before.markPrice, after.markPrice) > tolerance_pct,
+        ),
+    ]
+    certain = any(differs and not moved for differs, moved in verdicts)
+    unsure = any(differs for differs, _ in verdicts) and not certain
     return replace(
         nearer,
         mark_diff_pct=mark_diff,
         bracketed_funding_match=funding,
         bracketed_next_funding_match=next_funding,
-        moving=not agrees and not steady and entry.event_time != nearer.rest_time,
+        moving=unsure and entry.event_time != nearer.rest_time,
     )
 
 
@@ -272,12 +281,20 @@ class Report:
             "stale": len(self.stale),
         }
 
+    def _stale_note(self) -> str:
+        return (
+            f"{len(self.stale)} symbol(s) not compared, their entries older than the REST "
+            f"answer and not updated within {self.stale_wait_s:g} s (is the daemon stalled or "
+            f"stopped?): {name_list(self.stale)}"
+        )
+
     def recommendation(self) -> str:
         s = self.summary()
         n = s["compared"]
+        if not n and self.stale:
+            return f"NOT SAFE: no symbol could be compared: {self._stale_note()}"
         if not n:
-            stale = f"; {len(self.stale)} stale in the state file" if self.stale else ""
-            return f"NOT SAFE: no symbol could be compared (no symbol is in both sources{stale})"
+            return "NOT SAFE: no symbol could be compared (no symbol is in both sources)"
         if self.mismatched or self.missing_requested:
             bad = [f"{c.symbol} ({', '.join(_kinds(c))})" for c in self.mismatched]
             bad += [f"{symbol} (missing from a source)" for symbol in self.missing_requested]
@@ -288,11 +305,7 @@ class Report:
             problems = "; ".join(self.health.problems)
             return f"NOT SAFE: the values match, but the state file is degraded ({problems})"
         if self.stale:
-            return (
-                f"NO MISMATCH, but {len(self.stale)} symbol(s) were not compared: their entries "
-                f"are older than the REST answer and did not catch up within "
-                f"{self.stale_wait_s:g} s ({name_list(self.stale)}): run compare again"
-            )
+            return f"NO MISMATCH, but {self._stale_note()}: run compare again"
         if self.moving:
             names = name_list([c.symbol for c in self.moving])
             return (
