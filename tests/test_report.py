@@ -136,13 +136,13 @@ def timeline() -> list[Sample]:
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("90s", 90), ("15m", 900), ("15min", 900), ("24h", 86400), ("7d", 604800), ("3.0", 3.0),
-     ("0.2", 0.2), (" 1.5h ", 5400), ("2D", 172800), (".5s", 0.5)],
+     ("0.2", 0.2), (" 1.5h ", 5400), ("2D", 172800), (".5s", 0.5), ("1e3", 1000)],
 )  # fmt: skip
 def test_durations_as_people_write_them(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "-1", "1e3", "nan", "inf", "1h30m", "5 weeks", "s", "1..2"])
+@pytest.mark.parametrize("text", ["", "-1", "nan", "inf", "1e999", "1h30m", "5 weeks", "s", "1..2"])
 def test_not_durations(text):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)

@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 UNITS = {"": 1.0, "s": 1.0, "m": MINUTE, "min": MINUTE, "h": HOUR, "d": DAY}
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(s|m|min|h|d|)\s*$", re.IGNORECASE)
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?"  # what float() reads, but signs
+_DURATION = re.compile(rf"^\s*({_NUMBER})\s*(s|m|min|h|d|)\s*$", re.IGNORECASE)
 
 
 def parse_duration(text: str) -> float:
     """Seconds in ``text``: a number, optionally followed by ``s``, ``m``/``min``, ``h`` or
-    ``d``. Raises ``ValueError`` for anything else (negative, ``nan``, ``1e3``, ``1h30m``)."""
+    ``d``. Raises ``ValueError`` for anything else (negative, ``nan``, ``inf``, ``1h30m``)."""
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"not a duration (90s, 15m, 24h, 7d or seconds): {text!r}")

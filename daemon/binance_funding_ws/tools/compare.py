@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -26,10 +27,12 @@ import msgspec
 
 from binance_funding_ws.argtypes import (
     DEFAULT_MAX_AGE,
+    add_max_age,
     add_state_file,
     http_url,
     options_from,
     percent,
+    seconds,
     symbols,
 )
 from binance_funding_ws.comparison import (
@@ -41,7 +44,7 @@ from binance_funding_ws.comparison import (
     settle,
 )
 from binance_funding_ws.comparison import render_text as render_report
-from binance_funding_ws.durations import add_duration, add_max_age
+from binance_funding_ws.durations import duration
 from binance_funding_ws.health import assess
 from binance_funding_ws.state import StateDocument, StateFileError, now_ms, read_state
 from binance_funding_ws.text import error_line
@@ -77,15 +80,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SYMBOL,...|all",
         help="symbols to compare [all]",
     )
-    add_rest_arguments(compare)
-    add_max_age(compare, DEFAULT_MAX_AGE)
+    add_rest_arguments(compare, seconds(*TIMEOUT_BOUNDS))
+    add_max_age(compare)
     compare.add_argument("--json", action="store_true", help="machine-readable output")
     compare.add_argument("--output", type=Path, help="also write the report to this file")
     return compare
 
 
-def add_rest_arguments(parser: argparse.ArgumentParser) -> None:
-    """The REST side of a compare round (``compare`` and ``audit``)."""
+TIMEOUT_BOUNDS = (0.1, 300.0)
+TIMEOUT_DURATION = duration(*TIMEOUT_BOUNDS)
+
+
+def add_rest_arguments(
+    parser: argparse.ArgumentParser, timeout: Callable[[str], float] = TIMEOUT_DURATION
+) -> None:
+    """The REST side of a compare round (``compare`` and ``audit``); ``timeout`` parses the
+    HTTP timeout (``compare`` keeps plain seconds, as ``status`` and ``run`` take them)."""
     parser.add_argument(
         "--rest-url", type=http_url, default=DEFAULT_REST_URL, help="REST API [%(default)s]"
     )
@@ -95,7 +105,9 @@ def add_rest_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         help="largest acceptable mark-price difference, in percent [%(default)s]",
     )
-    add_duration(parser, "--timeout", default=10.0, low=0.1, high=300, help="HTTP timeout")
+    parser.add_argument(
+        "--timeout", type=timeout, default=10.0, help="HTTP timeout, 0.1 to 300 s [%(default)s]"
+    )
 
 
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
