@@ -10,8 +10,10 @@ import time
 import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
-from binance_funding_ws.state import encode_state, now_ms
-from daemon_helpers import COMMAND, DaemonProcess, run_cli
+from binance_funding_ws.comparison import PremiumIndex, bracket
+from binance_funding_ws.state import FundingEntry, encode_state, now_ms
+from binance_funding_ws.tools.compare import RECHECK_WAIT
+from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
 from factories import document
 
 
@@ -175,3 +177,79 @@ def test_live_daemon_against_the_simulator_rechecks_moving_values(tmp_path):
             rechecked += report["summary"]["rechecked"]
             time.sleep(0.37)
         assert rechecked > 0, "the market moved between the reads at least once"
+
+
+def compare_live(state, sim, *extra: str) -> tuple[int, dict, float]:
+    started = time.monotonic()
+    code, report, stderr = compare(state, sim, "--symbols", "all", *extra)
+    assert stderr == "", stderr
+    return code, report, time.monotonic() - started
+
+
+def test_suspects_are_rechecked_together_in_two_rest_calls(tmp_path):
+    """With no tolerance every symbol read at another instant is a suspect: all of them are
+    settled by one more all-symbol call once the file has moved past the first answer."""
+    with (
+        SimulatorThread(SimulatorConfig(tick=0.2, symbols=20)) as sim,
+        DaemonProcess(sim.ws_url(), tmp_path / "state.json", write_interval=1.0) as daemon,
+    ):
+        daemon.wait_connected()
+        for _ in range(10):  # the file lags REST by up to a write interval: usually at once
+            requests = sim.call("stats")["rest_requests"]
+            code, report, took = compare_live(daemon.state_file, sim, "--mark-tolerance-pct", "0")
+            if report["summary"]["rechecked"] >= 10:
+                break
+        assert report["summary"]["rechecked"] >= 10, "the file was never behind REST"
+        assert sim.call("stats")["rest_requests"] - requests == 2  # not 1 + 2 per suspect
+        assert code == 0 and report["mismatched"] == [] and report["stale"] == []
+        assert took < RECHECK_WAIT + 5  # one wait for the file, not one per suspect
+
+
+def test_a_stalled_daemon_leaves_stale_entries_not_mismatches(tmp_path):
+    """REST moves on while the stream is silent: the file's entries are older than the REST
+    answer and never catch up. They are not compared; before, they were called mismatches."""
+    with (
+        SimulatorThread(SimulatorConfig(tick=0.2, symbols=12)) as sim,
+        DaemonProcess(sim.ws_url(), tmp_path / "state.json", stall_timeout=60) as daemon,
+    ):
+        daemon.wait_connected()
+        sim.call("stall")
+        ticks = sim.snapshot()[2]
+        # Every symbol's funding rate moves every 8 ticks: after 10, REST differs for each.
+        wait_for(lambda: sim.snapshot()[2] >= ticks + 10, 10, "ten silent ticks")
+        code, report, took = compare_live(daemon.state_file, sim)
+    assert report["mismatched"] == [] and code == (0 if report["summary"]["compared"] else 1)
+    assert len(report["stale"]) >= 12 and "not compared" in report["recommendation"]
+    assert report["summary"]["stale"] == len(report["stale"])
+    assert RECHECK_WAIT <= took < RECHECK_WAIT + 5  # the file had its chance, once
+
+
+def row(time_ms: int, rate: str = "0.00010000", mark: str = "100.00") -> PremiumIndex:
+    return PremiumIndex(
+        symbol="BTCUSDT", markPrice=mark, lastFundingRate=rate, nextFundingTime=8, time=time_ms
+    )
+
+
+def entry(time_ms: int, rate: str = "0.00010000", mark: str = "100.00") -> FundingEntry:
+    return FundingEntry(
+        mark_price=mark, index_price=mark, estimated_settle_price=mark, funding_rate=rate,
+        next_funding_time=8, event_time=time_ms, received_at=time_ms,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("file", "before", "after", "verdict"),
+    [
+        (entry(2, mark="100.20"), row(1), row(3, mark="100.40"), "moving"),  # mark in between
+        (entry(2, rate="0.009"), row(1), row(3, mark="100.40"), "mismatch"),  # steady rate
+        (entry(2, mark="105"), row(1), row(3, mark="100.01"), "mismatch"),  # steady mark
+        (entry(2, rate="0.0002"), row(1), row(3, rate="0.0003"), "moving"),  # rate moved
+        (entry(1, rate="0.0002"), row(1), row(3, rate="0.0003"), "mismatch"),  # same instant
+        (entry(2, mark="100.40"), row(1), row(3, mark="100.40"), "ok"),  # equals one answer
+    ],
+)
+def test_a_bracketed_value_is_a_mismatch_only_where_the_exchange_held_still(
+    file, before, after, verdict
+):
+    judged = bracket(file, before, after, tolerance_pct=0.05)
+    assert ("moving" if judged.moving else "ok" if judged.ok else "mismatch") == verdict

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
+from binance_funding_ws.history import parse_lines
 from binance_funding_ws.state import StateFileError, decode_state, now_ms
 from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, skip_reason
@@ -323,6 +324,111 @@ def test_a_state_directory_swapped_for_a_link_is_refused_and_its_target_stays_ro
 
 def as_trader(droplet: Droplet, script: str) -> None:
     droplet.ssh("runuser", "-u", "trader", "--", "sh", "-c", script)
+
+
+# -- the audit: a sample of the state file on a timer, the report, the metrics ------------------
+
+AUDIT = "binance-funding-ws-audit"
+HISTORY = "/var/lib/binance-funding-ws/audit.jsonl"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's node_exporter textfile directory
+METRICS = f"{TEXTFILE_DIR}/binance-funding-ws.prom"
+
+
+@pytest.fixture(scope="module")
+def audit_inventory(inventory, sim, tmp_path_factory):
+    """The inventory with a quick audit against the simulator, and metrics."""
+    hosts = json.loads(inventory.read_text())
+    hosts["funding_ws"]["hosts"]["volspike-do"].update(
+        funding_audit_interval=2,
+        funding_audit_compare_every=4,
+        funding_audit_rest_url=sim.rest_url(),
+        funding_metrics_textfile_dir=TEXTFILE_DIR,
+    )
+    path = tmp_path_factory.mktemp("audit") / "hosts.yml"
+    path.write_text(json.dumps(hosts))
+    return path
+
+
+def audit_history(droplet: Droplet) -> list:
+    out = droplet.ssh("cat", HISTORY, check=False).stdout
+    return parse_lines(out.encode().splitlines(keepends=True)).samples
+
+
+def judged_coverage(samples: list) -> list:
+    return [
+        s.compare
+        for s in samples
+        if s.compare is not None and s.compare.error is None and s.compare.coverage_error is None
+    ]
+
+
+def test_the_audit_samples_on_a_timer_as_the_service_user(droplet, audit_inventory):
+    result = playbook("deploy.yml", audit_inventory)
+    assert result.returncode == 0
+    started = now_ms()
+    samples = wait_for(
+        lambda: (
+            (found := audit_history(droplet))
+            and len([s for s in found if s.at > started]) >= 3
+            and judged_coverage([s for s in found if s.at > started])
+            and found
+        ),
+        120,  # coverage is judged once the feed has been connected for funding_max_age
+        "three samples and a compare round with coverage",
+        step=1,
+    )
+    latest = samples[-1]
+    assert latest.readable and latest.state == "connected" and latest.interval_s == 2
+    last_round = judged_coverage(samples)[-1]
+    assert last_round.compared + len(last_round.stale) + len(last_round.moving) == 33
+    assert last_round.mismatched == {} and last_round.missing == [] and last_round.listed == 32
+    assert droplet.ssh("stat", "-c", "%U %a", HISTORY).stdout.split() == ["trader", "644"]
+    show = droplet.ssh("systemctl", "show", f"{AUDIT}.service", "--property=User").stdout
+    assert show.strip() == "User=trader"
+    assert droplet.ssh("systemctl", "is-active", f"{AUDIT}.timer").stdout.strip() == "active"
+    metrics = droplet.ssh("cat", METRICS).stdout
+    assert "binance_funding_ws_connected 1" in metrics
+    assert "binance_funding_ws_funding_symbols 33" in metrics
+    journal = droplet.ssh("journalctl", "-u", f"{AUDIT}.service", "--no-pager", "-o", "cat")
+    assert "Finished" not in journal.stdout  # LogLevelMax=notice: no line pair per sample
+
+
+def test_the_audit_unit_exposure_is_2_or_lower(droplet):
+    out = droplet.ssh("systemd-analyze", "security", f"{AUDIT}.service", "--no-pager").stdout
+    exposure = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", out)[1])
+    print(f"{AUDIT}.service exposure {exposure}")
+    assert exposure <= 2.0, out[-3000:]
+
+
+def test_a_rerun_with_the_audit_changes_nothing(droplet, audit_inventory):
+    result = playbook("deploy.yml", audit_inventory)
+    assert result.returncode == 0 and recap(result)["changed"] == 0
+
+
+def test_report_playbook_prints_the_report_and_fails_only_when_strict(audit_inventory):
+    result = playbook("report.yml", audit_inventory, "-e", "funding_report_since=1h")
+    assert result.returncode == 0, "not yet SAFE is a report, not a failure"
+    assert "binance-funding-ws report: NOT_YET" in result.stdout
+    assert "required" in result.stdout and "coverage" in result.stdout
+    strict = playbook("report.yml", audit_inventory, "-e", '{"funding_report_strict": true}')
+    assert strict.returncode != 0 and "keep the bot's REST fallback" in strict.stdout
+    recent = ("-e", "funding_report_since=15s", "-e", "funding_report_min_period=10s")
+    safe = playbook("report.yml", audit_inventory, *recent, "-e", '{"funding_report_strict": true}')
+    assert safe.returncode == 0 and "report: SAFE" in safe.stdout
+
+
+def test_disabling_the_audit_removes_it_and_keeps_its_history(droplet, audit_inventory, inventory):
+    kept = len(audit_history(droplet))
+    result = playbook("deploy.yml", audit_inventory, "-e", '{"funding_audit_enabled": false}')
+    assert result.returncode == 0
+    for kind in ("service", "timer"):
+        show = droplet.ssh("systemctl", "show", f"{AUDIT}.{kind}", "--property=LoadState")
+        assert show.stdout.strip() == "LoadState=not-found"
+    assert len(audit_history(droplet)) >= kept
+    assert droplet.ssh("test", "-e", METRICS, check=False).returncode == 1
+    # Back to the inventory's settings (the audit on, at its defaults) for the tests that follow.
+    assert playbook("deploy.yml", inventory).returncode == 0
+    assert droplet.ssh("systemctl", "is-active", f"{AUDIT}.timer").stdout.strip() == "active"
 
 
 def test_uninstall_removes_the_service_and_keeps_the_state_file(droplet, inventory):

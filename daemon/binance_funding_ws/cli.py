@@ -1,8 +1,8 @@
-"""Command line: ``binance-funding-ws run | status | compare``.
+"""Command line: ``binance-funding-ws run | status | compare | audit | report``.
 
 Each command lives in its own module (``runtime.command``, ``tools.status``,
-``tools.compare``) with ``add_parser`` and ``main``; this module only dispatches. Bad
-arguments end with one line on stderr and exit code 2.
+``tools.compare``, ``tools.audit``, ``tools.report``) with ``add_parser`` and ``main``; this
+module only dispatches. Bad arguments end with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from collections.abc import Sequence
 
 from binance_funding_ws import __version__
 from binance_funding_ws.runtime import command as run_command
-from binance_funding_ws.tools import compare, status
+from binance_funding_ws.tools import audit, compare, report, status
 
-COMMANDS = {"run": run_command, "status": status, "compare": compare}
+COMMANDS = {
+    "run": run_command,
+    "status": status,
+    "compare": compare,
+    "audit": audit,
+    "report": report,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,15 @@ REST API's premium index, symbol by symbol, and the verdict.
 Values are compared as :class:`~decimal.Decimal` (``"0.00010000"`` equals ``"0.0001"``), never
 through ``float``. Funding rate and next funding time must be identical; the mark price moves
 continuously, so it is judged by its relative difference against a tolerance.
+
+A round is two passes at most (:func:`first_pass`, then :func:`settle` for the suspects, all
+in one batch): the first all-symbol answer, and for the symbols that differ while their two
+readings come from different instants, a second all-symbol answer taken once the file has
+moved past the first. A file entry that never moves past the first answer is *stale*: the
+daemon stalled or stopped, and its value is not compared at all — stale is not a mismatch.
+
+Coverage (:func:`missing_from_file`): every ``TRADING`` perpetual that REST
+``exchangeInfo`` lists should be in the file.
 """
 
 from __future__ import annotations
@@ -15,8 +24,11 @@ from typing import Any
 import msgspec
 
 from binance_funding_ws.health import Health
-from binance_funding_ws.state import FundingEntry
+from binance_funding_ws.state import FundingEntry, StateDocument
 from binance_funding_ws.text import format_age, name_list, strip_control
+
+# Binance's REST request-weight budget per IP, shared by everything on the host (the bot too).
+WEIGHT_BUDGET_PER_MINUTE = 2400
 
 
 class PremiumIndex(msgspec.Struct, frozen=True):
@@ -27,6 +39,40 @@ class PremiumIndex(msgspec.Struct, frozen=True):
     lastFundingRate: str
     nextFundingTime: int
     time: int
+
+
+class ExchangeSymbol(msgspec.Struct, frozen=True):
+    """One row of REST ``GET /fapi/v1/exchangeInfo``'s ``symbols`` (the fields coverage uses)."""
+
+    symbol: str
+    status: str = ""
+    contractType: str = ""
+
+
+# Contract types that stream a mark price with a funding rate (dated futures have none).
+PERPETUALS = ("PERPETUAL", "TRADIFI_PERPETUAL")
+
+
+def missing_from_file(listed: list[ExchangeSymbol], document: StateDocument) -> list[str]:
+    """The ``TRADING`` perpetuals REST lists that the state file has no funding entry for."""
+    tradable = {s.symbol for s in listed if s.status == "TRADING" and s.contractType in PERPETUALS}
+    return sorted(tradable - document.funding.keys())
+
+
+def coverage_unknowable(document: StateDocument, now: int, settle_s: float) -> str | None:
+    """Why the file cannot show its coverage right now, or ``None`` when it can.
+
+    Only a feed connected for ``settle_s`` seconds has had every mark-price frame of a tick:
+    a daemon that just (re)started may have written the first of them only, and an outage is
+    the availability rule's business, not a coverage gap.
+    """
+    status = document.connection_status
+    since = status.connected_since
+    if status.state != "connected" or since is None:
+        return f"skipped: the feed is {status.state}"
+    if now - since < settle_s * 1000:
+        return f"skipped: the feed has been connected for {format_age((now - since) / 1000)} only"
+    return None
 
 
 @dataclass(frozen=True)
@@ -124,9 +170,11 @@ def bracket(
 ) -> SymbolComparison:
     """Judge ``entry`` against the exchange's values just before and just after its instant.
 
-    The entry agrees when it equals either answer (mark price: within the tolerance of the
-    nearer); it certainly disagrees when both answers agree with each other and not with it;
-    otherwise the values moved in between and the symbol is ``moving`` (not verified).
+    The entry agrees when each value equals either answer (mark price: is within the
+    tolerance of either). A value that agrees with neither is a certain mismatch only if the
+    exchange held it steady between the two answers (the mark price: the answers within the
+    tolerance of each other); if it moved, the entry may hold a value from in between, and
+    the symbol is ``moving`` (not verified, not a mismatch).
     """
     first = compare_symbol(entry, before, tolerance_pct, rechecked=True)
     second = compare_symbol(entry, after, tolerance_pct, rechecked=True)
@@ -134,16 +182,23 @@ def bracket(
     funding = first.funding_match or second.funding_match
     next_funding = first.next_funding_match or second.next_funding_match
     mark_diff = min(first.mark_diff_pct, second.mark_diff_pct)
-    steady = _same(before.lastFundingRate, after.lastFundingRate) and (
-        before.nextFundingTime == after.nextFundingTime
-    )
-    agrees = funding and next_funding and mark_diff <= tolerance_pct
+    # (disagrees with both answers, the exchange's value moved between them) per value
+    verdicts = [
+        (not funding, not _same(before.lastFundingRate, after.lastFundingRate)),
+        (not next_funding, before.nextFundingTime != after.nextFundingTime),
+        (
+            mark_diff > tolerance_pct,
+            relative_diff_pct(before.markPrice, after.markPrice) > tolerance_pct,
+        ),
+    ]
+    certain = any(differs and not moved for differs, moved in verdicts)
+    unsure = any(differs for differs, _ in verdicts) and not certain
     return replace(
         nearer,
         mark_diff_pct=mark_diff,
         bracketed_funding_match=funding,
         bracketed_next_funding_match=next_funding,
-        moving=not agrees and not steady and entry.event_time != nearer.rest_time,
+        moving=unsure and entry.event_time != nearer.rest_time,
     )
 
 
@@ -178,7 +233,14 @@ class Report:
     only_in_state: list[str] = field(default_factory=list)
     only_in_rest: list[str] = field(default_factory=list)
     in_neither: list[str] = field(default_factory=list)  # asked for, known to no source
+    # Not compared: the file's entry is older than the REST answer and did not catch up.
+    stale: list[str] = field(default_factory=list)
     rest_weight: int | None = None
+    stale_wait_s: float = 0.0  # how long the file was given to catch up
+
+    def suspects(self) -> dict[str, int]:
+        """``{symbol: REST time}`` of the symbols a later reading may explain."""
+        return {c.symbol: c.rest_time for c in self.compared if c.explainable_by_timing}
 
     @property
     def mismatched(self) -> list[SymbolComparison]:
@@ -190,10 +252,11 @@ class Report:
 
     @property
     def missing_requested(self) -> list[str]:
-        """Symbols asked for by name that one source lacks: they cannot be relied on."""
+        """Symbols asked for by name that one source lacks (or holds only stale): they
+        cannot be relied on."""
         if self.requested == "all":
             return []
-        return sorted({*self.only_in_state, *self.only_in_rest, *self.in_neither})
+        return sorted({*self.only_in_state, *self.only_in_rest, *self.in_neither, *self.stale})
 
     @property
     def exit_code(self) -> int:
@@ -215,11 +278,21 @@ class Report:
             "time_offset_ms_max": max(offsets, default=None),
             "rechecked": sum(c.rechecked for c in compared),
             "moving": sum(c.moving for c in compared),
+            "stale": len(self.stale),
         }
+
+    def _stale_note(self) -> str:
+        return (
+            f"{len(self.stale)} symbol(s) not compared, their entries older than the REST "
+            f"answer and not updated within {self.stale_wait_s:g} s (is the daemon stalled or "
+            f"stopped?): {name_list(self.stale)}"
+        )
 
     def recommendation(self) -> str:
         s = self.summary()
         n = s["compared"]
+        if not n and self.stale:
+            return f"NOT SAFE: no symbol could be compared: {self._stale_note()}"
         if not n:
             return "NOT SAFE: no symbol could be compared (no symbol is in both sources)"
         if self.mismatched or self.missing_requested:
@@ -231,6 +304,8 @@ class Report:
         if not self.health.healthy:
             problems = "; ".join(self.health.problems)
             return f"NOT SAFE: the values match, but the state file is degraded ({problems})"
+        if self.stale:
+            return f"NO MISMATCH, but {self._stale_note()}: run compare again"
         if self.moving:
             names = name_list([c.symbol for c in self.moving])
             return (
@@ -279,6 +354,8 @@ def render_text(report: Report) -> str:
         lines.append(f"  only in REST        {name_list(report.only_in_rest)}")
     if report.in_neither:
         lines.append(f"  in neither          {name_list(report.in_neither)}")
+    if report.stale:
+        lines.append(f"  stale, not compared {name_list(report.stale)}")
     for c in report.mismatched:
         lines.append(f"  MISMATCH {c.symbol}: {'; '.join(c.problems())}")
     for c in report.moving:
@@ -301,6 +378,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "only_in_state": report.only_in_state,
         "only_in_rest": report.only_in_rest,
         "in_neither": report.in_neither,
+        "stale": report.stale,
         "mismatched": [c.symbol for c in report.mismatched],
         "rest_used_weight": report.rest_weight,
         "symbols": [
@@ -324,3 +402,67 @@ def as_json(report: Report) -> dict[str, Any]:
             for c in report.compared
         ],
     }
+
+
+def first_pass(
+    report: Report,
+    document: StateDocument,
+    rest: dict[str, PremiumIndex],
+    symbols: list[str] | None,
+) -> Report:
+    """Compare every wanted symbol once (``symbols``: ``None`` for all), filling ``report``."""
+    for symbol in _wanted(symbols, document, rest):
+        entry, row = document.funding.get(symbol), rest.get(symbol)
+        if entry is not None and row is not None:
+            report.compared.append(compare_symbol(entry, row, report.tolerance_pct))
+        elif entry is not None:
+            report.only_in_state.append(symbol)
+        elif row is not None:
+            report.only_in_rest.append(symbol)
+        else:
+            report.in_neither.append(symbol)
+    return report
+
+
+def _wanted(
+    symbols: list[str] | None, document: StateDocument, rest: dict[str, PremiumIndex]
+) -> list[str]:
+    if symbols is None:
+        return sorted({*document.funding, *rest})
+    return list(dict.fromkeys(symbols))  # keep the order asked for, drop repeats
+
+
+def caught_up(document: StateDocument, targets: dict[str, int]) -> bool:
+    """Whether every target symbol's entry is at least as new as its REST time (or gone)."""
+    entries = document.funding
+    return all(
+        symbol not in entries or entries[symbol].event_time >= rest_time
+        for symbol, rest_time in targets.items()
+    )
+
+
+def settle(
+    report: Report,
+    later: StateDocument,
+    before: dict[str, PremiumIndex],
+    after: dict[str, PremiumIndex],
+) -> Report:
+    """Re-check every suspect at once, from readings that bracket the file's update.
+
+    ``before`` is the first REST answer, ``later`` the file once it moved past it, ``after``
+    a second REST answer: the exchange's value at the entry's own instant lies between the
+    two answers (see :func:`bracket`). A suspect whose entry never became at least as new as
+    ``before`` (or is gone from either source) is *stale*: not compared, never a mismatch.
+    """
+    kept: list[SymbolComparison] = []
+    for c in report.compared:
+        if not c.explainable_by_timing:
+            kept.append(c)
+            continue
+        entry, first, second = later.funding.get(c.symbol), before[c.symbol], after.get(c.symbol)
+        if entry is None or second is None or entry.event_time < first.time:
+            report.stale.append(c.symbol)
+        else:
+            kept.append(bracket(entry, first, second, report.tolerance_pct))
+    report.compared = kept
+    return report

@@ -19,7 +19,8 @@ verification tools use, and misbehaves on request:
   with an ``X-MBX-USED-WEIGHT-1m`` header;
 * faults at run time, from Python (:class:`Simulator` methods) or over HTTP
   (``GET /_sim/<fault>?...``): ``stall``, ``resume``, ``drop``, ``close``, ``garbage``,
-  ``pause``, ``unpause``, ``diverge``, ``clear_divergence``, ``rest_fault``, ``stats``.
+  ``pause``, ``unpause``, ``diverge``, ``clear_divergence``, ``rest_fault``, ``phantom``,
+  ``stats``.
 
 Every frame of a tick is encoded once and shared by all connections.
 """
@@ -268,6 +269,7 @@ class Simulator:
         self._stalled = False
         self._paused = self.config.start_paused
         self._divergence: dict[str, dict[str, Any]] = {}
+        self._phantoms: set[str] = set()  # listed on exchangeInfo, never streamed
         self._rest_faults: deque[tuple[int, float | None]] = deque()
         self._weights: deque[tuple[float, int]] = deque()
         self._encoder = msgspec.json.Encoder()
@@ -551,6 +553,11 @@ class Simulator:
     def clear_divergence(self) -> None:
         self._divergence.clear()
 
+    def phantom(self, symbol: str) -> None:
+        """List ``symbol`` on REST ``exchangeInfo`` as a TRADING perpetual that never streams
+        (a coverage gap: the exchange trades it, the state file never hears of it)."""
+        self._phantoms.add(symbol)
+
     def rest_fault(self, status: int = 429, count: int = 1, retry_after: float | None = 1) -> None:
         """Answer the next ``count`` REST requests with ``status`` (429, 418, 500...)."""
         for _ in range(int(count)):
@@ -671,6 +678,10 @@ class Simulator:
             }
             for i in self._market.instruments
         ]
+        symbols += [
+            {"symbol": name, "pair": name, "contractType": "PERPETUAL", "status": "TRADING"}
+            for name in sorted(self._phantoms)
+        ]
         return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "symbols": symbols}
 
     async def _control(self, ws: ServerConnection, name: str, query: dict[str, str]) -> Response:
@@ -687,6 +698,7 @@ class Simulator:
             "unpause": self.resume_ticks,
             "diverge": lambda: self.diverge(q.text("symbol", None, 64), **q.overrides()),
             "clear_divergence": self.clear_divergence,
+            "phantom": lambda: self.phantom(q.text("symbol", None, 64)),
             "rest_fault": lambda: self.rest_fault(
                 int(q.number("status", 429, 400, 599)),
                 int(q.number("count", 1, 1, 1000)),

@@ -1,10 +1,12 @@
 """``binance-funding-ws compare``: the state file against the REST API, as a repeatable report.
 
 One ``GET /fapi/v1/premiumIndex`` (weight 10) covers every symbol. The file and the REST
-answer are never from the same instant, so a symbol that differs while its two readings are
-from different moments is re-checked once: a single-symbol REST call (weight 1), the
-state file re-read until it holds an update at least as new as that answer (a few seconds at
-most), and a second single-symbol call: the two answers bracket the file's instant.
+answer are never from the same instant, so the symbols that differ while their two readings
+are from different moments are re-checked together, once: the state file is re-read until
+every suspect's entry is at least as new as the first answer (a few seconds at most), then a
+second all-symbol call (weight 10): the two answers bracket the file's instant. A round costs
+two calls whatever the number of suspects. An entry that never catches up is *stale* (the
+daemon stalled or stopped mid-round) and is reported as not compared, never as a mismatch.
 
 Exit codes: 0 every compared symbol within tolerance; 1 any is not (named), or nothing could
 be compared; 2 the state file or the REST API cannot be read.
@@ -13,8 +15,10 @@ be compared; 2 the state file or the REST API cannot be read.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -34,27 +38,22 @@ from binance_funding_ws.argtypes import (
 from binance_funding_ws.comparison import (
     PremiumIndex,
     Report,
-    SymbolComparison,
     as_json,
-    bracket,
-    compare_symbol,
+    caught_up,
+    first_pass,
+    settle,
 )
 from binance_funding_ws.comparison import render_text as render_report
+from binance_funding_ws.durations import duration
 from binance_funding_ws.health import assess
-from binance_funding_ws.state import (
-    FundingEntry,
-    StateDocument,
-    StateFileError,
-    now_ms,
-    read_state,
-)
+from binance_funding_ws.state import StateDocument, StateFileError, now_ms, read_state
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.rest import RestClient, RestError
 from binance_funding_ws.tools.status import DEFAULT_STATE_FILE
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
-RECHECK_WAIT = 3.0  # seconds to wait for the file to catch up with the REST answer
-MAX_RECHECKS = 100  # symbols re-checked per run at most (2 single-symbol calls, weight 1 each)
+RECHECK_WAIT = 3.0  # seconds the file gets to catch up with the REST answer (writes: 1 s)
+POLL_INTERVAL = 0.05  # seconds between reads of the state file while it catches up
 PROG = "binance-funding-ws compare"
 DEFAULT_REST_URL = "https://fapi.binance.com"
 
@@ -75,31 +74,40 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare the state file with the REST API; exit 0/1/2")
     add_state_file(compare, DEFAULT_STATE_FILE, "state file to read [%(default)s]")
     compare.add_argument(
-        "--rest-url", type=http_url, default=DEFAULT_REST_URL, help="REST API [%(default)s]"
-    )
-    compare.add_argument(
         "--symbols",
         type=symbols,
         default=None,
         metavar="SYMBOL,...|all",
         help="symbols to compare [all]",
     )
-    compare.add_argument(
+    add_rest_arguments(compare, seconds(*TIMEOUT_BOUNDS))
+    add_max_age(compare)
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    compare.add_argument("--output", type=Path, help="also write the report to this file")
+    return compare
+
+
+TIMEOUT_BOUNDS = (0.1, 300.0)
+TIMEOUT_DURATION = duration(*TIMEOUT_BOUNDS)
+
+
+def add_rest_arguments(
+    parser: argparse.ArgumentParser, timeout: Callable[[str], float] = TIMEOUT_DURATION
+) -> None:
+    """The REST side of a compare round (``compare`` and ``audit``); ``timeout`` parses the
+    HTTP timeout (``compare`` keeps plain seconds, as ``status`` and ``run`` take them)."""
+    parser.add_argument(
+        "--rest-url", type=http_url, default=DEFAULT_REST_URL, help="REST API [%(default)s]"
+    )
+    parser.add_argument(
         "--mark-tolerance-pct",
         type=percent,
         default=0.05,
         help="largest acceptable mark-price difference, in percent [%(default)s]",
     )
-    add_max_age(compare)
-    compare.add_argument(
-        "--timeout",
-        type=seconds(0.1, 300),
-        default=10.0,
-        help="HTTP timeout, 0.1 to 300 seconds [%(default)s]",
+    parser.add_argument(
+        "--timeout", type=timeout, default=10.0, help="HTTP timeout, 0.1 to 300 s [%(default)s]"
     )
-    compare.add_argument("--json", action="store_true", help="machine-readable output")
-    compare.add_argument("--output", type=Path, help="also write the report to this file")
-    return compare
 
 
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -132,71 +140,56 @@ def run(options: CompareOptions, out: TextIO = sys.stdout) -> int:
 
 
 def build_report(options: CompareOptions) -> Report:
-    path = options.state_file
-    document = read_state(path)
     client = RestClient(options.rest_url, timeout=options.timeout)
-    rest = {row.symbol: row for row in client.premium_index()}
-    tolerance = options.mark_tolerance_pct
-    report = Report(
-        state_file=str(path),
-        rest_url=client.base_url,
-        tolerance_pct=tolerance,
-        requested="all" if options.symbols is None else ",".join(options.symbols),
-        health=assess(document, now_ms(), options.max_age),
+    report = compare_round(
+        options.state_file, client, options.symbols, options.mark_tolerance_pct, options.max_age
     )
-    wanted = _wanted(options.symbols, document, rest)
-    for symbol in wanted:
-        entry, row = document.funding.get(symbol), rest.get(symbol)
-        if entry is not None and row is not None:
-            report.compared.append(compare_symbol(entry, row, tolerance))
-        elif entry is not None:
-            report.only_in_state.append(symbol)
-        elif row is not None:
-            report.only_in_rest.append(symbol)
-        else:
-            report.in_neither.append(symbol)
-    report.compared = _recheck(report.compared, path, client, tolerance)
     report.rest_weight = client.used_weight
     return report
 
 
-def _wanted(
-    symbols: list[str] | None, document: StateDocument, rest: dict[str, PremiumIndex]
-) -> list[str]:
-    if symbols is None:
-        return sorted({*document.funding, *rest})
-    return list(dict.fromkeys(symbols))  # keep the order asked for, drop repeats
+def compare_round(
+    path: Path,
+    client: RestClient,
+    symbols: list[str] | None,
+    tolerance_pct: float,
+    max_age: float,
+    wait: float = RECHECK_WAIT,
+) -> Report:
+    """One compare round: at most two all-symbol REST calls (weight 20), whatever the number
+    of suspects. Raises :class:`StateFileError` or :class:`RestError`."""
+    document = read_state(path)
+    before = _by_symbol(client.premium_index())
+    report = Report(
+        state_file=str(path),
+        rest_url=client.base_url,
+        tolerance_pct=tolerance_pct,
+        requested="all" if symbols is None else ",".join(symbols),
+        health=assess(document, now_ms(), max_age),
+        stale_wait_s=wait,
+    )
+    first_pass(report, document, before, symbols)
+    suspects = report.suspects()
+    if suspects:
+        later = _file_past(path, suspects, wait) or document
+        settle(report, later, before, _by_symbol(client.premium_index()))
+    return report
 
 
-def _recheck(
-    compared: list[SymbolComparison], path: Path, client: RestClient, tolerance: float
-) -> list[SymbolComparison]:
-    """Re-check each suspect once, from readings that bracket the file's update.
-
-    One REST answer before and one after a fresh state-file entry at least as new as the
-    first answer: the exchange's value at the entry's own instant lies between them. The
-    entry agrees if it equals either answer (the mark price: is within the tolerance of
-    either); it disagrees for certain only if both answers agree with each other and not
-    with it. Values that moved between the two answers and match neither are "moving":
-    reported, but not as mismatches (running compare again settles them).
-    """
-    suspects = {c.symbol: c for c in compared if c.explainable_by_timing}
-    rechecked: dict[str, SymbolComparison] = {}
-    for symbol in list(suspects)[:MAX_RECHECKS]:
-        before = client.premium_index_of(symbol)
-        entry = _entry_at_least(path, symbol, before.time)
-        if entry is None:
-            continue  # gone from the file since: keep the first finding
-        after = client.premium_index_of(symbol)
-        rechecked[symbol] = bracket(entry, before, after, tolerance)
-    return [rechecked.get(c.symbol, c) for c in compared]
+def _by_symbol(rows: list[PremiumIndex]) -> dict[str, PremiumIndex]:
+    return {row.symbol: row for row in rows}
 
 
-def _entry_at_least(path: Path, symbol: str, event_time: int) -> FundingEntry | None:
-    """The symbol's entry once the file holds an update at least ``event_time`` new."""
-    deadline = time.monotonic() + RECHECK_WAIT
+def _file_past(path: Path, targets: dict[str, int], wait: float) -> StateDocument | None:
+    """The state file once every target's entry is at least as new as its REST time, or the
+    newest readable one when ``wait`` seconds run out (a stalled or stopped daemon)."""
+    deadline = time.monotonic() + wait
+    latest = None
     while True:
-        entry = read_state(path).funding.get(symbol)
-        if entry is None or entry.event_time >= event_time or time.monotonic() > deadline:
-            return entry
-        time.sleep(0.02)
+        with contextlib.suppress(StateFileError):  # replaced or briefly missing: read again
+            latest = read_state(path)
+        if latest is not None and caught_up(latest, targets):
+            return latest
+        if time.monotonic() > deadline:
+            return latest
+        time.sleep(POLL_INTERVAL)

@@ -1,0 +1,525 @@
+"""Pure: the audit report — how the feed behaved over a window of history samples, and whether
+the bot's REST fallback can go.
+
+The rules, in one place:
+
+* **Available.** A sample is available when the file was readable, its feed ``connected``
+  and its last market data at most ``max_age`` old (the one stale rule,
+  :func:`~binance_funding_ws.health.is_stale`). Availability is the share of available
+  samples in the window.
+* **Outage.** Starts at the first sample that is not available and ends at the first that is.
+  Its cause is the most telling one among its samples (:data:`CAUSES`, most telling first);
+  a daemon restart (pid change) across it makes it ``daemon down``, and a write-error count
+  that grew across it (same daemon) makes it ``write errors``.
+* **Gap.** Consecutive samples more than two intervals and a second apart: the audit was
+  not running. The time observed is the window (first to last sample) less its gaps.
+* **Verdict.** ``NOT_SAFE`` when availability is below the SLO, a symbol mismatched REST in
+  any compare round, or a ``TRADING`` perpetual was missing from the file in any coverage
+  round; else ``NOT_YET`` when less than ``min_period`` was observed or no compare or coverage
+  round completed; else ``SAFE``.
+
+:func:`build_report` returns one :class:`AuditReport` (a msgspec Struct: ``report --json``
+prints it, and the monitor can show it); :func:`render_text` is its text.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from itertools import pairwise
+
+import msgspec
+
+from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
+from binance_funding_ws.durations import format_span
+from binance_funding_ws.health import is_stale
+from binance_funding_ws.history import CompareRound, Sample, identity, restarted
+from binance_funding_ws.text import format_age, name_list, strip_control
+
+SAFE, NOT_YET, NOT_SAFE = "SAFE", "NOT_YET", "NOT_SAFE"
+EXIT_SAFE, EXIT_NOT_SAFE, EXIT_UNREADABLE = 0, 1, 2
+# Outage causes, the most telling first: an outage with several is named by the first.
+CAUSES = (
+    "file missing",
+    "file unreadable",
+    "daemon down",
+    "write errors",
+    "stalled",
+    "reconnecting",
+    "stale",
+)
+GAP_SLACK_S = 1.0  # a sample this late past two intervals means the audit was not running
+COUNTERS = ("reconnects", "stalls", "rotations", "errors", "write_errors")
+
+
+class Outage(msgspec.Struct, kw_only=True):
+    start: int  # epoch ms: the first sample that was not available
+    end: int | None  # epoch ms: the first available sample after it; None while it lasts
+    duration_s: float  # end - start (to the last sample while it lasts)
+    cause: str  # one of CAUSES
+    detail: str  # the first problem the status rules named
+
+
+class Gap(msgspec.Struct, kw_only=True):
+    start: int
+    end: int
+    duration_s: float
+
+
+class DataAge(msgspec.Struct, kw_only=True):
+    """Seconds since the last market data, over the readable samples."""
+
+    p50_s: float | None = None
+    p99_s: float | None = None
+    max_s: float | None = None
+
+
+class CompareTotals(msgspec.Struct, kw_only=True):
+    rounds: int = 0  # rounds that ran
+    failed_rounds: int = 0  # rounds REST or the file did not allow
+    last_error: str | None = None
+    funding_matched: int = 0
+    funding_compared: int = 0
+    mark_matched: int = 0
+    mark_compared: int = 0
+    largest_mark_diff_pct: float | None = None
+    largest_mark_diff_symbol: str | None = None
+    mismatched_symbols: list[str] = msgspec.field(default_factory=list)
+    mismatches: dict[str, str] = msgspec.field(default_factory=dict)  # symbol: last finding
+    stale_skips: int = 0  # symbol-rounds not compared because the file was behind REST
+    rest_weight: int = 0  # REST weight the audit spent over the window
+
+
+class Coverage(msgspec.Struct, kw_only=True):
+    rounds: int = 0
+    skipped_rounds: int = 0  # REST failed, or the feed was not connected long enough
+    listed: int = 0  # TRADING perpetuals in the last round
+    missing_symbols: list[str] = msgspec.field(default_factory=list)
+
+
+class BotStats(msgspec.Struct, kw_only=True):
+    """What the bot's FundingSource says about its own reads (``--bot-stats FILE``): counts
+    over the ``window_s`` seconds before ``updated_at``."""
+
+    updated_at: int  # epoch ms
+    websocket: int  # lookups answered from the state file
+    rest: int  # lookups that fell back to REST
+    unavailable: int  # lookups neither could answer
+    rest_errors: int
+    window_s: float = 86400.0
+
+
+class AuditReport(msgspec.Struct, kw_only=True):
+    """The one report of a history window (``report --json``)."""
+
+    history: str
+    generated_at: int  # epoch ms
+    since_s: float  # the window asked for
+    max_age_s: float
+    min_period_s: float
+    slo_pct: float
+    start: int | None  # first and last sample in the window (epoch ms)
+    end: int | None
+    window_s: float
+    observed_s: float  # window_s less the gaps
+    samples: int
+    skipped_lines: int
+    last_sample_age_s: float | None
+    gaps: list[Gap]
+    availability_pct: float | None
+    data_age: DataAge
+    outages: list[Outage]
+    restarts: int
+    reconnects: int
+    stalls: int
+    rotations: int
+    errors: int
+    write_errors: int
+    compare: CompareTotals
+    coverage: Coverage
+    rest_weight_per_min: float | None
+    bot: BotStats | None = None
+    bot_error: str | None = None
+    verdict: str
+    reasons: list[str]
+    exit_code: int
+
+
+# -- the rules ----------------------------------------------------------------------------
+
+
+def available(sample: Sample, max_age: float) -> bool:
+    """The availability rule: readable, connected, last market data at most ``max_age`` old."""
+    age = sample.last_message_age_s
+    if not sample.readable or sample.state != "connected" or age is None:
+        return False
+    return not is_stale(round(sample.at - age * 1000), sample.at, max_age)
+
+
+def availability(samples: Sequence[Sample], max_age: float) -> float | None:
+    """The share of available samples, in percent (``None`` without samples)."""
+    if not samples:
+        return None
+    return 100.0 * sum(available(s, max_age) for s in samples) / len(samples)
+
+
+def cause_of(sample: Sample) -> str:
+    """Why one unavailable sample is unavailable (one of :data:`CAUSES`)."""
+    if not sample.readable:
+        return "file missing" if sample.error_kind == "missing" else "file unreadable"
+    if sample.state == "stopped" or sample.daemon_alive is False:
+        return "daemon down"
+    if sample.write_failing:
+        return "write errors"
+    if sample.state == "stalled":
+        return "stalled"
+    if sample.state in ("reconnecting", "connecting"):
+        return "reconnecting"
+    return "stale"  # connected by its own word, but its data is old: a silence not yet noticed
+
+
+def find_outages(samples: Sequence[Sample], max_age: float) -> list[Outage]:
+    outages: list[Outage] = []
+    failing: list[Sample] = []
+    last_good: Sample | None = None
+    for sample in samples:
+        if not available(sample, max_age):
+            failing.append(sample)
+            continue
+        if failing:
+            outages.append(_outage(failing, last_good, sample))
+            failing = []
+        last_good = sample
+    if failing:
+        outages.append(_outage(failing, last_good, None))
+    return outages
+
+
+def _outage(failing: list[Sample], before: Sample | None, after: Sample | None) -> Outage:
+    causes = {cause_of(sample) for sample in failing}
+    known = [s for s in (before, *failing, after) if s is not None and identity(s) is not None]
+    if any(restarted(a, b) for a, b in pairwise(known)):
+        causes.add("daemon down")
+    if _write_errors_grew(before, after):
+        causes.add("write errors")
+    end = after.at if after is not None else None
+    return Outage(
+        start=failing[0].at,
+        end=end,
+        duration_s=((end if end is not None else failing[-1].at) - failing[0].at) / 1000,
+        cause=min(causes, key=CAUSES.index),
+        detail=failing[0].problems[0] if failing[0].problems else "",
+    )
+
+
+def _write_errors_grew(before: Sample | None, after: Sample | None) -> bool:
+    if before is None or after is None or before.counters is None or after.counters is None:
+        return False
+    same = identity(before) == identity(after)
+    return same and after.counters.write_errors > before.counters.write_errors
+
+
+def find_gaps(samples: Sequence[Sample]) -> list[Gap]:
+    return [
+        Gap(start=a.at, end=b.at, duration_s=(b.at - a.at) / 1000)
+        for a, b in pairwise(samples)
+        if (b.at - a.at) / 1000 > 2 * a.interval_s + GAP_SLACK_S
+    ]
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Nearest-rank percentile (``share`` 0..1) of ``values``."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def data_age(samples: Sequence[Sample]) -> DataAge:
+    ages = [s.last_message_age_s for s in samples if s.last_message_age_s is not None]
+    return DataAge(
+        p50_s=percentile(ages, 0.5), p99_s=percentile(ages, 0.99), max_s=max(ages, default=None)
+    )
+
+
+def daemon_activity(samples: Sequence[Sample]) -> dict[str, int]:
+    """Restarts (pid changes) and the daemon's counters' growth over the window.
+
+    A counter restarts from zero with its process, so across a restart the new process's
+    whole count is added.
+    """
+    readable = [s for s in samples if s.counters is not None]
+    totals = dict.fromkeys(("restarts", *COUNTERS), 0)
+    for a, b in pairwise(readable):
+        new_process = restarted(a, b)
+        totals["restarts"] += new_process
+        for name in COUNTERS:
+            base = 0 if new_process else getattr(a.counters, name)
+            totals[name] += max(0, getattr(b.counters, name) - base)
+    return totals
+
+
+def compare_totals(rounds: Sequence[CompareRound]) -> CompareTotals:
+    totals = CompareTotals(rest_weight=sum(r.weight for r in rounds))
+    for r in rounds:
+        if r.error is not None:
+            totals.failed_rounds += 1
+            totals.last_error = r.error
+            continue
+        _add_round(totals, r)
+    totals.mismatched_symbols = sorted(totals.mismatches)
+    return totals
+
+
+def _add_round(totals: CompareTotals, r: CompareRound) -> None:
+    totals.rounds += 1
+    totals.funding_compared += r.compared
+    totals.mark_compared += r.compared
+    totals.funding_matched += r.funding_matched
+    totals.mark_matched += r.mark_matched
+    totals.stale_skips += len(r.stale)
+    totals.mismatches.update(r.mismatched)
+    largest = totals.largest_mark_diff_pct
+    if r.max_mark_diff_pct is not None and (largest is None or r.max_mark_diff_pct > largest):
+        totals.largest_mark_diff_pct = r.max_mark_diff_pct
+        totals.largest_mark_diff_symbol = r.max_mark_diff_symbol
+
+
+def coverage_totals(rounds: Sequence[CompareRound]) -> Coverage:
+    coverage = Coverage()
+    missing: set[str] = set()
+    for r in rounds:
+        if r.error is not None or r.coverage_error is not None:
+            coverage.skipped_rounds += 1
+            continue
+        coverage.rounds += 1
+        coverage.listed = r.listed
+        missing.update(r.missing)
+    coverage.missing_symbols = sorted(missing)
+    return coverage
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def build_report(
+    samples: Sequence[Sample],
+    *,
+    history: str,
+    now: int,
+    since_s: float,
+    max_age: float,
+    min_period_s: float,
+    slo_pct: float,
+    skipped_lines: int = 0,
+    bot: BotStats | None = None,
+    bot_error: str | None = None,
+) -> AuditReport:
+    """The report of the samples taken in the ``since_s`` seconds before ``now``."""
+    window = sorted((s for s in samples if now - since_s * 1000 <= s.at <= now), key=_at)
+    start, end = (window[0].at, window[-1].at) if window else (None, None)
+    window_s = (end - start) / 1000 if start is not None and end is not None else 0.0
+    gaps = find_gaps(window)
+    rounds = [s.compare for s in window if s.compare is not None]
+    compare = compare_totals(rounds)
+    report = AuditReport(
+        history=history,
+        generated_at=now,
+        since_s=since_s,
+        max_age_s=max_age,
+        min_period_s=min_period_s,
+        slo_pct=slo_pct,
+        start=start,
+        end=end,
+        window_s=window_s,
+        observed_s=max(0.0, window_s - _total(gaps)),
+        samples=len(window),
+        skipped_lines=skipped_lines,
+        last_sample_age_s=(now - end) / 1000 if end is not None else None,
+        gaps=gaps,
+        availability_pct=availability(window, max_age),
+        data_age=data_age(window),
+        outages=find_outages(window, max_age),
+        **daemon_activity(window),
+        compare=compare,
+        coverage=coverage_totals(rounds),
+        rest_weight_per_min=compare.rest_weight / (window_s / 60) if window_s > 0 else None,
+        bot=bot,
+        bot_error=bot_error,
+        verdict=NOT_YET,
+        reasons=[],
+        exit_code=EXIT_NOT_SAFE,
+    )
+    report.verdict, report.reasons = judge(report)
+    report.exit_code = EXIT_SAFE if report.verdict == SAFE else EXIT_NOT_SAFE
+    return report
+
+
+def _at(sample: Sample) -> int:
+    return sample.at
+
+
+def judge(report: AuditReport) -> tuple[str, list[str]]:
+    """The verdict and the rules that decided it (see the module's docstring)."""
+    unsafe = []
+    if report.availability_pct is not None and report.availability_pct < report.slo_pct:
+        unsafe.append(f"availability {report.availability_pct:.3f} % < SLO {report.slo_pct:g} %")
+    mismatched = report.compare.mismatched_symbols
+    if mismatched:
+        unsafe.append(f"{len(mismatched)} symbol(s) differed from REST: {name_list(mismatched)}")
+    missing = report.coverage.missing_symbols
+    if missing:
+        unsafe.append(
+            f"{len(missing)} TRADING perpetual(s) missing from the file: {name_list(missing)}"
+        )
+    if unsafe:
+        return NOT_SAFE, unsafe
+    not_yet = []
+    if not report.samples:
+        not_yet.append("no sample in the window (is the audit running?)")
+    elif report.observed_s < report.min_period_s:
+        not_yet.append(
+            f"observed {format_age(report.observed_s)} of the "
+            f"{format_span(report.min_period_s)} required"
+        )
+    if not report.compare.rounds:
+        not_yet.append("no compare round completed")
+    if not report.coverage.rounds:
+        not_yet.append("no coverage check completed")
+    return (NOT_YET, not_yet) if not_yet else (SAFE, [])
+
+
+_bot_stats = msgspec.json.Decoder(BotStats)
+
+
+def decode_bot_stats(data: bytes) -> BotStats:
+    """The bot's stats file; raises ``ValueError`` with a one-line reason."""
+    try:
+        return _bot_stats.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ValueError(f"not a bot stats object ({exc})") from None
+
+
+# -- text ---------------------------------------------------------------------------------
+
+
+def _clock(epoch_ms: int | None) -> str:
+    if epoch_ms is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} %"
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else format_age(value)
+
+
+def render_text(report: AuditReport) -> str:
+    """The report for people; every value from the history is one printable line."""
+    r = report
+    lines = [
+        f"binance-funding-ws report: {r.verdict}  ({r.history})",
+        *_window_lines(r),
+        f"  available    {_pct(r.availability_pct)} of samples (connected, data at most "
+        f"{r.max_age_s:g} s old; SLO {r.slo_pct:g} %)",
+        f"  data age     p50 {_seconds(r.data_age.p50_s)}, p99 {_seconds(r.data_age.p99_s)}, "
+        f"max {_seconds(r.data_age.max_s)}",
+        *_outage_lines(r.outages),
+        f"  daemon       {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
+        f"{r.rotations} rotations, {r.errors} bad rows, {r.write_errors} write errors",
+        *_compare_lines(r),
+        *_bot_lines(r),
+        f"  verdict      {_verdict_line(r)}",
+    ]
+    return "".join(_printable(line) + "\n" for line in lines)
+
+
+def _printable(line: str) -> str:
+    """One printable line: symbols and errors come from files and REST."""
+    return strip_control(line)
+
+
+def _window_lines(r: AuditReport) -> list[str]:
+    if r.start is None:
+        return [f"  window       no sample in the last {format_span(r.since_s)}"]
+    lines = [
+        f"  window       {_clock(r.start)} to {_clock(r.end)} ({format_age(r.window_s)}; "
+        f"{r.samples} samples, last {_seconds(r.last_sample_age_s)} ago)",
+        f"  gaps         {len(r.gaps)} (audit not running), {format_age(_total(r.gaps))} in all"
+        if r.gaps
+        else "  gaps         none",
+    ]
+    if r.skipped_lines:
+        lines.append(f"  skipped      {r.skipped_lines} unreadable history line(s)")
+    return lines
+
+
+def _total(spans: Sequence[Gap | Outage]) -> float:
+    return sum(span.duration_s for span in spans)
+
+
+def _outage_lines(outages: list[Outage]) -> list[str]:
+    if not outages:
+        return ["  outages      none"]
+    lines = [f"  outages      {len(outages)}, {format_age(_total(outages))} in all"]
+    for o in outages:
+        until = "ongoing" if o.end is None else f"for {format_age(o.duration_s)}"
+        lines.append(f"    {_clock(o.start)} {until}: {o.cause} ({o.detail})")
+    return lines
+
+
+def _compare_lines(r: AuditReport) -> list[str]:
+    c, cov = r.compare, r.coverage
+    largest = (
+        f", largest {c.largest_mark_diff_pct:.4f} % ({c.largest_mark_diff_symbol})"
+        if c.largest_mark_diff_pct is not None
+        else ""
+    )
+    failed = f", {c.failed_rounds} failed (last: {c.last_error})" if c.failed_rounds else ""
+    lines = [
+        f"  compare      {c.rounds} round(s){failed}: funding {c.funding_matched}/"
+        f"{c.funding_compared} exact, mark {c.mark_matched}/{c.mark_compared} within "
+        f"tolerance{largest}; {c.stale_skips} stale entries not compared",
+        f"  mismatched   {name_list(c.mismatched_symbols)}",
+    ]
+    lines += [f"    {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
+    lines += [
+        f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
+        f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}",
+        f"  REST weight  {c.rest_weight} over the window{_rest_rate(r.rest_weight_per_min)}",
+    ]
+    return lines
+
+
+def _rest_rate(per_minute: float | None) -> str:
+    if per_minute is None:
+        return ""
+    share = 100 * per_minute / WEIGHT_BUDGET_PER_MINUTE
+    return f" ({per_minute:.1f}/min, {share:.2f} % of the {WEIGHT_BUDGET_PER_MINUTE:,}/min budget)"
+
+
+def _bot_lines(r: AuditReport) -> list[str]:
+    if r.bot_error is not None:
+        return [f"  bot          REST fallbacks by the bot: unknown ({r.bot_error})"]
+    if r.bot is None:
+        return []
+    b = r.bot
+    age = format_age((r.generated_at - b.updated_at) / 1000)
+    return [
+        f"  bot          REST fallbacks by the bot: {b.rest} in {format_span(b.window_s)} "
+        f"(state file {b.websocket}, unavailable {b.unavailable}, REST errors {b.rest_errors}; "
+        f"stats {age} old)"
+    ]
+
+
+def _verdict_line(r: AuditReport) -> str:
+    if r.verdict == SAFE:
+        return (
+            f"SAFE to drop the REST fallback: {format_age(r.observed_s)} observed, "
+            f"{_pct(r.availability_pct)} available, no mismatch, no missing symbol"
+        )
+    return f"{r.verdict}: " + "; ".join(r.reasons)

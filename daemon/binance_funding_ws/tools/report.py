@@ -1,0 +1,142 @@
+"""``binance-funding-ws report``: how the feed behaved over the audit history, and whether the
+bot's REST fallback can go (rules: :mod:`binance_funding_ws.reporting`).
+
+Exit codes: 0 SAFE; 1 NOT_YET or NOT_SAFE; 2 the history cannot be read, or bad arguments
+(one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import msgspec
+
+from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, options_from
+from binance_funding_ws.durations import DAY, add_duration, add_max_age
+from binance_funding_ws.history import Sample
+from binance_funding_ws.reporting import (
+    EXIT_UNREADABLE,
+    AuditReport,
+    BotStats,
+    build_report,
+    decode_bot_stats,
+    render_text,
+)
+from binance_funding_ws.state import StateFileError, now_ms, read_bounded
+from binance_funding_ws.text import error_line
+from binance_funding_ws.tools.historyfile import HistoryError, read_history
+
+PROG = "binance-funding-ws report"
+MAX_BOT_STATS_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    history: Path
+    since: float = DAY
+    max_age: float | None = None  # None: the audit's own, as recorded in the samples
+    min_period: float = DAY
+    slo: float = 99.9
+    bot_stats: Path | None = None
+    json: bool = False
+
+
+def slo_percent(text: str) -> float:
+    """An availability objective: more than 0, at most 100 percent."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 100 (percent): {text!r}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    report = sub.add_parser(
+        "report", help="judge the audit history: is it safe to drop the REST fallback? exit 0/1/2"
+    )
+    report.add_argument("--history", type=Path, required=True, help="the audit's history file")
+    add_duration(
+        report, "--since", default=DAY, low=1.0, high=400 * DAY, help="the window to judge"
+    )
+    add_max_age(report, None, default_text="the audit's own")
+    add_duration(
+        report,
+        "--min-period",
+        default=DAY,
+        low=0.0,
+        high=400 * DAY,
+        help="time observed (less the gaps) before the verdict can be SAFE",
+    )
+    report.add_argument(
+        "--slo",
+        type=slo_percent,
+        default=99.9,
+        help="availability needed for SAFE, in percent [%(default)s]",
+    )
+    report.add_argument(
+        "--bot-stats", type=Path, help="the bot's FundingSource stats (JSON) to report on"
+    )
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    return report
+
+
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return run(options_from(ReportOptions, args))
+
+
+def run(options: ReportOptions, out: TextIO = sys.stdout) -> int:
+    now = now_ms()
+    try:
+        parsed = read_history(options.history, now - int(options.since * 1000))
+    except HistoryError as exc:
+        print(error_line(PROG, exc), file=sys.stderr)
+        if options.json:  # --json always prints JSON, a failure included
+            failure = {"exit_code": EXIT_UNREADABLE, "error": str(exc)}
+            out.write(msgspec.json.encode(failure).decode() + "\n")
+        return EXIT_UNREADABLE
+    bot, bot_error = read_bot_stats(options.bot_stats)
+    report = build_report(
+        parsed.samples,
+        history=str(options.history),
+        now=now,
+        since_s=options.since,
+        max_age=_max_age(options.max_age, parsed.samples),
+        min_period_s=options.min_period,
+        slo_pct=options.slo,
+        skipped_lines=parsed.skipped,
+        bot=bot,
+        bot_error=bot_error,
+    )
+    out.write(as_json(report) if options.json else render_text(report))
+    return report.exit_code
+
+
+def _max_age(asked: float | None, samples: list[Sample]) -> float:
+    """The threshold asked for, else the one the audit judged its last sample with."""
+    if asked is not None:
+        return asked
+    return samples[-1].max_age_s if samples else DEFAULT_MAX_AGE
+
+
+def read_bot_stats(path: Path | None) -> tuple[BotStats | None, str | None]:
+    """The bot's stats, or why they cannot be shown (never fatal: the file is the bot's)."""
+    if path is None:
+        return None, None
+    try:
+        return decode_bot_stats(read_bounded(path, MAX_BOT_STATS_BYTES)), None
+    except StateFileError as exc:
+        if exc.reason == "missing":
+            return None, f"{path}: no such file (has the bot written it yet?)"
+        return None, str(exc)
+    except ValueError as exc:
+        return None, f"{path}: {exc}"
+
+
+def as_json(report: AuditReport) -> str:
+    return msgspec.json.format(msgspec.json.encode(report)).decode() + "\n"
