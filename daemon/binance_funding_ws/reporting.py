@@ -408,7 +408,10 @@ def decode_bot_stats(data: bytes) -> BotStats:
 def _clock(epoch_ms: int | None) -> str:
     if epoch_ms is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+    except (OverflowError, ValueError, OSError):  # a hand-edited history: no calendar date
+        return f"epoch ms {epoch_ms} (invalid)"
 
 
 def _pct(value: float | None) -> str:
