@@ -406,3 +406,23 @@ def test_an_unreadable_history_is_exit_2_in_one_line(tmp_path, make, fragment):
 def test_bad_arguments_exit_2(args, fragment):
     result = run_cli(*args)
     assert result.returncode == 2 and fragment in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_flapping_feed_shows_its_longest_outages():
+    samples = [good(0)]
+    for n in range(30):  # 30 outages, the n-th lasting n + 1 samples
+        start = len(samples)
+        samples += [bad(start + k) for k in range(n + 1)] + [good(start + n + 1)]
+    report = report_of(samples)
+    assert len(report.outages) == 30
+    shown = [line for line in render_text(report).splitlines() if line.startswith("    20")]
+    assert len(shown) == 20 and "for 30 s" in shown[-1] and "for 11 s" in shown[0]
+    assert "... and 10 shorter (--json lists all)" in render_text(report)
+
+
+def test_a_hand_edited_history_cannot_crash_the_text():
+    samples = [good(0), good(1, at=10**30)]  # past any calendar
+    text = render_text(report_of(samples, now=10**30 + 1000, since_s=10**30))
+    assert f"epoch ms {10**30} (invalid)" in text
+    assert parse_lines([b'{"v":1,"at":-5,"interval_s":1,"max_age_s":1,"readable":false,'
+                        b'"verdict":"UNREADABLE"}\n']).skipped == 1  # fmt: skip

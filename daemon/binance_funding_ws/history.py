@@ -20,7 +20,7 @@ import msgspec
 
 from binance_funding_ws.comparison import Report
 from binance_funding_ws.health import Counters, summarize, unreadable
-from binance_funding_ws.state import StateDocument, StateFileError
+from binance_funding_ws.state import EpochMs, StateDocument, StateFileError
 
 HISTORY_VERSION = 1
 
@@ -29,7 +29,7 @@ class CompareRound(msgspec.Struct, kw_only=True):
     """One compare round: the file against REST ``premiumIndex`` (all symbols, two calls at
     most) and ``exchangeInfo`` (coverage). ``error`` is set when the round could not run."""
 
-    started_at: int  # epoch ms
+    started_at: EpochMs
     duration_s: float
     error: str | None = None  # REST or state-file failure; the counts below are then empty
     retry_at: int | None = None  # epoch ms before which REST asked not to be called (429, 418)
@@ -53,7 +53,7 @@ class Sample(msgspec.Struct, kw_only=True):
     """The state file at one instant, as the audit saw it (one line of the history)."""
 
     v: int = HISTORY_VERSION
-    at: int  # epoch ms
+    at: EpochMs  # when the audit looked
     interval_s: float  # the audit's sampling period: a longer silence is a sampling gap
     max_age_s: float  # the --max-age the verdict was judged with
     readable: bool
@@ -65,7 +65,7 @@ class Sample(msgspec.Struct, kw_only=True):
     last_message_age_s: float | None = None
     last_write_age_s: float | None = None
     pid: int | None = None
-    started_at: int | None = None  # the daemon's start (epoch ms): with pid, its identity
+    started_at: EpochMs | None = None  # the daemon's start: with pid, its identity
     daemon_alive: bool | None = None  # whether that pid exists here; None: not known
     write_failing: bool = False
     counters: Counters | None = None

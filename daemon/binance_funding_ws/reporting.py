@@ -51,6 +51,7 @@ CAUSES = (
 )
 GAP_SLACK_S = 1.0  # a sample this late past two intervals means the audit was not running
 COUNTERS = ("reconnects", "stalls", "rotations", "errors", "write_errors")
+MAX_OUTAGE_LINES = 20  # in the text; --json has every outage
 
 
 class Outage(msgspec.Struct, kw_only=True):
@@ -407,7 +408,10 @@ def decode_bot_stats(data: bytes) -> BotStats:
 def _clock(epoch_ms: int | None) -> str:
     if epoch_ms is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
+    except (OverflowError, ValueError, OSError):  # a hand-edited history: no calendar date
+        return f"epoch ms {epoch_ms} (invalid)"
 
 
 def _pct(value: float | None) -> str:
@@ -448,7 +452,7 @@ def _window_lines(r: AuditReport) -> list[str]:
         return [f"  window       no sample in the last {format_span(r.since_s)}"]
     lines = [
         f"  window       {_clock(r.start)} to {_clock(r.end)} ({format_age(r.window_s)}; "
-        f"{r.samples} samples, last {_seconds(r.last_sample_age_s)} ago)",
+        f"{r.samples:,} samples, last {_seconds(r.last_sample_age_s)} ago)",
         f"  gaps         {len(r.gaps)} (audit not running), {format_age(_total(r.gaps))} in all"
         if r.gaps
         else "  gaps         none",
@@ -466,9 +470,13 @@ def _outage_lines(outages: list[Outage]) -> list[str]:
     if not outages:
         return ["  outages      none"]
     lines = [f"  outages      {len(outages)}, {format_age(_total(outages))} in all"]
-    for o in outages:
+    # A flapping feed can have hundreds: the longest are shown, in time order.
+    longest = sorted(outages, key=lambda o: -o.duration_s)[:MAX_OUTAGE_LINES]
+    for o in sorted(longest, key=lambda o: o.start):
         until = "ongoing" if o.end is None else f"for {format_age(o.duration_s)}"
         lines.append(f"    {_clock(o.start)} {until}: {o.cause} ({o.detail})")
+    if len(outages) > MAX_OUTAGE_LINES:
+        lines.append(f"    ... and {len(outages) - MAX_OUTAGE_LINES} shorter (--json lists all)")
     return lines
 
 
@@ -481,8 +489,8 @@ def _compare_lines(r: AuditReport) -> list[str]:
     )
     failed = f", {c.failed_rounds} failed (last: {c.last_error})" if c.failed_rounds else ""
     lines = [
-        f"  compare      {c.rounds} round(s){failed}: funding {c.funding_matched}/"
-        f"{c.funding_compared} exact, mark {c.mark_matched}/{c.mark_compared} within "
+        f"  compare      {c.rounds} round(s){failed}: funding {c.funding_matched:,}/"
+        f"{c.funding_compared:,} exact, mark {c.mark_matched:,}/{c.mark_compared:,} within "
         f"tolerance{largest}; {c.stale_skips} stale entries not compared",
         f"  mismatched   {name_list(c.mismatched_symbols)}",
     ]
@@ -490,7 +498,7 @@ def _compare_lines(r: AuditReport) -> list[str]:
     lines += [
         f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
         f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}",
-        f"  REST weight  {c.rest_weight} over the window{_rest_rate(r.rest_weight_per_min)}",
+        f"  REST weight  {c.rest_weight:,} over the window{_rest_rate(r.rest_weight_per_min)}",
     ]
     return lines
 
@@ -510,8 +518,9 @@ def _bot_lines(r: AuditReport) -> list[str]:
     b = r.bot
     age = format_age((r.generated_at - b.updated_at) / 1000)
     return [
-        f"  bot          REST fallbacks by the bot: {b.rest} in {format_span(b.window_s)} "
-        f"(state file {b.websocket}, unavailable {b.unavailable}, REST errors {b.rest_errors}; "
+        f"  bot          REST fallbacks by the bot: {b.rest:,} in {format_span(b.window_s)} "
+        f"(state file {b.websocket:,}, unavailable {b.unavailable:,}, "
+        f"REST errors {b.rest_errors:,}; "
         f"stats {age} old)"
     ]
 

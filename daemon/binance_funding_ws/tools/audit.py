@@ -157,15 +157,21 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (HistoryError, OSError) as exc:
         print(error_line(PROG, exc), file=sys.stderr)
         return EXIT_UNWRITABLE
-    if options.compare_every < _cheapest_every():
+    _warn_if_costly(options.compare_every)
+    return auditor.once() if options.once else auditor.forever()
+
+
+def _warn_if_costly(compare_every: float) -> None:
+    """Short rounds are for tests: against Binance they would eat into the bot's budget."""
+    per_minute = MAX_ROUND_WEIGHT * 60 / compare_every
+    if compare_every < _cheapest_every():
         log.warning(
             "--compare-every %g s: up to %.0f REST weight a minute, %.1f %% of the %d budget",
-            options.compare_every,
-            MAX_ROUND_WEIGHT * 60 / options.compare_every,
-            100 * MAX_ROUND_WEIGHT * 60 / options.compare_every / WEIGHT_BUDGET_PER_MINUTE,
+            compare_every,
+            per_minute,
+            100 * per_minute / WEIGHT_BUDGET_PER_MINUTE,
             WEIGHT_BUDGET_PER_MINUTE,
         )
-    return auditor.once() if options.once else auditor.forever()
 
 
 def pid_alive(pid: int | None) -> bool | None:
@@ -196,8 +202,7 @@ def run_round(options: AuditOptions, started_at: int) -> CompareRound:
         _check_coverage(round_, options, client)
     except (RestError, StateFileError) as exc:
         round_.error = str(exc)
-        if isinstance(exc, RestError) and exc.retry_after is not None:
-            round_.retry_at = started_at + int(exc.retry_after * 1000)
+        round_.retry_at = _retry_at(started_at, exc)
     round_.weight = client.spent_weight
     round_.used_weight_1m = client.used_weight
     round_.duration_s = round(time.monotonic() - clock, 3)
@@ -217,8 +222,14 @@ def _check_coverage(round_: CompareRound, options: AuditOptions, client: RestCli
         round_.listed = sum(1 for s in listed if s.status == "TRADING")
     except (RestError, StateFileError) as exc:
         round_.coverage_error = str(exc)
-        if isinstance(exc, RestError) and exc.retry_after is not None:
-            round_.retry_at = round_.started_at + int(exc.retry_after * 1000)
+        round_.retry_at = _retry_at(round_.started_at, exc)
+
+
+def _retry_at(started_at: int, exc: Exception) -> int | None:
+    """When REST said to come back (429, 418), in epoch ms."""
+    if isinstance(exc, RestError) and exc.retry_after is not None:
+        return started_at + int(exc.retry_after * 1000)
+    return None
 
 
 class Auditor:
