@@ -439,12 +439,8 @@ def render_text(report: AuditReport) -> str:
         *_bot_lines(r),
         f"  verdict      {_verdict_line(r)}",
     ]
-    return "".join(_printable(line) + "\n" for line in lines)
-
-
-def _printable(line: str) -> str:
-    """One printable line: symbols and errors come from files and REST."""
-    return strip_control(line)
+    # Symbols and errors come from files and REST: one line each, no terminal control.
+    return "".join(strip_control(line) + "\n" for line in lines)
 
 
 def _window_lines(r: AuditReport) -> list[str]:
