@@ -14,6 +14,7 @@ import re
 import msgspec
 import pytest
 
+from binance_funding_ws.botstats import BotStats, encode_bot_stats
 from binance_funding_ws.durations import duration, format_span, parse_duration
 from binance_funding_ws.health import Counters
 from binance_funding_ws.history import CompareRound, Sample, encode_sample, parse_lines
@@ -305,12 +306,17 @@ def test_text_is_one_printable_line_per_fact():
 
 
 def test_bot_stats_line():
-    stats = decode_bot_stats(
-        b'{"updated_at": %d, "websocket": 86000, "rest": 3, "unavailable": 0, "rest_errors": 1}'
-        % (T0 + 39_000)
-    )
+    """The file the bot's FundingSource writes (botstats.encode_bot_stats), as the report
+    reads it: counts since the bot started."""
+    written = BotStats(
+        updated_at=T0 + 39_000, started_at=T0 + 39_000 - 86_400_000, mode="fallback",
+        max_age_s=30.0, websocket=86_000, rest=3, unavailable=0, rest_errors=1,
+        rest_requests=4, rest_skipped=0, invalid_symbols=0, file_errors=0,
+        top_rest_symbols={"NEWUSDT": 3},
+    )  # fmt: skip
+    stats = decode_bot_stats(encode_bot_stats(written))
     text = render_text(report_of(timeline(), bot=stats))
-    assert "REST fallbacks by the bot: 3 in 24 h" in text
+    assert "REST fallbacks by the bot: 3 in 24 h (fallback;" in text
     with pytest.raises(ValueError, match="not a bot stats object"):
         decode_bot_stats(b'{"rest": 3}')
 

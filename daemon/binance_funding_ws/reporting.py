@@ -31,6 +31,8 @@ from itertools import pairwise
 
 import msgspec
 
+from binance_funding_ws.botstats import BotStats
+from binance_funding_ws.botstats import decode_bot_stats as _decode_bot_stats
 from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
 from binance_funding_ws.durations import format_span
 from binance_funding_ws.health import is_stale
@@ -97,18 +99,6 @@ class Coverage(msgspec.Struct, kw_only=True):
     skipped_rounds: int = 0  # REST failed, or the feed was not connected long enough
     listed: int = 0  # TRADING perpetuals in the last round
     missing_symbols: list[str] = msgspec.field(default_factory=list)
-
-
-class BotStats(msgspec.Struct, kw_only=True):
-    """What the bot's FundingSource says about its own reads (``--bot-stats FILE``): counts
-    over the ``window_s`` seconds before ``updated_at``."""
-
-    updated_at: int  # epoch ms
-    websocket: int  # lookups answered from the state file
-    rest: int  # lookups that fell back to REST
-    unavailable: int  # lookups neither could answer
-    rest_errors: int
-    window_s: float = 86400.0
 
 
 class AuditReport(msgspec.Struct, kw_only=True):
@@ -391,13 +381,10 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
     return (NOT_YET, not_yet) if not_yet else (SAFE, [])
 
 
-_bot_stats = msgspec.json.Decoder(BotStats)
-
-
 def decode_bot_stats(data: bytes) -> BotStats:
-    """The bot's stats file; raises ``ValueError`` with a one-line reason."""
+    """The bot's stats file (written by its FundingSource); ``ValueError``, one line, if not."""
     try:
-        return _bot_stats.decode(data)
+        return _decode_bot_stats(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"not a bot stats object ({exc})") from None
 
@@ -513,8 +500,11 @@ def _bot_lines(r: AuditReport) -> list[str]:
         return []
     b = r.bot
     age = format_age((r.generated_at - b.updated_at) / 1000)
+    # The bot counts from its own start: restart it when the watch begins, and this is the
+    # watch period.
+    since = format_span((b.updated_at - b.started_at) / 1000)
     return [
-        f"  bot          REST fallbacks by the bot: {b.rest:,} in {format_span(b.window_s)} "
+        f"  bot          REST fallbacks by the bot: {b.rest:,} in {since} ({b.mode}; "
         f"(state file {b.websocket:,}, unavailable {b.unavailable:,}, "
         f"REST errors {b.rest_errors:,}; "
         f"stats {age} old)"
