@@ -14,8 +14,9 @@ import re
 import msgspec
 import pytest
 
+from binance_funding_ws.argtypes import seconds
 from binance_funding_ws.botstats import BotStats, encode_bot_stats
-from binance_funding_ws.durations import duration, format_span, parse_duration
+from binance_funding_ws.durations import format_span, parse_duration
 from binance_funding_ws.health import Counters
 from binance_funding_ws.history import CompareRound, Sample, encode_sample, parse_lines
 from binance_funding_ws.metrics import (
@@ -150,7 +151,7 @@ def test_not_durations(text):
 
 
 def test_duration_bounds_are_named_in_the_error():
-    parse = duration(0.1, 3600)
+    parse = seconds(0.1, 3600)
     assert parse("60m") == 3600
     with pytest.raises(argparse.ArgumentTypeError, match=r"between 0\.1 s and 60 min"):
         parse("2h")

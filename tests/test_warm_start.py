@@ -165,7 +165,7 @@ def test_forget_after_zero_keeps_everything(sim, tmp_path):
 
 def test_forget_after_is_validated():
     result = run_cli("run", "--forget-after", "10")
-    assert result.returncode == 2 and "between 3600" in result.stderr.splitlines()[-1]
+    assert result.returncode == 2 and "between 60 min" in result.stderr.splitlines()[-1]
 
 
 def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from binance_funding_ws.durations import DAY, format_span, parse_duration
+
 N = TypeVar("N", int, float)
 T = TypeVar("T")
 
@@ -32,19 +34,44 @@ def positive(text: str) -> float:
 
 
 def seconds(low: float, high: float) -> Callable[[str], float]:
-    """A duration in seconds within ``[low, high]``: every interval and timeout has sane bounds
-    (a 1e-300 s write interval would busy-loop, a 1e308 s timeout overflows the OS's)."""
+    """A duration within ``[low, high]`` seconds, written as people do: ``90s``, ``15m``,
+    ``24h``, ``7d`` or plain seconds (``3.0``). Every interval and timeout has sane bounds (a
+    1e-300 s write interval would busy-loop, a 1e308 s timeout overflows the OS's)."""
 
     def parse(text: str) -> float:
-        value = _convert(text, float, "a number of seconds")
+        try:
+            value = parse_duration(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(
-                f"must be between {low:g} and {high:g} seconds: {text!r}"
+                f"must be between {format_span(low)} and {format_span(high)}: {text!r}"
             )
         return value
 
-    parse.__name__ = "seconds"  # argparse names the type in its messages
+    parse.__name__ = "duration"  # argparse names the type in its messages
     return parse
+
+
+def add_seconds(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    default: float | None,
+    low: float,
+    high: float,
+    help: str,
+    default_text: str | None = None,
+) -> None:
+    """A flag taking a duration, its bounds and default stated in its help."""
+    shown = default_text or (format_span(default) if default is not None else "none")
+    parser.add_argument(
+        flag,
+        type=seconds(low, high),
+        default=default,
+        metavar="DURATION",
+        help=f"{help}; {format_span(low)} to {format_span(high)} [{shown}]",
+    )
 
 
 def count(text: str) -> int:
@@ -105,20 +132,27 @@ def symbols(text: str) -> list[str] | None:
 # -- flags every reader of the state file shares ----------------------------------------------
 
 DEFAULT_MAX_AGE = 60.0
-MAX_AGE = seconds(0.1, 365 * 86400)
+MAX_AGE_BOUNDS = (0.1, 365 * DAY)
 
 
 def add_state_file(parser: argparse.ArgumentParser, default: str, help: str) -> None:
     parser.add_argument("--state-file", type=Path, default=Path(default), help=help)
 
 
-def add_max_age(parser: argparse.ArgumentParser, default: float = DEFAULT_MAX_AGE) -> None:
+def add_max_age(
+    parser: argparse.ArgumentParser,
+    default: float | None = DEFAULT_MAX_AGE,
+    default_text: str | None = None,
+) -> None:
     """``--max-age``: the one freshness threshold, with the same name on every command."""
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--max-age",
-        type=MAX_AGE,
         default=default,
-        help="seconds after which market data, an entry or the file counts as stale [%(default)s]",
+        low=MAX_AGE_BOUNDS[0],
+        high=MAX_AGE_BOUNDS[1],
+        help="market data, an entry or the file older than this is stale",
+        default_text=default_text,
     )
 
 

@@ -29,13 +29,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, add_state_file, options_from
+from binance_funding_ws.argtypes import (
+    DEFAULT_MAX_AGE,
+    add_max_age,
+    add_seconds,
+    add_state_file,
+    options_from,
+)
 from binance_funding_ws.comparison import (
     WEIGHT_BUDGET_PER_MINUTE,
     coverage_unknowable,
     missing_from_file,
 )
-from binance_funding_ws.durations import DAY, HOUR, add_duration, add_max_age
+from binance_funding_ws.durations import DAY, HOUR
 from binance_funding_ws.history import (
     CompareRound,
     Observation,
@@ -104,7 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     audit.add_argument(
         "--history", type=Path, required=True, help="JSON Lines history, rotated as H.1, H.2, ..."
     )
-    add_duration(
+    add_seconds(
         audit,
         "--interval",
         default=60.0,
@@ -113,7 +119,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="time between samples (with --once: the timer's period, recorded so that report "
         "can tell when the audit was not running); below 1 s for tests",
     )
-    add_duration(
+    add_seconds(
         audit,
         "--compare-every",
         default=300.0,
@@ -124,7 +130,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_rest_arguments(audit)
     add_max_age(audit, DEFAULT_MAX_AGE)
-    add_duration(
+    add_seconds(
         audit,
         "--keep",
         default=8 * DAY,

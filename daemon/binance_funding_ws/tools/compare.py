@@ -44,7 +44,6 @@ from binance_funding_ws.comparison import (
     settle,
 )
 from binance_funding_ws.comparison import render_text as render_report
-from binance_funding_ws.durations import duration
 from binance_funding_ws.health import assess
 from binance_funding_ws.state import StateDocument, StateFileError, now_ms, read_state
 from binance_funding_ws.text import error_line
@@ -88,7 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 TIMEOUT_BOUNDS = (0.1, 300.0)
-TIMEOUT_DURATION = duration(*TIMEOUT_BOUNDS)
+TIMEOUT_DURATION = seconds(*TIMEOUT_BOUNDS)
 
 
 def add_rest_arguments(

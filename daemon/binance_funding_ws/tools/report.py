@@ -15,8 +15,8 @@ from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, options_from
-from binance_funding_ws.durations import DAY, add_duration, add_max_age
+from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, add_max_age, add_seconds, options_from
+from binance_funding_ws.durations import DAY
 from binance_funding_ws.history import Sample
 from binance_funding_ws.reporting import (
     EXIT_UNREADABLE,
@@ -61,11 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "report", help="judge the audit history: is it safe to drop the REST fallback? exit 0/1/2"
     )
     report.add_argument("--history", type=Path, required=True, help="the audit's history file")
-    add_duration(
-        report, "--since", default=DAY, low=1.0, high=400 * DAY, help="the window to judge"
-    )
+    add_seconds(report, "--since", default=DAY, low=1.0, high=400 * DAY, help="the window to judge")
     add_max_age(report, None, default_text="the audit's own")
-    add_duration(
+    add_seconds(
         report,
         "--min-period",
         default=DAY,
