@@ -8,7 +8,7 @@ judge it with :func:`fresh_funding` / :func:`fresh_ticker`.
 
 Layout (see the README's *Layout* section): the modules at the package root are pure (no
 I/O) except :func:`read_state`; ``runtime/`` is the daemon's I/O shell and ``tools/`` the ops
-commands that run on the host (``status``, ``compare``), ``consumer/`` the reader's
+commands that run on the host (``status``, ``compare``, ``audit``, ``report``), ``consumer/`` the reader's
 (:class:`FundingSource`).
 """
 
