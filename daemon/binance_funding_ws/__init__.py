@@ -7,9 +7,9 @@ bot ask a :class:`FundingSource` (the file while it is fresh, REST when it is no
 judge it with :func:`fresh_funding` / :func:`fresh_ticker`.
 
 Layout (see the README's *Layout* section): the modules at the package root are pure (no
-I/O) except :func:`read_state`; ``runtime/`` is the daemon's I/O shell and ``tools/`` the ops
-commands that run on the host (``status``, ``compare``, ``audit``, ``report``), ``consumer/`` the reader's
-(:class:`FundingSource`).
+I/O) except :func:`read_state`; ``runtime/`` is the daemon's I/O shell, ``tools/`` the ops
+commands that run on the host (``status``, ``compare``, ``audit``, ``report``), and
+``consumer/`` the reader's (:class:`FundingSource`).
 """
 
 from binance_funding_ws.consumer import FundingSource
