@@ -5,11 +5,14 @@
   screen has been refreshed (``pilot.pause()`` returns after the redraw);
 * idle CPU: ``funding-monitor --state-file F`` runs in a real pseudo-terminal for a while with
   the file unchanged (polls every 2 s, header ages tick every second); its CPU time comes from
-  /proc/<pid>/task/*/schedstat.
+  /proc/<pid>/task/*/schedstat;
+* with ``--history``, both with a day of audit history (a sample a minute) on screen too, and
+  the history's own cost: its first read and report, then a read after one appended sample.
 
 Targets: <= 100 ms per update, <= 3 % of a core idle.
 
-    .venv/bin/python benchmarks/bench_monitor.py [--symbols 2000] [--idle-seconds 20] [--json]
+    .venv/bin/python benchmarks/bench_monitor.py [--symbols 2000] [--idle-seconds 20] [--history]
+        [--json]
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from monitor_helpers import write_state
+from monitor_helpers import audit_samples, write_history, write_state
 
+from binance_funding_ws.history import encode_sample
 from funding_monitor.app import MonitorApp, PollDone
+from funding_monitor.audit import WINDOW_S, outcome_of
+from funding_monitor.historytail import HistoryTail
 from funding_monitor.model import PollResult
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
@@ -48,11 +54,14 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-async def measure_updates(path: Path, updates: int) -> list[float]:
+async def measure_updates(path: Path, updates: int, history: Path | None) -> list[float]:
     source = LocalSource(path)
-    app = MonitorApp([Poller(source, 3600)], local=True, autostart=False)
+    poller = Poller(source, 3600, history=history and str(history))
+    app = MonitorApp([poller], local=True, autostart=False)
     timings: list[float] = []
     async with app.run_test(size=(160, 50)) as pilot:
+        if history is not None:  # on screen from now on: each update draws it too
+            app.on_poll_done(PollDone(app.hosts[0], poller.poll(want_history=True)))
         for _ in range(updates):
             write_state(path, now=time.time(), symbols=args.symbols)
             document = LocalSource(path).read_state()  # a new document object, as a poll makes
@@ -64,13 +73,31 @@ async def measure_updates(path: Path, updates: int) -> list[float]:
     return timings
 
 
-def measure_idle(path: Path, seconds: float) -> float:
+def measure_history(history: Path) -> dict[str, float]:
+    """Milliseconds: the first read and report of a day's history, then one appended sample."""
+    tail = HistoryTail(str(history), LocalSource(history))
+    figures: dict[str, float] = {}
+    for name in ("history_first_read", "history_append_read"):
+        now_ms, before = int(time.time() * 1000), tail.bytes_read
+        started = time.perf_counter()
+        found = tail.read(now_ms - int(WINDOW_S * 1000))
+        assert found is not None
+        outcome_of(found.samples, skipped=found.skipped, seen=found.seen, where="h", now_ms=now_ms)
+        figures[f"{name}_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        figures[f"{name}_bytes"] = tail.bytes_read - before
+        with history.open("ab") as handle:
+            handle.write(encode_sample(audit_samples(time.time(), count=1)[0]))
+    return figures
+
+
+def measure_idle(path: Path, seconds: float, history: Path | None) -> float:
+    argv = [sys.executable, "-m", "funding_monitor", "--state-file", str(path)]
+    if history is not None:
+        argv += ["--history", str(history)]
     pid, fd = pty.fork()
     if pid == 0:  # the child: the monitor in a real terminal
         os.environ["TERM"] = "xterm-256color"
-        os.execv(
-            sys.executable, [sys.executable, "-m", "funding_monitor", "--state-file", str(path)]
-        )
+        os.execv(sys.executable, argv)
     try:
         deadline = time.monotonic() + 4  # start-up and first paint are not idle
         while time.monotonic() < deadline:
@@ -101,13 +128,17 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=2000)
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--history", action="store_true", help="a day of audit history too")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     path = Path(tempfile.mkdtemp(prefix="bench-monitor-")) / "state.json"
+    history = path.with_name("audit.jsonl") if args.history else None
+    if history is not None:
+        write_history(history, audit_samples(time.time()))
     write_state(path, now=time.time(), symbols=args.symbols)
-    first, *timings = asyncio.run(measure_updates(path, args.updates + 1))
+    first, *timings = asyncio.run(measure_updates(path, args.updates + 1, history))
     write_state(path, now=time.time(), symbols=args.symbols)
-    idle = measure_idle(path, args.idle_seconds)
+    idle = measure_idle(path, args.idle_seconds, history)
     ordered = sorted(timings)
     figures = {
         "symbols": args.symbols,
@@ -118,6 +149,7 @@ def main() -> None:
         "update_ms_max": round(ordered[-1], 1),
         "idle_cpu_percent": round(idle, 2),
         "idle_seconds": args.idle_seconds,
+        **(measure_history(history) if history is not None else {}),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -137,6 +169,13 @@ def main() -> None:
         "filter, sort or symbol set)"
     )
     print(f"  idle CPU    {figures['idle_cpu_percent']} % of a core over {args.idle_seconds:g} s")
+    if history is not None:
+        print(
+            f"  history     a day on screen too; its first read and report "
+            f"{figures['history_first_read_ms']} ms ({figures['history_first_read_bytes']:,} "
+            f"bytes), after one more sample {figures['history_append_read_ms']} ms "
+            f"({figures['history_append_read_bytes']:,} bytes)"
+        )
     print(f"  {'PASS' if figures['update_ms_p95'] <= 100 else 'FAIL'}        update p95 <= 100 ms")
     print(f"  {'PASS' if idle <= 3 else 'FAIL'}        idle CPU <= 3 %")
     print(f"  reproduce   .venv/bin/python benchmarks/bench_monitor.py {' '.join(sys.argv[1:])}")

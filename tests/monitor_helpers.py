@@ -15,6 +15,8 @@ from pathlib import Path
 
 import msgspec
 
+from binance_funding_ws.health import Counters
+from binance_funding_ws.history import CompareRound, Sample, encode_sample
 from binance_funding_ws.state import encode_state
 from factories import document, mark, ticker
 
@@ -195,3 +197,61 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+# -- the audit history ----------------------------------------------------------------------
+
+MISMATCH = {"ETHUSDT": "funding rate 0.00010000 vs 0.00990000"}
+
+
+def audit_samples(now: float = FIXED_NOW, count: int = 1440, *, outage: bool = True,
+                  mismatch: bool = True, gap: bool = True) -> list[Sample]:  # fmt: skip
+    """What ``binance-funding-ws audit`` records once a minute over the ``count`` minutes up to
+    ``now``: a healthy feed, a compare round every 5 minutes; with ``outage`` a 5-minute stall
+    (6 h ago) and a missing file for 2 minutes (3 h ago); with ``gap`` an hour without the
+    audit (10 h ago); with ``mismatch`` ETHUSDT differing from REST in the last round."""
+    newest = int(now * 1000) - 30_000
+    samples = []
+    for minute in reversed(range(count)):
+        if gap and 600 <= minute < 660:
+            continue
+        at = newest - minute * 60_000
+        if outage and 360 <= minute < 365:
+            sample = _audit_sample(at, state="stalled", last_message_age_s=200.0,
+                                   verdict="DEGRADED", problems=["feed stalled"])  # fmt: skip
+        elif outage and 180 <= minute < 182:
+            error = "/home/trader/.funding_state.json: no such file"
+            sample = Sample(at=at, interval_s=60.0, max_age_s=60.0, readable=False,
+                            error=error, error_kind="missing", verdict="UNREADABLE",
+                            problems=[error])  # fmt: skip
+        else:
+            sample = _audit_sample(at)
+        if minute % 5 == 0:
+            sample.compare = _compare_round(at, MISMATCH if mismatch and minute == 0 else {})
+        samples.append(sample)
+    return samples
+
+
+def _audit_sample(at: int, **changes: object) -> Sample:
+    fields: dict[str, object] = dict(
+        at=at, interval_s=60.0, max_age_s=60.0, readable=True, verdict="HEALTHY",
+        state="connected", last_message_age_s=0.8, last_write_age_s=0.5, pid=4242,
+        started_at=1_795_000_000_000, daemon_alive=True,
+        counters=Counters(messages=1000, reconnects=0, stalls=0, rotations=0, errors=0,
+                          write_errors=0),
+        funding_symbols=15, ticker_symbols=14,
+    )  # fmt: skip
+    return Sample(**(fields | changes))  # type: ignore[arg-type]
+
+
+def _compare_round(at: int, mismatched: dict[str, str]) -> CompareRound:
+    matched = 15 - len(mismatched)
+    return CompareRound(started_at=at, duration_s=0.4, compared=15, funding_matched=matched,
+                        mark_matched=15, next_funding_matched=15, mismatched=dict(mismatched),
+                        max_mark_diff_pct=0.001, max_mark_diff_symbol="BTCUSDT", listed=15,
+                        weight=11)  # fmt: skip
+
+
+def write_history(path: Path, samples: list[Sample], torn: bytes = b"") -> None:
+    """The history as the audit appends it; ``torn`` ends it without a newline (a crash)."""
+    path.write_bytes(b"".join(encode_sample(sample) for sample in samples) + torn)

@@ -12,14 +12,40 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from monitor_helpers import FIXED_NOW, replace_in_file, run_in_terminal, wait_for, write_state
+from monitor_helpers import (
+    FIXED_NOW,
+    MISMATCH,
+    audit_samples,
+    replace_in_file,
+    run_in_terminal,
+    wait_for,
+    write_history,
+    write_state,
+)
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Input
 
 import funding_monitor.app
 from binance_funding_ws.health import Summary, stale_entries
+from binance_funding_ws.history import encode_sample
+from binance_funding_ws.reporting import AuditReport
 from funding_monitor.app import MonitorApp
+from funding_monitor.audit import (
+    CHART_BUCKETS,
+    HistoryOutcome,
+    axis,
+    bar_rows,
+    columns,
+    compare_text,
+    headline,
+    once_lines,
+    outage_rows,
+    outcome_of,
+    report_lines,
+    silence,
+)
+from funding_monitor.historytail import MAX_HISTORY_BYTES, HistoryTail
 from funding_monitor.hosts import Host
 from funding_monitor.model import (
     HostView,
@@ -33,14 +59,17 @@ from funding_monitor.model import (
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
 from funding_monitor.safe import strip_control
-from funding_monitor.screens import HelpScreen, JournalScreen
-from funding_monitor.sources import MAX_STATE_BYTES, LocalSource
+from funding_monitor.screens import HelpScreen, HistoryScreen, JournalScreen
+from funding_monitor.sources import MAX_STATE_BYTES, LocalSource, SourceError
 
 MONITOR = [sys.executable, "-m", "funding_monitor"]
 
 
-def make_app(*paths, size_clock: float = FIXED_NOW) -> MonitorApp:
-    pollers = [Poller(LocalSource(p), 0.2, clock=lambda: size_clock) for p in paths]
+def make_app(*paths, size_clock: float = FIXED_NOW, history: Path | None = None) -> MonitorApp:
+    pollers = [
+        Poller(LocalSource(p), 0.2, clock=lambda: size_clock, history=history and str(history))
+        for p in paths
+    ]
     return MonitorApp(pollers, local=True, clock=lambda: size_clock)
 
 
@@ -154,14 +183,17 @@ def test_strip_control_keeps_text_and_drops_terminal_control(raw, shown):
 
 def test_host_runs_one_poll_at_a_time_and_repeats_one_asked_for_meanwhile(tmp_path):
     host = Host(0, Poller(LocalSource(tmp_path / "s.json"), interval=2.0))
-    assert host.try_start_poll() and not host.take_journal_request()
+    assert host.try_start_poll() and host.take_requests() == (False, False)
     assert not host.try_start_poll(), "one in flight: the second waits"
     host.want_journal = True
     assert host.finish_poll(PollResult(FIXED_NOW, True)) == 0, "asked for meanwhile: at once"
-    assert host.try_start_poll() and host.take_journal_request()
-    assert not host.take_journal_request(), "served once"
+    assert host.try_start_poll() and host.take_requests() == (True, False)
+    assert host.take_requests() == (False, False), "served once"
+    host.want_history = True
+    assert host.finish_poll(PollResult(FIXED_NOW, True)) == 0, "the history too"
+    assert host.try_start_poll() and host.take_requests() == (False, True)
     assert host.finish_poll(PollResult(FIXED_NOW, True)) == 2.0, "then the interval"
-    assert host.view.polls == 2 and not host.in_flight
+    assert host.view.polls == 3 and not host.in_flight
 
 
 def test_local_source_transfers_only_changed_files(tmp_path):
@@ -467,14 +499,18 @@ def test_fleet_view_and_drill_in(tmp_path):
             await pilot.press("escape")
             await pilot.pause()
             assert not list(app.screen.query(HostPanel))
+            await pilot.press("h")  # the history of the host under the cursor
+            await pilot.pause()
+            assert isinstance(app.screen, HistoryScreen) and app.screen.index == 1
 
     asyncio.run(scenario())
 
 
-def _snapshot_app(tmp_path) -> MonitorApp:
+def _snapshot_app(tmp_path, history: Path | None = None) -> MonitorApp:
     path = tmp_path / "s.json"
     write_state(path, symbols=40, stale=("OLDUSDT", "GONEUSDT"))
-    poller = Poller(LocalSource(path, name="volspike-do"), 0.2, clock=lambda: FIXED_NOW)
+    poller = Poller(LocalSource(path, name="volspike-do"), 0.2, clock=lambda: FIXED_NOW,
+                    history=history and str(history))  # fmt: skip
     return MonitorApp([poller], local=True, clock=lambda: FIXED_NOW)
 
 
@@ -492,6 +528,368 @@ def test_snapshot_wide(snap_compare, tmp_path):
     assert snap_compare(
         _snapshot_app(tmp_path), terminal_size=(160, 40), run_before=_wait_first_poll
     )
+
+
+def test_snapshot_history_80x24(snap_compare, tmp_path):
+    history = tmp_path / "audit.jsonl"
+    write_history(history, audit_samples())
+    assert snap_compare(
+        _snapshot_app(tmp_path, history), terminal_size=(80, 24), run_before=_wait_first_poll
+    )
+
+
+# -- the audit history: the pure pieces -------------------------------------------------------
+
+NOW_MS = int(FIXED_NOW * 1000)
+
+
+def outcome(samples=None, **options):
+    samples = audit_samples() if samples is None else samples
+    settings = dict(skipped=0, seen=len(samples), where="volspike-do:/h", now_ms=NOW_MS)
+    return outcome_of(samples, **(settings | options))
+
+
+def test_history_outcome_is_the_report_of_the_last_24_hours():
+    found = outcome()
+    report = found.report
+    assert isinstance(report, AuditReport) and report.verdict == "NOT_SAFE"
+    # 24 h a minute apart, less an hour without the audit; 7 of them unavailable.
+    assert (report.samples, len(report.gaps), report.gaps[0].duration_s) == (1380, 1, 3660.0)
+    assert [(o.cause, o.duration_s) for o in report.outages] == [
+        ("stalled", 300.0),
+        ("file missing", 120.0),
+    ]
+    assert headline(report) == "99.493 % available · 2 outages (longest 5m 00s)"
+    assert found.last_compare is not None and found.last_compare.round.mismatched == MISMATCH
+    assert compare_text(found.last_compare) == (
+        "05:59 UTC, funding 14/15 · mark 15/15 · mismatched ETHUSDT"
+    )
+    assert len(found.buckets) == CHART_BUCKETS
+    assert sum(bucket.samples for bucket in found.buckets) == 1380
+    empty = [n for n, bucket in enumerate(found.buckets) if not bucket.samples]
+    assert len(empty) == 12, "the hour without the audit: 12 buckets of 5 minutes"
+    assert {found.buckets[n].availability_pct for n in range(CHART_BUCKETS)} - {100.0, None}
+    assert outage_rows(report)[0] == (
+        "11-24 02:58:30", "11-24 03:00:30", "2m 00s", "file missing",
+        "/home/trader/.funding_state.json: no such file",
+    )  # fmt: skip
+    lines = report_lines(found)
+    assert lines[0] == (
+        "verdict     NOT_SAFE: availability 99.493 % < SLO 99.9 %; "
+        "1 symbol(s) differed from REST: ETHUSDT"
+    )
+    for expected in (
+        "gaps        1 (audit not running), 1h 01m in all",
+        "data age    p50 0.8 s, p99 0.8 s, max 3m 20s",
+        "outages     2 outages (longest 5m 00s), 7m 00s in all",
+        "coverage    276 check(s) of 15 TRADING perpetuals (0 skipped); missing none",
+        "  ETHUSDT: funding rate 0.00010000 vs 0.00990000",
+    ):
+        assert expected in lines
+    assert once_lines(found) == [
+        "  audit 24 h  NOT_SAFE: availability 99.493 % < SLO 99.9 %; 1 symbol(s) differed "
+        "from REST: ETHUSDT",
+        "  history     99.493 % available, 2 outages (longest 5m 00s); last compare 05:59 UTC, "
+        "funding 14/15, mark 15/15, mismatched ETHUSDT",
+    ]
+
+
+def test_history_outcome_safe_empty_missing_and_not_a_history():
+    safe = outcome(audit_samples(outage=False, mismatch=False, gap=False)).report
+    assert safe is not None and safe.verdict == "SAFE" and safe.availability_pct == 100.0
+    assert headline(safe) == "100.000 % available · no outage"
+    # A day sampled every minute spans 23h 59m first to last: that is a full window, but half
+    # a day is not.
+    assert safe.observed_s == 86_340.0 and safe.min_period_s == 86_400.0
+    short = outcome(audit_samples(count=720, outage=False, mismatch=False, gap=False)).report
+    assert short.verdict == "NOT_YET" and short.reasons == ["observed 11h 59m of the 24 h required"]
+    empty = outcome([], seen=0)
+    assert empty.report is not None and empty.report.verdict == "NOT_YET"
+    assert once_lines(empty) == [
+        "  audit 24 h  NOT_YET: no sample in the window (is the audit running?); no compare "
+        "round completed; no coverage check completed"
+    ]
+    garbage = outcome([], skipped=3, seen=0)
+    assert garbage.report is None and garbage.problem() == (
+        "audit history unreadable: volspike-do:/h: no audit sample in 3 line(s)"
+    )
+    missing = HistoryOutcome("volspike-do:/var/lib/x/audit.jsonl", missing=True)
+    assert once_lines(missing) == [
+        "  audit 24 h  no audit history (funding_audit_enabled?) at volspike-do:/var/lib/x/"
+        "audit.jsonl"
+    ]
+    assert once_lines(None) == [], "the history is off: nothing said"
+    running = outcome(audit_samples(count=60))
+    assert running.interval_s == 60.0 and silence(running) is None
+    stopped = outcome(audit_samples(FIXED_NOW - 600, count=60))  # the timer stopped 10 min ago
+    assert silence(stopped) == 630.0
+
+
+def test_history_text_from_the_host_is_folded_and_cleaned():
+    samples = audit_samples(count=30, outage=False, gap=False)
+    samples[-1].compare.mismatched = {"[/]\x1b[2JX": "a\x1b]0;t\x07b\nc"}
+    samples[-1].compare.error = None
+    samples[-2].problems = ["[link=file:///etc/passwd]p[/link]\x1b[31m"]
+    samples[-2].readable = False
+    found = outcome(samples, where="h:/a\x1b[2J")
+    text = "\n".join([*report_lines(found), *once_lines(found), compare_text(found.last_compare)])
+    assert "[/]X: ab c" in text and "mismatched [/]X" in text
+    assert not any(char in text for char in "\x1b\x07"), "no terminal control"
+    assert outage_rows(found.report)[0][4] == "[link=file:///etc/passwd]p[/link]"
+
+
+def test_charts_columns_and_axis():
+    # Rounded down (99 % is not 100 %), a sliver for 0 %, a dot for no sample.
+    assert bar_rows([1.0, 0.99, 0.0, None, 0.5, 0.06], 2) == ["█▇    ", "██▁·█▁"]
+    assert bar_rows([1.0, None], 1) == ["█·"]
+    found = outcome()
+    merged = columns(found.buckets, 24)  # an hour a column
+    assert len(merged) == 24 and sum(c.samples for c in merged) == 1380
+    assert columns(found.buckets, 1000) == list(found.buckets), "never more than the buckets"
+    assert axis(40, NOW_MS - 86_400_000, NOW_MS) == "06:00 UTC      18:00 UTC             now"
+    assert axis(13, NOW_MS - 86_400_000, NOW_MS) == "06:00 UTC now"
+    assert axis(12, NOW_MS - 86_400_000, NOW_MS) == "         now", "no room: the end only"
+
+
+# -- the audit history: reading it --------------------------------------------------------
+
+
+def tail_of(path: Path, **options) -> HistoryTail:
+    return HistoryTail(str(path), LocalSource(path.with_name("s.json")), **options)
+
+
+SINCE = NOW_MS - 86_400_000
+
+
+def test_history_tail_reads_only_what_was_appended(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    samples = audit_samples(count=100, gap=False, outage=False)
+    write_history(history, samples[:-1])
+    tail = tail_of(history)
+    assert len(tail.read(SINCE).samples) == 99
+    assert tail.bytes_read == history.stat().st_size, "the whole file, once"
+    assert len(tail.read(SINCE).samples) == 99 and tail.bytes_read == history.stat().st_size
+    line = encode_sample(samples[-1])
+    with history.open("ab") as handle:
+        handle.write(line)
+    before = tail.bytes_read
+    found = tail.read(SINCE)
+    assert [s.at for s in found.samples] == [s.at for s in samples]
+    assert tail.bytes_read - before == len(line) + 64, "the new line, and a check of the old"
+
+
+def test_history_tail_skips_a_torn_last_line_until_it_is_whole(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    samples = audit_samples(count=10, gap=False)
+    last = encode_sample(samples[-1])
+    write_history(history, samples[:-1], torn=last[:25])  # the writer died, or is writing
+    tail = tail_of(history)
+    found = tail.read(SINCE)
+    assert (len(found.samples), found.skipped) == (9, 0), "a torn last line is no error"
+    with history.open("ab") as handle:
+        handle.write(last[25:])
+    assert len(tail.read(SINCE).samples) == 10
+
+
+def test_history_tail_reads_the_rotated_file_only_for_the_rest_of_the_window(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    samples = audit_samples(gap=False, outage=False)
+    write_history(tmp_path / "audit.jsonl.1", samples[:1000])  # rotated 440 minutes ago
+    write_history(history, samples[1000:])
+    tail = tail_of(history)
+    found = tail.read(SINCE)
+    assert [s.at for s in found.samples] == [s.at for s in samples]
+    # Later, the current file reaches back over the window: the rotated one is not read.
+    tail = tail_of(history)
+    assert len(tail.read(samples[1000].at).samples) == 440
+    assert tail.bytes_read == history.stat().st_size
+
+
+def test_history_tail_reads_a_replaced_file_anew(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    write_history(history, audit_samples(count=50, gap=False))
+    tail = tail_of(history)
+    assert len(tail.read(SINCE).samples) == 50
+    longer = audit_samples(count=80, gap=False, outage=False)
+    for sample in longer:
+        sample.funding_symbols = 16  # other bytes where the old file ended
+    tmp = tmp_path / "new"
+    write_history(tmp, longer)
+    os.replace(tmp, history)
+    found = tail.read(SINCE)
+    assert len(found.samples) == 80 and {s.funding_symbols for s in found.samples} == {16}
+
+
+def test_history_tail_of_an_oversized_file_reads_its_last_bytes_only(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    samples = audit_samples(count=60, gap=False)
+    with history.open("wb") as handle:
+        handle.truncate(3 * MAX_HISTORY_BYTES)  # sparse: 24 MiB of NUL, no disk used
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n" + b"".join(map(encode_sample, samples)))
+    tail = tail_of(history)
+    found = tail.read(SINCE)
+    assert (len(found.samples), found.skipped) == (60, 0)
+    assert tail.bytes_read <= MAX_HISTORY_BYTES + 1
+    small = tail_of(history, limit=10_000)  # a few samples' worth
+    found = small.read(SINCE)
+    assert 0 < len(found.samples) < 60 and found.skipped == 0, "the cut first line dropped"
+    assert [s.at for s in found.samples] == [s.at for s in samples[-len(found.samples) :]]
+    endless = tmp_path / "endless.jsonl"
+    endless.write_bytes(b"x" * 50_000)  # one line without end: nothing to parse, no error
+    assert tail_of(endless, limit=10_000).read(SINCE).samples == []
+
+
+def test_history_of_anything_but_a_regular_file_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)  # nobody writes it: a blocking read would wait for ever
+    link = tmp_path / "link.jsonl"
+    write_history(tmp_path / "real.jsonl", audit_samples(count=3))
+    link.symlink_to(tmp_path / "real.jsonl")
+    for path, reason in ((fifo, "not a regular file"), (link, "a symbolic link"),
+                         (Path("/dev/zero"), "not a regular file")):  # fmt: skip
+        with pytest.raises(SourceError, match=reason):
+            tail_of(path).read(SINCE)
+    source = LocalSource(tmp_path / "s.json")
+    with pytest.raises(SourceError, match="not a regular file"):
+        source.read_range(str(fifo), 0, 100)  # opened without blocking, refused after fstat
+    assert tail_of(tmp_path / "nope.jsonl").read(SINCE) is None, "no history: no error"
+
+
+# -- the audit history on screen ----------------------------------------------------------
+
+
+def audit_text(app: MonitorApp) -> str:
+    return str(app.screen.query_one(HostPanel).query_one("#audit").render())
+
+
+def test_panel_shows_the_last_24_hours_and_a_chart(tmp_path):
+    path, history = tmp_path / "s.json", tmp_path / "audit.jsonl"
+    write_state(path)
+    write_history(history, audit_samples())
+
+    async def scenario() -> None:
+        app = make_app(path, history=history)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_for(pilot, lambda: "NOT_SAFE" in audit_text(app), "the history read")
+            first, second, chart = audit_text(app).splitlines()
+            assert first == "last 24 h  NOT_SAFE · 99.493 % available · 2 outages (longest 5m 00s)"
+            assert second == (
+                "last compare: 05:59 UTC, funding 14/15 · mark 15/15 · mismatched ETHUSDT"
+            )
+            assert chart.startswith("24 h ago ") and chart.endswith(" now")
+            bars = chart.removeprefix("24 h ago ").removesuffix(" now")
+            assert len(bars) == 120 - 2 - len("24 h ago  now"), "as wide as the panel allows"
+            assert "·" in bars, "the hour without the audit"
+            assert set(bars) - {"█", "·"}, "the outages: columns below 100 %"
+            assert "HEALTHY" in screen_text(app), "the state file's verdict is its own"
+
+    asyncio.run(scenario())
+
+
+def test_history_screen_shows_the_report_charts_and_outages(tmp_path):
+    path, history = tmp_path / "s.json", tmp_path / "audit.jsonl"
+    write_state(path)
+    write_history(history, audit_samples())
+
+    async def scenario() -> None:
+        app = make_app(path, history=history)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: "NOT_SAFE" in audit_text(app), "the history read")
+            await pilot.press("h")
+            screen = app.screen
+            assert isinstance(screen, HistoryScreen)
+            facts = screen.query_one("#facts")
+            await wait_for(pilot, lambda: "verdict" in str(facts.render()), "the report")
+            text = str(facts.render())
+            assert f"history     {history}, read 06:00:00 UTC" in text
+            assert "window      2026-11-23 06:00 UTC to 2026-11-24 05:59 UTC" in text
+            assert "gaps        1 (audit not running), 1h 01m in all" in text
+            assert "data age    p50 0.8 s, p99 0.8 s, max 3m 20s" in text
+            assert "mismatched  ETHUSDT" in text
+            table = screen.query_one("#outages", DataTable)
+            assert table.row_count == 2
+            assert [str(cell) for cell in table.get_row_at(1)][:4] == [
+                "11-23 23:55:30", "11-24 00:00:30", "5m 00s", "stalled",
+            ]  # fmt: skip
+            charts = str(screen.query_one("#charts").render()).splitlines()
+            availability = charts[2 : 2 + HistoryScreen.AVAILABILITY_ROWS]
+            assert availability[-1].count("·") >= 2, "no sample: a dot on the base line"
+            assert charts[2 + HistoryScreen.AVAILABILITY_ROWS].endswith("now"), "the time axis"
+            assert "data age, the oldest per column: 0 to 3m 20s" in "\n".join(charts)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, HistoryScreen)
+
+    asyncio.run(scenario())
+
+
+def test_no_history_file_is_not_an_error_and_r_reads_it_once_written(tmp_path):
+    path, history = tmp_path / "s.json", tmp_path / "audit.jsonl"
+    write_state(path)
+
+    async def scenario() -> None:
+        app = make_app(path, history=history)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await first_poll(app, pilot)
+            assert audit_text(app) == (
+                f"last 24 h: no audit history (funding_audit_enabled?) at {history}"
+            )
+            assert "HEALTHY" in screen_text(app) and "UNREADABLE" not in screen_text(app)
+            assert app.screen.query_one("#funding").row_count == 30, "everything else works"
+            await pilot.press("h")
+            await pilot.pause()
+            assert "no audit history" in str(app.screen.query_one("#facts").render())
+            assert not app.screen.query_one("#outages").display
+            await pilot.press("escape")
+            write_history(history, audit_samples(outage=False, mismatch=False, gap=False))
+            await pilot.press("r")  # read now, not in 30 s
+            await wait_for(pilot, lambda: "last 24 h  SAFE" in audit_text(app), "the new history")
+
+    asyncio.run(scenario())
+
+
+def test_history_is_off_for_a_local_file_unless_asked_for(tmp_path):
+    path = tmp_path / "s.json"
+    write_state(path)
+
+    async def scenario() -> None:
+        app = make_app(path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await first_poll(app, pilot)
+            assert not app.screen.query_one("#audit").display
+            await pilot.press("h")
+            await pilot.pause()
+            assert "not read: give --history PATH" in str(app.screen.query_one("#facts").render())
+
+    asyncio.run(scenario())
+
+
+def test_hostile_history_text_is_shown_as_text(tmp_path):
+    path, history = tmp_path / "s.json", tmp_path / "audit.jsonl"
+    write_state(path)
+    samples = audit_samples(count=30, gap=False)
+    samples[-1].compare.mismatched = {"[/]\x1b[2JX": "[link=file:///etc/passwd]a[/link]"}
+    samples[-3].problems = ["[@click=app.quit]q[/]\x1b]0;t\x07"]
+    samples[-3].readable = False
+    write_history(history, samples)
+
+    async def scenario() -> None:
+        app = make_app(path, history=history)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: "NOT_SAFE" in audit_text(app), "the history read")
+            assert "mismatched [/]X" in audit_text(app)
+            await pilot.press("h")
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.query_one("#outages").row_count == 1, "outages")
+            assert "[/]X: [link=file:///etc/passwd]a[/link]" in str(
+                screen.query_one("#facts").render()
+            )
+            detail = screen.query_one("#outages", DataTable).get_row_at(0)[4]
+            assert isinstance(detail, Text) and detail.plain == "[@click=app.quit]q[/]"
+            assert app.is_running
+
+    asyncio.run(scenario())
 
 
 # -- --once -----------------------------------------------------------------------------------
@@ -515,7 +913,9 @@ def test_once_prints_the_shared_summary_and_exits_0_1_2(tmp_path):
     assert "service" not in result.stdout, "a local file has no service"
     result = once("--state-file", str(path), "--json", "--max-age", "400")
     summary = msgspec.json.decode(result.stdout, type=Summary)  # exactly the shared shape
-    assert set(json.loads(result.stdout)) == set(Summary.__struct_fields__)
+    # The shared keys exactly, and the history (none for a local file unless asked for).
+    assert set(json.loads(result.stdout)) == {*Summary.__struct_fields__, "history"}
+    assert json.loads(result.stdout)["history"] is None
     assert summary.healthy and summary.source == str(path) and summary.funding_symbols == 31
     assert summary.max_age_s == 400 and summary.stale_funding == {}, "--max-age is the one rule"
     assert summary.service is None
@@ -592,3 +992,55 @@ def test_bad_arguments_exit_2_with_one_line(args, fragment):
     result = subprocess.run([*MONITOR, *args], capture_output=True, text=True, check=False)
     assert result.returncode == 2 and fragment in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_once_adds_the_history_report_to_the_summary(tmp_path):
+    import time
+
+    path, history = tmp_path / "s.json", tmp_path / "audit.jsonl"
+    write_state(path, now=time.time())
+    write_history(history, audit_samples(time.time()), torn=b'{"v":1,"at":17')
+    result = once("--state-file", str(path), "--history", str(history), "--json")
+    assert result.returncode == 0, "the state file's verdict decides the exit code"
+    facts = json.loads(result.stdout)
+    assert set(facts) == {*Summary.__struct_fields__, "history"}
+    assert msgspec.json.decode(result.stdout, type=Summary).verdict == "HEALTHY"
+    report = msgspec.convert(facts["history"], AuditReport)  # report --json's object
+    assert (report.verdict, report.samples, report.skipped_lines) == ("NOT_SAFE", 1380, 0)
+    assert report.history == str(history) and len(report.outages) == 2
+    text = once("--state-file", str(path), "--history", str(history)).stdout
+    assert "\n  audit 24 h  NOT_SAFE: availability 99.493 % < SLO 99.9 %; 1 symbol(s) " in text
+    assert "\n  history     99.493 % available, 2 outages (longest 5m 00s); last compare " in text
+
+
+def test_once_without_a_usable_history_says_why_and_exits_as_before(tmp_path):
+    import time
+
+    path = tmp_path / "s.json"
+    write_state(path, now=time.time())
+    fifo = tmp_path / "audit.jsonl"
+    os.mkfifo(fifo)  # nobody writes it: reading would wait forever
+    result = once("--state-file", str(path), "--history", str(fifo))
+    assert result.returncode == 0
+    assert result.stdout.endswith(
+        f"  audit 24 h  audit history unreadable: {fifo}: not a regular file\n"
+    )
+    facts = json.loads(once("--state-file", str(path), "--history", str(fifo), "--json").stdout)
+    assert facts["history"] is None and facts["verdict"] == "HEALTHY"
+    result = once("--state-file", str(path), "--history", str(tmp_path / "none.jsonl"))
+    assert result.returncode == 0 and result.stdout.endswith(
+        f"  audit 24 h  no audit history (funding_audit_enabled?) at {tmp_path / 'none.jsonl'}\n"
+    )
+    garbage = tmp_path / "passwd"
+    garbage.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    result = once("--state-file", str(path), "--history", str(garbage))
+    assert result.stdout.endswith(
+        f"  audit 24 h  audit history unreadable: {garbage}: no audit sample in 1 line(s)\n"
+    )
+    big = tmp_path / "big.jsonl"
+    with big.open("wb") as handle:
+        handle.truncate(3 * MAX_HISTORY_BYTES)  # sparse; only its last 8 MiB are read
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n" + b"".join(map(encode_sample, audit_samples(time.time(), count=30))))
+    facts = json.loads(once("--state-file", str(path), "--history", str(big), "--json").stdout)
+    assert facts["history"]["samples"] == 30

@@ -16,10 +16,21 @@ import time
 
 import msgspec
 import pytest
-from monitor_helpers import SSHD, SshServer, free_port, keygen, wait_for, write_state
+from monitor_helpers import (
+    SSHD,
+    SshServer,
+    audit_samples,
+    free_port,
+    keygen,
+    wait_for,
+    write_history,
+    write_state,
+)
 
 from binance_funding_ws.health import Summary
+from binance_funding_ws.history import encode_sample
 from funding_monitor.app import MonitorApp
+from funding_monitor.historytail import CHECK_BYTES, HistoryTail
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
 from funding_monitor.sources import MAX_STATE_BYTES, RemoteSource, SourceError, Timeouts
@@ -245,3 +256,50 @@ def test_sshd_killed_and_restarted_mid_session_the_monitor_recovers(setup):
             )
 
     asyncio.run(scenario())
+
+
+def test_once_over_ssh_reads_the_history_remotely(setup, tmp_path):
+    _, state, _, config = setup
+    history = tmp_path / "audit.jsonl"
+    write_history(history, audit_samples(time.time()))
+    result = once(config, state, "--json", "--history", str(history))
+    assert result.returncode == 0, result.stdout
+    report = json.loads(result.stdout)["history"]
+    assert report["history"] == f"volspike-test:{history}"
+    assert (report["verdict"], report["samples"], len(report["outages"])) == ("NOT_SAFE", 1380, 2)
+    # By default the role's path for the unit: none here, which is no error.
+    result = once(config, state, "--service", "bfws-monitor-test")
+    assert result.returncode == 0
+    assert result.stdout.endswith(
+        "  audit 24 h  no audit history (funding_audit_enabled?) at "
+        "volspike-test:/var/lib/bfws-monitor-test/audit.jsonl\n"
+    )
+    assert "audit 24 h" not in once(config, state, "--no-history").stdout
+
+
+def test_remote_history_is_read_once_then_only_what_was_appended(setup, tmp_path):
+    _, _, _, config = setup
+    history = tmp_path / "audit.jsonl"
+    samples = audit_samples(time.time(), gap=False, outage=False)
+    write_history(tmp_path / "audit.jsonl.1", samples[:1000])  # rotated 440 minutes ago
+    write_history(history, samples[1000:-1])
+    source = RemoteSource("volspike-test", str(tmp_path / "state.json"), "binance-funding-ws",
+                          Timeouts(5, 5), config)  # fmt: skip
+    tail = HistoryTail(str(history), source)
+    since = int(time.time() * 1000) - 86_400_000
+    try:
+        assert len(tail.read(since).samples) == 1439
+        whole = history.stat().st_size + (tmp_path / "audit.jsonl.1").stat().st_size
+        assert tail.bytes_read == whole, "both files, once"
+        assert len(tail.read(since).samples) == 1439 and tail.bytes_read == whole, "unchanged"
+        line = encode_sample(samples[-1])
+        with history.open("ab") as handle:
+            handle.write(line)
+        assert [s.at for s in tail.read(since).samples] == [s.at for s in samples]
+        assert tail.bytes_read == whole + len(line) + CHECK_BYTES
+        fifo = tmp_path / "fifo.jsonl"
+        os.mkfifo(fifo)
+        with pytest.raises(SourceError, match=f"volspike-test:{fifo}: not a regular file"):
+            HistoryTail(str(fifo), source).read(since)
+    finally:
+        source.close()

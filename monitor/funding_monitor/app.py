@@ -27,7 +27,7 @@ from funding_monitor.model import PollResult, host_summary
 from funding_monitor.panel import HostPanel, state_text, verdict_text
 from funding_monitor.poller import Poller
 from funding_monitor.safe import scrubbed, strip_control
-from funding_monitor.screens import HelpScreen, HostScreen, JournalScreen
+from funding_monitor.screens import HelpScreen, HistoryScreen, HostScreen, JournalScreen
 
 FLEET_COLUMNS = (
     "host", "verdict", "service", "feed", "last msg", "written", "funding", "tickers", "stale",
@@ -54,6 +54,7 @@ class MonitorApp(App[int]):
         Binding("slash", "filter", "filter"),
         Binding("s", "sort", "sort"),
         Binding("l", "journal", "journal"),
+        Binding("h", "history", "history"),
         Binding("r", "refresh", "refresh"),
         Binding("question_mark", "help", "help"),
         Binding("escape", "escape", show=False),
@@ -106,7 +107,7 @@ class MonitorApp(App[int]):
         if not host.try_start_poll():
             return
         self.run_worker(
-            partial(self._poll_in_thread, host, host.take_journal_request()),
+            partial(self._poll_in_thread, host, *host.take_requests()),
             name=f"poll {host.name}",
             # Else Textual describes the worker by repr(work), the whole document included.
             description=f"poll {host.name}",
@@ -115,18 +116,21 @@ class MonitorApp(App[int]):
             thread=True,
         )
 
-    def _poll_in_thread(self, host: Host, journal: bool) -> None:
-        result = host.poller.poll(want_journal=journal)
+    def _poll_in_thread(self, host: Host, journal: bool, history: bool) -> None:
+        result = host.poller.poll(want_journal=journal, want_history=history)
         self.post_message(PollDone(host, result))
 
     def on_poll_done(self, message: PollDone) -> None:
         host, result = message.host, message.result
         delay = host.finish_poll(result)
         self._redraw(host)
-        if result.journal is not None:
-            for screen in self.screen_stack:
-                if isinstance(screen, JournalScreen) and screen.index == host.index:
-                    screen.show(result.journal)
+        for screen in self.screen_stack:  # the host's windows, if open
+            if not isinstance(screen, JournalScreen | HistoryScreen) or screen.index != host.index:
+                continue
+            if isinstance(screen, JournalScreen) and result.journal is not None:
+                screen.show(result.journal)
+            elif isinstance(screen, HistoryScreen) and result.history is not None:
+                screen.show(host.view)
         if delay == 0:
             self.poll_now(host)
         else:
@@ -204,9 +208,10 @@ class MonitorApp(App[int]):
             panel.next_sort()
 
     def action_refresh(self) -> None:
-        """Poll the host on screen now; from the fleet view, every host."""
+        """Poll the host on screen now, its history included; from the fleet view, every host."""
         panel = self._panel()
         for host in self.hosts if panel is None else [self.hosts[panel.index]]:
+            host.want_history = True
             self.poll_now(host)
 
     def action_journal(self) -> None:
@@ -216,6 +221,18 @@ class MonitorApp(App[int]):
         host.want_journal = True
         self.push_screen(JournalScreen(host.index, host.name))
         self.poll_now(host)
+
+    def action_history(self) -> None:
+        """The audit history of the host on screen (or under the fleet's cursor), read anew."""
+        host = self._current_host()
+        if host is None:
+            return
+        screen = HistoryScreen(host.index, host.name)
+        screen.show(host.view)  # what is known now; the poll below brings the latest
+        self.push_screen(screen)
+        if host.view.history_enabled:
+            host.want_history = True
+            self.poll_now(host)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

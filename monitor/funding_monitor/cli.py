@@ -5,6 +5,10 @@ funding-monitor --host a --host b                  # fleet view; Enter opens a h
 funding-monitor --state-file ./.funding_state.json # a local file
 funding-monitor --host volspike-do --once [--json] # exit 0 healthy, 1 degraded, 2 unreachable
 
+Over SSH the audit history (/var/lib/<service>/audit.jsonl, the Ansible role's default) is read
+too: its last 24 h are on the screen (`h` for details) and in ``--once``; ``--history PATH``
+names another file (or one for a local state file), ``--no-history`` reads none.
+
 The live screen exits with the last verdict's code, or 70 (EX_SOFTWARE) if it crashed.
 """
 
@@ -24,7 +28,8 @@ from binance_funding_ws.argtypes import positive
 from binance_funding_ws.health import EXIT_HEALTHY, Summary, render_text
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.status import add_max_age
-from funding_monitor.model import HostView, host_summary
+from funding_monitor.audit import HistoryOutcome, once_lines
+from funding_monitor.model import host_summary
 from funding_monitor.poller import Poller
 from funding_monitor.safe import scrubbed, strip_control
 from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Source, Timeouts
@@ -69,10 +74,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=positive, default=10.0, help="SSH connect/read timeout [%(default)s]"
     )
+    history = parser.add_mutually_exclusive_group()
+    history.add_argument(
+        "--history",
+        help="the audit's history file (on the host with --host) "
+        "[/var/lib/<service>/audit.jsonl with --host; none for a local --state-file]",
+    )
+    history.add_argument("--no-history", action="store_true", help="do not read the audit history")
     parser.add_argument("--once", action="store_true", help="print a summary and exit")
     parser.add_argument("--json", action="store_true", help="with --once: JSON output")
     parser.add_argument("--log-file", type=Path, help="write a debug log here")
     return parser
+
+
+def history_path(args: argparse.Namespace) -> str | None:
+    """The audit history to read, or ``None``: given, else the role's default on a host."""
+    if args.no_history:
+        return None
+    if args.history is not None:
+        return str(args.history)
+    if not args.host:
+        return None  # a local state file: its audit, if any, could be anywhere
+    # The role's funding_audit_history: /var/lib/{{ funding_service_name }}/audit.jsonl
+    return f"/var/lib/{args.service.removesuffix('.service')}/audit.jsonl"
+
+
+def make_pollers(args: argparse.Namespace) -> list[Poller]:
+    history = history_path(args)
+    return [Poller(source, args.interval, history=history) for source in make_sources(args)]
 
 
 def make_sources(args: argparse.Namespace) -> list[Source]:
@@ -87,20 +116,35 @@ def make_sources(args: argparse.Namespace) -> list[Source]:
 
 
 def run_once(pollers: list[Poller], args: argparse.Namespace) -> int:
-    """Poll each host once and print the shared summary: one, or a list for a fleet."""
-    summaries: list[Summary] = []
+    """Poll each host once and print the shared summary (and its history's last 24 h): one,
+    or a list for a fleet."""
+    results: list[tuple[Summary, HistoryOutcome | None]] = []
     for poller in pollers:
-        view = HostView(poller.source.name)
-        view.apply(poller.poll())
+        view = poller.new_view()
+        view.apply(poller.poll(want_history=True))
         poller.close()
-        summaries.append(host_summary(view, time.time(), args.max_age))
+        results.append((host_summary(view, time.time(), args.max_age), view.history))
     if args.json:
-        shown = summaries[0] if len(summaries) == 1 else summaries
+        objects = [once_object(summary, history) for summary, history in results]
+        shown = objects[0] if len(objects) == 1 else objects
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(shown)).decode() + "\n")
     else:
         # The text goes to a terminal: what the file or host said is shown without control.
-        sys.stdout.write("".join(render_text(scrubbed(s), title=PROG) for s in summaries))
-    return max(summary.exit_code for summary in summaries)
+        sys.stdout.write(
+            "".join(
+                render_text(scrubbed(summary), title=PROG)
+                + "".join(line + "\n" for line in once_lines(history))
+                for summary, history in results
+            )
+        )
+    return max(summary.exit_code for summary, _ in results)
+
+
+def once_object(summary: Summary, history: HistoryOutcome | None) -> dict[str, object]:
+    """The shared summary's keys, exactly, and one more: ``history``, the audit report of the
+    last 24 h (``report --json``'s object), or ``null`` when there is none."""
+    report = None if history is None else history.report
+    return {**msgspec.to_builtins(summary), "history": msgspec.to_builtins(report)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
             return EXIT_USAGE
         logging.basicConfig(handlers=[handler], level=logging.DEBUG, format=LOG_FORMAT)
-    pollers = [Poller(source, args.interval) for source in make_sources(args)]
+    pollers = make_pollers(args)
     if args.once:
         return run_once(pollers, args)
     from funding_monitor.app import MonitorApp

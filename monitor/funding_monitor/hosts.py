@@ -2,7 +2,7 @@
 
 The app's only per-host bookkeeping lives here, so the invariants are in one place: at most
 one poll of a host is in flight; a request that arrives meanwhile (a key press, the journal
-window) runs right after it; otherwise the next poll waits for the poller's delay.
+or history window) runs right after it; otherwise the next poll waits for the poller's delay.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ class Host:
     in_flight: bool = False  # a worker thread is polling the host
     poll_again: bool = False  # asked for while in flight: poll again as soon as it is done
     want_journal: bool = False  # the next poll also reads the service journal
+    want_history: bool = False  # the next poll also reads the audit history, due or not
     timer: Timer | None = None  # the scheduled next poll
 
     def __post_init__(self) -> None:
-        self.view = HostView(self.poller.source.name)
+        self.view = self.poller.new_view()
 
     @property
     def name(self) -> str:
@@ -41,16 +42,18 @@ class Host:
         self.in_flight = True
         return True
 
-    def take_journal_request(self) -> bool:
-        """Whether the poll being started should read the journal (asked for once, served once)."""
-        wanted, self.want_journal = self.want_journal, False
+    def take_requests(self) -> tuple[bool, bool]:
+        """Whether the poll being started should read the journal and the history (each asked
+        for once, served once)."""
+        wanted = self.want_journal, self.want_history
+        self.want_journal = self.want_history = False
         return wanted
 
     def finish_poll(self, result: PollResult) -> float:
         """Fold ``result`` in; seconds until the next poll (0: someone is waiting for it)."""
         self.view.apply(result)
         self.in_flight = False
-        if self.poll_again or self.want_journal:
+        if self.poll_again or self.want_journal or self.want_history:
             self.poll_again = False
             return 0.0
         return self.poller.next_delay(result)

@@ -18,6 +18,7 @@ import msgspec
 from binance_funding_ws.health import EXIT_UNREADABLE, Summary, summarize, unreadable
 from binance_funding_ws.state import StateDocument
 from binance_funding_ws.text import format_age
+from funding_monitor.audit import HistoryOutcome
 
 ErrorKind = Literal["unreachable", "host-key", "auth", "missing", "unreadable", "corrupt"]
 # The host could not be asked at all: the verdict is UNREACHABLE rather than UNREADABLE.
@@ -85,6 +86,8 @@ class HostView:
     service: ServiceState | None = None
     polls: int = 0
     journal: list[str] = field(default_factory=list)
+    history_enabled: bool = False  # the audit history is read (--history, or a host's default)
+    history: HistoryOutcome | None = None  # its last read; kept while the host is unreachable
 
     def apply(self, result: PollResult) -> None:
         """Fold one poll's result in."""
@@ -102,6 +105,8 @@ class HostView:
             self.service = result.service
         if result.journal is not None:
             self.journal = result.journal
+        if result.history is not None:
+            self.history = result.history
 
     @property
     def showing_old_data(self) -> bool:
@@ -119,6 +124,7 @@ class PollResult:
     error_kind: ErrorKind | None = None
     service: ServiceState | None = None
     journal: list[str] | None = None
+    history: HistoryOutcome | None = None  # None: not read this poll
 
 
 def host_summary(view: HostView, now: float, max_age: float) -> Summary:

@@ -1,4 +1,5 @@
-"""One host on screen: banner, header, counts, stale entries and the funding table.
+"""One host on screen: banner, header, counts, the audit's last 24 h, stale entries and the
+funding table.
 
 A :class:`HostPanel` is given what it shows (:meth:`HostPanel.show`) and the settings it needs
 at construction; it never reaches into the app. Its facts come from the shared
@@ -10,7 +11,9 @@ parsed as markup) after :func:`~funding_monitor.safe.strip_control`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import groupby
 
 from rich.text import Text
 from textual import on
@@ -19,7 +22,18 @@ from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Input, Static
 
 from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary
+from binance_funding_ws.reporting import NOT_SAFE, NOT_YET, SAFE
 from binance_funding_ws.text import format_age
+from funding_monitor.audit import (
+    HistoryOutcome,
+    availability_levels,
+    bar_rows,
+    columns,
+    compare_text,
+    headline,
+    silence,
+    tone,
+)
 from funding_monitor.lazy_rows import Cells, LazyRows
 from funding_monitor.model import (
     SORT_KEYS,
@@ -45,6 +59,9 @@ STATE_STYLES = {
 FUNDING_COLUMNS = ("symbol", "funding", "mark", "next", "age")
 FUNDING_LABELS = ("symbol", "funding", "mark price", "next funding in", "age")
 WIDE_COLUMNS = 120  # from this width the stale table moves beside the funding table
+AUDIT_STYLES = {SAFE: "bold green", NOT_YET: "bold yellow", NOT_SAFE: "bold red"}
+TONE_STYLES = {"good": "green", "partial": "yellow", "down": "bold red", "none": "dim"}
+CHART_LEFT, CHART_RIGHT = "24 h ago ", " now"
 
 
 def verdict_text(summary: Summary) -> Text:
@@ -53,6 +70,21 @@ def verdict_text(summary: Summary) -> Text:
 
 def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, "white"))
+
+
+def audit_verdict_text(verdict: str) -> Text:
+    return Text(verdict, style=AUDIT_STYLES.get(verdict, UNHEALTHY_STYLE))
+
+
+def chart_text(rows: Sequence[str], tones: Sequence[str]) -> Text:
+    """Chart rows (:func:`~funding_monitor.audit.bar_rows`), each column in its tone's colour."""
+    text = Text()
+    for number, row in enumerate(rows):
+        if number:
+            text.append("\n")
+        for shade, cells in groupby(zip(row, tones, strict=True), key=lambda cell: cell[1]):
+            text.append("".join(char for char, _ in cells), style=TONE_STYLES[shade])
+    return text
 
 
 def clock_text(epoch_s: float | None) -> str:
@@ -81,12 +113,14 @@ class HostPanel(Vertical):
         self._ready = False  # mounted: the widgets to draw into exist
         self._shown_document: object = None
         self._shown_query: tuple[str, str, bool] | None = None
+        self._shown_audit: Text | None = None
         self._funding: LazyRows | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="banner")
         yield Static(id="header")
         yield Static(id="counts")
+        yield Static(id="audit")
         with Container(id="tables"):
             yield DataTable(id="stale", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="funding", cursor_type="row", zebra_stripes=True)
@@ -125,6 +159,13 @@ class HostPanel(Vertical):
         banner.set_class(bool(alarm), "shown")
         self.query_one("#header", Static).update(self._header_text(view, summary))
         self.query_one("#counts", Static).update(self._counts_text(summary))
+        audit = self.query_one("#audit", Static)
+        audit.set_class(view.history_enabled, "shown")
+        if view.history_enabled:
+            text = self._audit_text(view.history)
+            if text != self._shown_audit:  # it changes once a read, not once a second
+                self._shown_audit = text
+                audit.update(text)
         query = (self.filter_text, self.sort_key, self.sort_reverse)
         if view.document is not self._shown_document or query != self._shown_query:
             self._shown_document, self._shown_query = view.document, query
@@ -183,6 +224,31 @@ class HostPanel(Vertical):
             f"no ticker {len(summary.no_ticker)}{f' ({no_ticker})' if no_ticker else ''} · "
             f"no funding {len(summary.no_funding)} · stale {len(summary.stale_funding)}"
         )
+
+    def _audit_text(self, outcome: HistoryOutcome | None) -> Text:
+        """The last 24 h of the audit: verdict, availability, outages, last compare, chart."""
+        if outcome is None:
+            return Text("last 24 h: reading the audit history…", style="dim")
+        problem = outcome.problem()
+        if problem is not None or outcome.report is None:
+            style = "dim" if outcome.missing else "yellow"  # no history is no fault
+            return Text(f"last 24 h: {problem or 'not read yet'}", style=style)
+        report = outcome.report
+        text = Text.assemble("last 24 h  ", audit_verdict_text(report.verdict))
+        text.append(f" · {headline(report)}")
+        quiet = silence(outcome)
+        if quiet is not None:
+            text.append(f" · no sample for {format_age(quiet)}", style="yellow")
+        last = outcome.last_compare
+        differs = last is not None and bool(last.round.mismatched or last.round.missing)
+        text.append(f"\nlast compare: {compare_text(last)}", style="red" if differs else "")
+        width = (self.size.width or self.app.size.width) - 2 - len(CHART_LEFT + CHART_RIGHT)
+        shown = columns(outcome.buckets, width)
+        tones = [tone(bucket, "availability", report.max_age_s) for bucket in shown]
+        text.append(f"\n{CHART_LEFT}", style="dim")
+        text.append_text(chart_text(bar_rows(availability_levels(shown), 1), tones))
+        text.append(CHART_RIGHT, style="dim")
+        return text
 
     def _draw_tables(self, view: HostView, summary: Summary) -> None:
         assert self._funding is not None  # set on mount, before any draw

@@ -10,11 +10,16 @@ key refuses the connection and says how to trust it; nothing is ever added silen
 command is built from user input: the state file is read over SFTP, and the only commands run
 are fixed ``systemctl show`` / ``journalctl`` lines for a unit name checked against a strict
 pattern.
+
+Both sources also read the audit history (:mod:`funding_monitor.historytail` decides what):
+:meth:`file_version` says whether a file changed, :meth:`read_range` reads part of it, and
+only a regular file is ever read.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import getpass
 import hashlib
@@ -23,6 +28,7 @@ import re
 import shlex
 import socket
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -45,7 +51,27 @@ class SourceError(Exception):
         self.kind: ErrorKind = kind
 
 
-class Source(Protocol):
+@dataclass(frozen=True)
+class FileVersion:
+    """What tells one state of a file from the next, without reading it."""
+
+    size: int
+    key: tuple[int, ...]  # locally (inode, size, mtime ns); over SFTP (size, mtime s)
+
+
+class FileAccess(Protocol):
+    """Parts of a file on the host, as the audit history is read."""
+
+    def file_version(self, path: str) -> FileVersion | None:
+        """The file's version; ``None`` when there is no such file. Raises
+        :class:`SourceError` for anything but a regular file, or a file that cannot be read."""
+
+    def read_range(self, path: str, offset: int, length: int) -> tuple[FileVersion, bytes]:
+        """At most ``length`` bytes from ``offset``, and the version of the file they are from
+        (it may have changed since :meth:`file_version`). Raises :class:`SourceError`."""
+
+
+class Source(FileAccess, Protocol):
     name: str
 
     def read_state(self) -> StateDocument | None:
@@ -54,6 +80,9 @@ class Source(Protocol):
     def service_state(self) -> ServiceState | None: ...
 
     def journal(self, lines: int) -> list[str]: ...
+
+    def where(self, path: str) -> str:
+        """How messages and reports name ``path`` on this source (``host:path`` over SSH)."""
 
     def close(self) -> None: ...
 
@@ -65,6 +94,15 @@ def _check_size(size: int, where: str) -> None:
             f"{where}: {size} bytes, more than a state file can be "
             f"({MAX_STATE_BYTES // (1024 * 1024)} MiB)",
         )
+
+
+def _require_regular(mode: int | None, where: str) -> None:
+    """Refuse a FIFO (a read would wait for ever), a device (``/dev/zero`` never ends) and
+    whatever else is not a plain file."""
+    if mode is not None and stat.S_ISLNK(mode):
+        raise SourceError("unreadable", f"{where}: a symbolic link; not following it")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise SourceError("unreadable", f"{where}: not a regular file")
 
 
 def _decode(data: bytes, where: str) -> StateDocument:
@@ -119,8 +157,59 @@ class LocalSource:
     def journal(self, lines: int) -> list[str]:
         return ["(a local state file: no service journal)"]
 
+    def where(self, path: str) -> str:
+        return path
+
+    def file_version(self, path: str) -> FileVersion | None:
+        try:
+            info = os.lstat(path)  # a link is refused, not followed
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SourceError("unreadable", f"{path}: {exc.strerror or exc}") from None
+        _require_regular(info.st_mode, path)
+        return _local_version(info)
+
+    def read_range(self, path: str, offset: int, length: int) -> tuple[FileVersion, bytes]:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            raise SourceError("missing", f"{path}: no such file") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SourceError(
+                    "unreadable", f"{path}: a symbolic link; not following it"
+                ) from None
+            raise SourceError("unreadable", f"{path}: {exc.strerror or exc}") from None
+        try:
+            info = os.fstat(fd)
+            _require_regular(info.st_mode, path)
+            data = _pread(fd, offset, min(length, info.st_size - offset))
+        except OSError as exc:
+            raise SourceError("unreadable", f"{path}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        return _local_version(info), data
+
     def close(self) -> None:
         pass
+
+
+def _local_version(info: os.stat_result) -> FileVersion:
+    return FileVersion(info.st_size, (info.st_ino, info.st_size, info.st_mtime_ns))
+
+
+def _pread(fd: int, offset: int, length: int) -> bytes:
+    """``length`` bytes from ``offset``, fewer only at the end of the file."""
+    chunks: list[bytes] = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1024 * 1024), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset, length = offset + len(chunk), length - len(chunk)
+    return b"".join(chunks)
 
 
 # -- SSH ------------------------------------------------------------------------------------
@@ -287,6 +376,11 @@ def _load_host_keys(client: paramiko.SSHClient, target: Target) -> None:
                 continue
 
 
+def _remote_version(attributes: paramiko.SFTPAttributes) -> FileVersion:
+    size = attributes.st_size or 0
+    return FileVersion(size, (size, int(attributes.st_mtime or 0)))
+
+
 def _close_quietly(client: paramiko.SSHClient | None) -> None:
     if client is not None:
         client.close()
@@ -342,19 +436,60 @@ class RemoteSource:
 
     def read_state(self) -> StateDocument | None:
         _, sftp = self._connected()
-        where = f"{self.name}:{self.state_file}"
+        where = self.where(self.state_file)
         try:
-            attributes = sftp.stat(self.state_file)
-            key = (attributes.st_size or 0, attributes.st_mtime or 0)
-            if key == self._seen:
-                return None  # unchanged: nothing transferred
-            if attributes.st_mode is not None and not stat.S_ISREG(attributes.st_mode):
-                raise SourceError("unreadable", f"{where}: not a regular file")
-            _check_size(attributes.st_size or 0, where)
-            with sftp.open(self.state_file, "rb") as handle:
-                # What was read belongs to the opened file, even if it was replaced meanwhile.
-                opened = handle.stat()
-                data = handle.read(MAX_STATE_BYTES + 1)
+            with self._sftp_errors(where):
+                attributes = sftp.stat(self.state_file)
+                key = (attributes.st_size or 0, attributes.st_mtime or 0)
+                if key == self._seen:
+                    return None  # unchanged: nothing transferred
+                _require_regular(attributes.st_mode, where)
+                _check_size(attributes.st_size or 0, where)
+                with sftp.open(self.state_file, "rb") as handle:
+                    # What was read belongs to the opened file, even if it was replaced since.
+                    opened = handle.stat()
+                    data = handle.read(MAX_STATE_BYTES + 1)
+        except SourceError:
+            self._seen = None  # read it again next time, whatever it was
+            raise
+        _check_size(len(data), where)
+        document = _decode(data, where)
+        self._seen = (opened.st_size or 0, opened.st_mtime or 0)
+        return document
+
+    def where(self, path: str) -> str:
+        return f"{self.name}:{path}"
+
+    def file_version(self, path: str) -> FileVersion | None:
+        _, sftp = self._connected()
+        where = self.where(path)
+        try:
+            with self._sftp_errors(where):
+                attributes = sftp.stat(path)
+        except SourceError as exc:
+            if exc.kind == "missing":
+                return None
+            raise
+        _require_regular(attributes.st_mode, where)
+        return _remote_version(attributes)
+
+    def read_range(self, path: str, offset: int, length: int) -> tuple[FileVersion, bytes]:
+        _, sftp = self._connected()
+        where = self.where(path)
+        with self._sftp_errors(where), sftp.open(path, "rb") as handle:
+            opened = handle.stat()
+            _require_regular(opened.st_mode, where)
+            version = _remote_version(opened)
+            wanted = min(length, version.size - offset)
+            # readv pipelines the requests: one round trip per 32 KiB would take seconds.
+            data = b"".join(handle.readv([(offset, wanted)])) if wanted > 0 else b""
+        return version, data
+
+    @contextlib.contextmanager
+    def _sftp_errors(self, where: str) -> Iterator[None]:
+        """Turn what an SFTP call raises into a :class:`SourceError`."""
+        try:
+            yield
         except OSError as exc:
             raise self._file_error(exc, where) from None
         except (paramiko.SSHException, EOFError) as exc:
@@ -362,14 +497,9 @@ class RemoteSource:
             raise SourceError(
                 "unreachable", f"{self.name}: connection lost ({_reason(exc)})"
             ) from None
-        _check_size(len(data), where)
-        document = _decode(data, where)
-        self._seen = (opened.st_size or 0, opened.st_mtime or 0)
-        return document
 
     def _file_error(self, exc: OSError, where: str) -> SourceError:
         """What a failed SFTP call means; a connection that may be broken is dropped."""
-        self._seen = None
         if exc.errno == errno.ENOENT or isinstance(exc, FileNotFoundError):
             return SourceError("missing", f"{where}: no such file")
         if exc.errno == errno.EACCES or isinstance(exc, PermissionError):
