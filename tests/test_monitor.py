@@ -598,11 +598,11 @@ def test_history_outcome_safe_empty_missing_and_not_a_history():
     safe = outcome(audit_samples(outage=False, mismatch=False, gap=False)).report
     assert safe is not None and safe.verdict == "SAFE" and safe.availability_pct == 100.0
     assert headline(safe) == "100.000 % available · no outage"
-    # A day sampled every minute spans 23h 59m first to last: that is a full window, but half
+    # A day sampled every minute is a day observed (each sample vouches for its minute); half
     # a day is not.
-    assert safe.observed_s == 86_340.0 and safe.min_period_s == 86_400.0
+    assert safe.observed_s == 86_400.0 and safe.min_period_s == 86_400.0
     short = outcome(audit_samples(count=720, outage=False, mismatch=False, gap=False)).report
-    assert short.verdict == "NOT_YET" and short.reasons == ["observed 11h 59m of the 24 h required"]
+    assert short.verdict == "NOT_YET" and short.reasons == ["observed 12h 00m of the 24 h required"]
     empty = outcome([], seen=0)
     assert empty.report is not None and empty.report.verdict == "NOT_YET"
     assert once_lines(empty) == [

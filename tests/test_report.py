@@ -259,8 +259,17 @@ def test_sampling_gaps_are_reported_and_not_counted_as_observed():
     samples = [good(s) for s in range(5)] + [good(s) for s in range(65, 70)]
     report = report_of(samples, min_period_s=30)
     (gap,) = report.gaps
-    assert gap.duration_s == 61.0 and report.window_s == 69.0 and report.observed_s == 8.0
-    assert report.verdict == NOT_YET and "observed 8.0 s of the 30 s required" in report.reasons[0]
+    # Each sample vouches for its interval (1 s here): 69 s + 1 s, less the 61 s gap.
+    assert gap.duration_s == 61.0 and report.window_s == 69.0 and report.observed_s == 9.0
+    assert report.verdict == NOT_YET and "observed 9.0 s of the 30 s required" in report.reasons[0]
+
+
+def test_a_window_sampled_end_to_end_is_observed_in_full():
+    """--since 24h --min-period 24h must be reachable: 30 samples a second apart in a 30 s
+    window are 30 s observed, not 29 s (first to last)."""
+    report = report_of([good(s) for s in range(30)], min_period_s=30)
+    assert report.window_s == 29.0 and report.observed_s == 30.0
+    assert not any("observed" in reason for reason in report.reasons)
 
 
 def test_data_age_percentiles():

@@ -113,7 +113,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
     start: int | None  # first and last sample in the window (epoch ms)
     end: int | None
     window_s: float
-    observed_s: float  # window_s less the gaps
+    observed_s: float  # window_s plus the last sample's interval, less the gaps
     samples: int
     skipped_lines: int
     last_sample_age_s: float | None
@@ -209,6 +209,19 @@ def _write_errors_grew(before: Sample | None, after: Sample | None) -> bool:
         return False
     same = identity(before) == identity(after)
     return same and after.counters.write_errors > before.counters.write_errors
+
+
+def observed(
+    window: Sequence[Sample], window_s: float, gaps: Sequence[Gap], since_s: float
+) -> float:
+    """The time the audit watched: each sample vouches for the interval it opens, so a day
+    sampled every minute is a day observed (first to last sample alone is a minute short,
+    and ``--since 24h --min-period 24h`` could never be met); less the gaps, at most
+    ``since_s``."""
+    if not window:
+        return 0.0
+    covered = window_s + window[-1].interval_s - _total(gaps)
+    return max(0.0, min(since_s, covered))
 
 
 def find_gaps(samples: Sequence[Sample]) -> list[Gap]:
@@ -324,7 +337,7 @@ def build_report(
         start=start,
         end=end,
         window_s=window_s,
-        observed_s=max(0.0, window_s - _total(gaps)),
+        observed_s=observed(window, window_s, gaps, since_s),
         samples=len(window),
         skipped_lines=skipped_lines,
         last_sample_age_s=(now - end) / 1000 if end is not None else None,
@@ -369,7 +382,7 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
     not_yet = []
     if not report.samples:
         not_yet.append("no sample in the window (is the audit running?)")
-    elif report.observed_s < report.min_period_s:
+    elif report.observed_s + GAP_SLACK_S < report.min_period_s:
         not_yet.append(
             f"observed {format_age(report.observed_s)} of the "
             f"{format_span(report.min_period_s)} required"

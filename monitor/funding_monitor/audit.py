@@ -21,19 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import msgspec
-
 from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
 from binance_funding_ws.history import CompareRound, Sample
 from binance_funding_ws.reporting import (
-    EXIT_SAFE,
     GAP_SLACK_S,
-    NOT_YET,
     SAFE,
     AuditReport,
     available,
     build_report,
-    judge,
 )
 from binance_funding_ws.text import format_age, name_list, one_line
 from binance_funding_ws.tools.report import ReportOptions
@@ -109,8 +104,6 @@ def outcome_of(
         slo_pct=REPORT_DEFAULTS.slo,
         skipped_lines=skipped,
     )
-    if samples:
-        _count_a_full_window(report, samples[-1].interval_s)
     start = now_ms - int(WINDOW_S * 1000)
     return HistoryOutcome(
         where,
@@ -119,23 +112,6 @@ def outcome_of(
         buckets=bucket_samples(samples, start, now_ms, CHART_BUCKETS, max_age),
         interval_s=samples[-1].interval_s if samples else None,
     )
-
-
-def _count_a_full_window(report: AuditReport, interval_s: float) -> None:
-    """SAFE when only the time observed kept it back, and that by less than one sample.
-
-    The report measures the time observed from the first sample to the last: in a 24 h
-    window sampled every minute that is at most 23h 59m, so with ``report``'s own defaults
-    (``--since 24h --min-period 24h``) it could never say SAFE. A window the audit covered
-    from end to end is full; the figures are left as they are.
-    """
-    if report.verdict != NOT_YET:
-        return
-    lenient = msgspec.structs.replace(
-        report, min_period_s=report.min_period_s - interval_s - GAP_SLACK_S
-    )
-    if judge(lenient)[0] == SAFE:
-        report.verdict, report.reasons, report.exit_code = SAFE, [], EXIT_SAFE
 
 
 def last_compare(samples: Sequence[Sample], start: int, end: int) -> LastCompare | None:
