@@ -32,6 +32,7 @@ accumulates (symbols, dates ahead of the clock, stream names) live with what acc
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Annotated, Any, Generic, Protocol, TypeVar, cast
@@ -245,7 +246,7 @@ class FrameDecoder:
         """
         if len(data) <= PRECHECK_BYTES:
             return None
-        commas = data.count(b"," if isinstance(data, bytes) else ",")
+        commas = data.count(b",") if isinstance(data, bytes) else data.count(",")
         if commas < self.max_rows * MAX_FIELDS_PER_ROW:
             return None
         return DecodedFrame(
@@ -356,7 +357,7 @@ def _fill(
 _event_time = attrgetter("E")
 
 
-def _newest(rows: list[Keyed]) -> int:
+def _newest(rows: Sequence[Keyed]) -> int:
     return max(map(_event_time, rows), default=0)
 
 

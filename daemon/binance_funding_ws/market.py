@@ -167,12 +167,13 @@ class MarketBook:
         refusals = []
         if arrival.late:
             first, count = arrival.late[0], len(arrival.late)
+            allowance = (arrival.not_after - arrival.received_at) / 1000
             ahead = format_age((first.E - arrival.received_at) / 1000)
             refusals.append(
                 Rejected(
                     "future",
                     count,
-                    f"{count} row(s) dated more than {self.max_ahead_ms / 1000:g} s ahead of the "
+                    f"{count} row(s) dated more than {allowance:g} s ahead of the "
                     f"local clock skipped; first: {first.s!r} at E={first.E}, {ahead} ahead",
                 )
             )

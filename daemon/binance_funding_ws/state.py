@@ -87,7 +87,13 @@ class ConnectionStatus(msgspec.Struct, kw_only=True):
     ]
     reconnects: int
     messages: Annotated[int, msgspec.Meta(description="frames received, all kinds")]
-    errors: Annotated[int, msgspec.Meta(description="bad frames and rows skipped")]
+    errors: Annotated[
+        int,
+        msgspec.Meta(
+            description="bad frames and rows skipped, and input refused by a limit "
+            "(rows dated over 60 s ahead, symbols over --max-symbols, unlisted streams)"
+        ),
+    ]
     last_error: str | None
     last_error_at: EpochMs | None = None
     url: str = ""
@@ -99,7 +105,10 @@ class ConnectionStatus(msgspec.Struct, kw_only=True):
     write_errors: int = 0
     last_write_error: str | None = None
     hint: str | None = None
-    streams: dict[str, StreamStatus] = msgspec.field(default_factory=dict)
+    streams: Annotated[
+        dict[str, StreamStatus],
+        msgspec.Meta(description="per-stream traffic; at most 16 stream names are listed"),
+    ] = msgspec.field(default_factory=dict)
     restored_at: Annotated[
         EpochMs | None,
         msgspec.Meta(
