@@ -46,13 +46,13 @@ def test_docs_mark_price_frame_decodes_with_strings_unchanged(decoder):
     assert frame.errors == [] and frame.market
     (row,) = frame.mark
     assert row == MarkPriceRow(
-        E=1562305380000,
-        s="BTCUSDT",
-        p="11794.15000000",
-        i="11784.62659091",
-        P="11784.25641265",
-        r="0.00038167",
-        T=1562306400000,
+        event_time=1562305380000,
+        symbol="BTCUSDT",
+        mark_price="11794.15000000",
+        index_price="11784.62659091",
+        estimated_settle_price="11784.25641265",
+        funding_rate="0.00038167",
+        next_funding_time=1562306400000,
     )
 
 
@@ -60,7 +60,15 @@ def test_docs_ticker_frame_decodes(decoder):
     frame = decoder.decode(combined("!ticker@arr", [DOCS_TICKER]))
     (row,) = frame.tickers
     assert isinstance(row, TickerRow)
-    assert (row.c, row.P, row.v, row.q, row.h, row.l, row.n) == (
+    assert (
+        row.last_price,
+        row.price_change_percent,
+        row.volume,
+        row.quote_volume,
+        row.high_price,
+        row.low_price,
+        row.trade_count,
+    ) == (
         "0.0025",
         "250.00",
         "10000",
@@ -79,7 +87,7 @@ def test_raw_stream_array_takes_the_stream_name_given(decoder):
 def test_coin_m_and_new_fields_are_kept(decoder):
     row = mark("BTCUSD_PERP", st=2, ps="BTCUSD", ap="11790.00000000")
     (decoded,) = decoder.decode(combined("!markPrice@arr@1s", [row])).mark
-    assert (decoded.s, decoded.st, decoded.ps, decoded.ap) == (
+    assert (decoded.symbol, decoded.contract_type, decoded.pair, decoded.mark_price_avg) == (
         "BTCUSD_PERP",
         2,
         "BTCUSD",
@@ -110,7 +118,7 @@ def test_unknown_extra_fields_are_ignored(decoder):
 def test_a_bad_row_is_skipped_and_its_neighbours_kept(decoder, bad_row):
     rows = [mark("AAAUSDT"), bad_row, mark("BBBUSDT")]
     frame = decoder.decode(combined("!markPrice@arr@1s", rows))
-    assert [row.s for row in frame.mark] == ["AAAUSDT", "BBBUSDT"]
+    assert [row.symbol for row in frame.mark] == ["AAAUSDT", "BBBUSDT"]
     assert len(frame.errors) == 1
     assert "row 1" in frame.errors[0] and "\n" not in frame.errors[0]
 
@@ -377,7 +385,7 @@ def test_scan_falls_back_to_the_careful_decode_for_a_bad_event_time():
         combined("!markPrice@arr@1s", [mark("AUSDT", 5), mark("BUSDT", "soon")])
     )
     assert isinstance(frame, DecodedFrame), "decoded in full on arrival"
-    assert [r.s for r in frame.mark] == ["AUSDT"] and len(frame.errors) == 1
+    assert [r.symbol for r in frame.mark] == ["AUSDT"] and len(frame.errors) == 1
 
 
 # -- limits on hostile input (issue #12 rows 6-8) ------------------------------------------
@@ -439,7 +447,7 @@ def test_a_frame_nested_past_the_recursion_limit_is_one_bad_frame():
 def test_a_field_longer_than_64_characters_rejects_its_row(changes):
     rows = [mark("AUSDT", **changes), mark("BUSDT", p="1" * 64)]
     frame = FrameDecoder().decode(combined("!markPrice@arr@1s", rows))
-    assert [row.s for row in frame.mark] == ["BUSDT"]
+    assert [row.symbol for row in frame.mark] == ["BUSDT"]
     assert len(frame.errors) == 1 and "length <= 64" in frame.errors[0]
 
 

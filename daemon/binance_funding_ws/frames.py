@@ -53,51 +53,60 @@ Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]  # a decimal or a pair:
 EventTime = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True, gc=False):
-    """A ``markPriceUpdate`` row, field names as on the wire."""
+# Rows are decoded straight into the state file's field names: each field's wire name is its
+# ``name=``. The publish step then turns a frame's rows into entries with one C-level
+# ``msgspec.convert`` (see :mod:`binance_funding_ws.market`), no per-field Python.
+def _wire(name: str) -> Any:
+    return msgspec.field(name=name)
 
-    E: EventTime  # event time, ms
-    s: Symbol
-    p: Text  # mark price
-    i: Text  # index price
-    P: Text  # estimated settle price
-    r: Text  # funding rate
-    T: EventTime  # next funding time, ms; 0 = none scheduled
-    ap: Text | None = None  # mark price moving average (added 2026-03)
-    st: int | None = None  # 1 USDⓈ-M, 2 COIN-M
-    ps: Text | None = None  # pair
+
+class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True, gc=False):
+    """A ``markPriceUpdate`` row; attributes named as in :class:`~binance_funding_ws.state.
+    FundingEntry`, decoded from the exchange's one-letter names."""
+
+    event_time: EventTime = _wire("E")  # ms
+    symbol: Symbol = _wire("s")
+    mark_price: Text = _wire("p")
+    index_price: Text = _wire("i")
+    estimated_settle_price: Text = _wire("P")
+    funding_rate: Text = _wire("r")
+    next_funding_time: EventTime = _wire("T")  # ms; 0 = none scheduled
+    mark_price_avg: Text | None = msgspec.field(default=None, name="ap")  # added 2026-03
+    contract_type: int | None = msgspec.field(default=None, name="st")  # 1 USDⓈ-M, 2 COIN-M
+    pair: Text | None = msgspec.field(default=None, name="ps")
 
 
 class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc=False):
-    """A ``24hrTicker`` row. Fields the state file does not keep are optional."""
+    """A ``24hrTicker`` row, attributes named as in :class:`~binance_funding_ws.state.
+    TickerEntry`. Fields the state file does not keep are optional."""
 
-    E: EventTime
-    s: Symbol
-    c: Text  # last price
-    o: Text  # open
-    h: Text  # high
-    l: Text  # low  # noqa: E741 - the exchange's name
-    v: Text  # base volume
-    q: Text  # quote volume
-    P: Text  # price change percent
-    p: Text | None = None  # price change
-    w: Text | None = None  # weighted average price
-    n: int | None = None  # trade count
-    st: int | None = None
-    ps: Text | None = None
+    event_time: EventTime = _wire("E")
+    symbol: Symbol = _wire("s")
+    last_price: Text = _wire("c")
+    open_price: Text = _wire("o")
+    high_price: Text = _wire("h")
+    low_price: Text = _wire("l")
+    volume: Text = _wire("v")  # base volume
+    quote_volume: Text = _wire("q")
+    price_change_percent: Text = _wire("P")
+    price_change: Text | None = msgspec.field(default=None, name="p")
+    weighted_avg_price: Text | None = msgspec.field(default=None, name="w")
+    trade_count: int | None = msgspec.field(default=None, name="n")
+    contract_type: int | None = msgspec.field(default=None, name="st")
+    pair: Text | None = msgspec.field(default=None, name="ps")
 
 
 class MiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
     """A ``24hrMiniTicker`` row: a ticker without change, percent or trade count."""
 
-    E: EventTime
-    s: Symbol
-    c: Text
-    o: Text
-    h: Text
-    l: Text  # noqa: E741
-    v: Text
-    q: Text
+    event_time: EventTime = _wire("E")
+    symbol: Symbol = _wire("s")
+    last_price: Text = _wire("c")
+    open_price: Text = _wire("o")
+    high_price: Text = _wire("h")
+    low_price: Text = _wire("l")
+    volume: Text = _wire("v")
+    quote_volume: Text = _wire("q")
 
 
 Row = MarkPriceRow | TickerRow | MiniTickerRow
@@ -109,18 +118,18 @@ AnyTickerRow = TickerRow | MiniTickerRow
 # At the live rate most rows are superseded before a write, so most are never fully decoded,
 # and the receive loop allocates three objects a row instead of a dozen (see docs/benchmarks.md).
 class SlimMarkRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True, gc=False):
-    E: EventTime
-    s: Symbol
+    event_time: EventTime = _wire("E")
+    symbol: Symbol = _wire("s")
 
 
 class SlimTickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc=False):
-    E: EventTime
-    s: Symbol
+    event_time: EventTime = _wire("E")
+    symbol: Symbol = _wire("s")
 
 
 class SlimMiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
-    E: EventTime
-    s: Symbol
+    event_time: EventTime = _wire("E")
+    symbol: Symbol = _wire("s")
 
 
 SlimRow = SlimMarkRow | SlimTickerRow | SlimMiniTickerRow
@@ -131,10 +140,10 @@ class Keyed(Protocol):
     """What the merge reads of a row, slim or full: its event time and its symbol."""
 
     @property
-    def E(self) -> int: ...  # the exchange's name
+    def event_time(self) -> int: ...
 
     @property
-    def s(self) -> str: ...
+    def symbol(self) -> str: ...
 
 
 StreamName = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
@@ -354,7 +363,7 @@ def _fill(
         frame.tickers = [cast(TickerT, row) for row in rows if not isinstance(row, mark_type)]
 
 
-_event_time = attrgetter("E")
+_event_time = attrgetter("event_time")
 
 
 def _newest(rows: Sequence[Keyed]) -> int:
