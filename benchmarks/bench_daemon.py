@@ -1,27 +1,53 @@
-"""Benchmark: the daemon against a decode-only floor, on the same frames, in one run.
+"""Benchmark: the daemon against a decode-only floor (and the seed's way), on the same frames.
 
-The bundled simulator replays the market at an accelerated rate (default: 700 symbols plus
-the 3 special ones, a tick every 50 ms = 20x the live rate, i.e. ~60 frames a second). Two
-clients subscribe to the same streams of the same simulator at the same time, so they get
-the same frames:
+Two modes, each one run of one simulator that all clients subscribe to at the same time, so
+they get the same frames:
 
-* the daemon (``python -m binance_funding_ws run``, a subprocess), doing everything it does
-  live, state file included;
-* the floor (a subprocess): ``recv(decode=False)`` + ``msgspec.json.decode`` of every frame,
-  nothing else.
+* replay (the default): the bundled simulator replays the market at an accelerated rate
+  (700 symbols plus the 3 special ones, a tick every 50 ms = 20x the live rate, i.e. ~60
+  frames a second, 200 ticker rows a tick), for 30 s;
+* live cadence (``--live``): a tick every second, as on Binance, for at least 60 s;
+  ``--symbols`` 900 by default (2,000 and 4,000 are just ``--symbols N``), ticker rows a
+  tick 70 % of the symbols (630 at 900) unless ``--ticker-changes`` says otherwise.
 
-Printed: CPU seconds per 1,000 frames for each and their ratio, peak RSS (VmHWM), and the
-delay from a frame's arrival to its value being visible in the state file. Targets: daemon
-CPU <= 1.5x the floor's, RSS <= 60 MB, visibility <= write interval + 100 ms.
+The clients, each a subprocess:
 
-How: after a warm-up the market is paused until both clients have handled every frame sent
-(and the daemon has written them), CPU (utime + stime from /proc/<pid>/stat, so the
-simulator's own CPU, in this process, is not counted) and frame counts are read, the market
-runs for the measured window, and is paused and read again. The window's edges thus fall
-between frames: both clients handled exactly the same frames, each frame's whole cost (the
-daemon's write of it included) is inside. Meanwhile this process watches the state file.
+* the daemon (``python -m binance_funding_ws run``), doing everything it does live, state
+  file included;
+* the floor: ``recv(decode=False)`` + ``msgspec.json.decode`` of every frame, nothing else
+  (``--floor-parser orjson`` for ``orjson.loads``, what issue #15 measured with);
+* the seed-style baseline (``seed_style.py`` beside this file; always in live mode,
+  ``--seed-style`` adds it to a replay): the earlier daemon's way, ``websocket-client``,
+  ``json.loads`` and the whole state through ``json.dump(indent=2)`` on every message.
+
+Printed: for each client CPU seconds per 1,000 frames, CPU seconds and % of one core (CPU
+seconds over the window's length: the share of a core the client needs at this rate; above
+100 % it cannot keep up), peak RSS (VmHWM); the ratios daemon / floor and seed-style /
+daemon; the delay from a frame's arrival to its value being visible in the daemon's state
+file. Targets: daemon CPU <= 1.5x the floor's and >= 40x below the seed style's, peak RSS
+<= 35 MB up to 1,000 symbols and <= 60 MB above (one rule for both modes: the replay's 700
+symbols fall under the 35 MB one), visibility <= write interval + 100 ms.
+
+How: after a warm-up the market is paused until every client has handled every frame sent
+(and the daemon has written them), CPU and frame counts are read, the market runs for the
+measured window, and is paused and read again. The window's edges thus fall between frames:
+all clients handled exactly the same frames, each frame's whole cost (the daemon's write of
+it, the seed style's too) is inside. CPU is each process's own (utime + stime, all threads,
+read from its CPU-time clock at ns resolution), so the simulator's, in this process, is not
+counted. Meanwhile this process watches the daemon's state file, and every half second notes
+how far the floor and the seed style are behind. A client that falls behind is waited for
+at the window's end, however long it takes while it makes progress, and said to have
+fallen behind: its figures stay exact. For that, with the seed style in the run the
+simulator never closes a slow connection (its ``send_queue`` is raised from 256), sends no
+pings, and the daemon gets ``--stall-timeout 3600`` so a long wait is not a stall to it.
+
+``--profile PATH`` attaches ``py-spy record`` to the daemon for the window (raw collapsed
+stacks to PATH, readable by speedscope and flamegraph.pl) and prints the functions with the
+most own and total time. A profiled run's figures are marked "(profiled)": not the
+benchmark's figures.
 
     .venv/bin/python benchmarks/bench_daemon.py [--duration 30] [--json]
+    .venv/bin/python benchmarks/bench_daemon.py --live [--symbols 4000] [--profile PATH]
 
 Figures, not a test: shared machines are noisy, so this exits 0 whatever the figures (it
 prints PASS/FAIL per target) and non-zero only when the benchmark itself broke.
@@ -31,12 +57,15 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import contextlib
+import dataclasses
 import importlib.metadata
 import json
 import math
 import os
 import platform
+import re
 import shlex
 import signal
 import struct
@@ -53,10 +82,19 @@ from binance_funding_ws.state import StateDocument, StateFileError, decode_state
 
 STREAMS = ["!markPrice@arr@1s", "!ticker@arr"]
 POLL_S = 0.005  # state-file polling period: adds at most this much to a measured delay
+BACKLOG_EVERY_S = 0.5  # how often the window notes how far the counted clients are behind
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-COUNTER = struct.Struct("<Q")  # the floor's frame count, in a shared 8-byte mmap
+COUNTER = struct.Struct("<Q")  # a counted client's frame count, in a shared 8-byte mmap
 REPO = Path(__file__).resolve().parents[1]
-TARGET_RATIO, TARGET_RSS_MB, TARGET_SLACK_MS = 1.5, 60.0, 100.0
+SEED_SCRIPT = Path(__file__).resolve().with_name("seed_style.py")
+TARGET_RATIO, TARGET_SEED_RATIO, TARGET_SLACK_MS = 1.5, 40.0, 100.0
+TARGET_RSS_MB = {1000: 35.0, math.inf: 60.0}  # up to this many symbols: this peak RSS
+LIVE = {"symbols": 900, "tick": 1.0, "warmup": 5.0, "duration": 60.0}
+REPLAY = {"symbols": 700, "tick": 0.05, "ticker_changes": 200, "warmup": 3.0, "duration": 30.0}
+LIVE_MIN_DURATION, LIVE_TICKER_SHARE = 60.0, 0.7
+FRAMES_PER_TICK = 3  # the simulator's 2 mark-price frames (mark_frames=2) and 1 ticker frame
+LABELS = {"daemon": "daemon", "floor": "floor", "seed": "seed-style"}
+PARSERS = {"msgspec": "msgspec.json.decode", "orjson": "orjson.loads"}
 
 # The floor: what any client must do with these frames (receive, parse) and nothing else.
 # Its count goes to a shared mmap: exact at any instant, and a pack_into per frame costs
@@ -64,11 +102,15 @@ TARGET_RATIO, TARGET_RSS_MB, TARGET_SLACK_MS = 1.5, 60.0, 100.0
 FLOOR = textwrap.dedent(
     """
     import asyncio, mmap, struct, sys
-    import msgspec
     from websockets.asyncio.client import connect
 
+    if sys.argv[3] == "orjson":
+        from orjson import loads as DECODE
+    else:
+        from msgspec.json import decode as DECODE
+
     async def main(url, counter):
-        decode, pack = msgspec.json.decode, struct.Struct("<Q").pack_into
+        decode, pack = DECODE, struct.Struct("<Q").pack_into
         frames = 0
         async with connect(url, compression=None, max_size=16 * 1024 * 1024) as ws:
             while True:
@@ -87,10 +129,14 @@ FLOOR = textwrap.dedent(
 
 
 def cpu_seconds(pid):
-    """utime + stime of the whole process (live and finished threads), from /proc/<pid>/stat.
+    """utime + stime of the whole process (live and finished threads), in seconds.
 
-    Resolution is one clock tick (10 ms): about 2 % of the floor's CPU in a 30 s window.
+    Read from the process's CPU-time clock (the clock id ``clock_getcpuclockid(3)`` makes),
+    at ns resolution: /proc/<pid>/stat gives the same sum in 10 ms ticks, ±10 % of the
+    floor's CPU in a minute at the live cadence. /proc/<pid>/stat if the clock is refused.
     """
+    with contextlib.suppress(OSError):
+        return time.clock_gettime(((~pid) << 3) | 2)  # CPUCLOCK_SCHED of the process
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces: skip past it
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
@@ -181,21 +227,28 @@ class StateWatcher:
             time.sleep(POLL_S)
 
 
-# -- the two clients -----------------------------------------------------------------------
+# -- the clients -----------------------------------------------------------------------------
 
 
-def start_daemon(url, state_file, write_interval, log_file):
+def start_daemon(url, state_file, write_interval, log_file, stall_timeout=None):
     command = [
         *(sys.executable, "-m", "binance_funding_ws", "run", "--ws-url", url),
         *("--streams", ",".join(STREAMS), "--state-file", str(state_file)),
         *("--write-interval", str(write_interval), "--log-level", "WARNING"),
+        *(("--stall-timeout", str(stall_timeout)) if stall_timeout else ()),
     ]
     return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-def start_floor(url, counter_path):
+def start_floor(url, counter_path, parser):
     counter_path.write_bytes(bytes(COUNTER.size))
-    return subprocess.Popen([sys.executable, "-c", FLOOR, url, str(counter_path)])
+    return subprocess.Popen([sys.executable, "-c", FLOOR, url, str(counter_path), parser])
+
+
+def start_seed(url, counter_path, state_file, log_file):
+    counter_path.write_bytes(bytes(COUNTER.size))
+    command = [sys.executable, str(SEED_SCRIPT), url, str(counter_path), str(state_file)]
+    return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
 
 
 def stop(process, sig=signal.SIGTERM, timeout=10.0):
@@ -215,35 +268,147 @@ def open_connections(sim):
     return {c["id"]: c["frames_sent"] for c in stats["connections"] if c["closed_at"] is None}
 
 
-def wait_for(what, predicate, processes, timeout=20.0):
+def queued(sim, number):
+    """Frames the simulator holds for a connection, not yet handed to its socket. Its
+    ``stats`` counts only frames sent; the queue is private, but this process owns it."""
+    connection = sim.sim._connections.get(number)
+    return connection.queue.qsize() if connection else 0
+
+
+def wait_for(what, predicate, processes, timeout=20.0, progress=None):
+    """Poll ``predicate`` until true. With ``progress`` (a reading that changes while the
+    work advances) the timeout runs from its last change: a slow client catching up is
+    waited for as long as it gets on."""
     deadline = time.monotonic() + timeout
+    last = progress() if progress else None
     while not predicate():
         for process in processes:
             if process.poll() is not None:
                 raise RuntimeError(f"{what}: a client exited with {process.returncode}")
+        if progress and (now := progress()) != last:
+            last, deadline = now, time.monotonic() + timeout
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(POLL_S)
+
+
+# -- the profiler ----------------------------------------------------------------------------
+
+
+class Profiler:
+    """``py-spy record`` attached to one process, raw collapsed stacks to a file.
+
+    Non-blocking sampling (the target is never stopped) and a separate process, so the
+    target's own CPU is not charged for it; it still competes for the machine's cores,
+    hence a profiled run's figures are marked as such. Never breaks the run: a failure is
+    kept in ``error`` and reported on one line.
+    """
+
+    def __init__(self, pid, path, rate, log_path):
+        self.path, self.rate, self.log_path = Path(path), rate, log_path
+        self.error = None
+        self.process = None
+        command = [
+            *(_py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking"),
+            *("--format", "raw", "--output", str(self.path)),
+        ]
+        self.log = log_path.open("wb")
+        try:
+            self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            self.error = f"py-spy could not start: {exc}"
+            return
+        deadline = time.monotonic() + 15
+        while b"Sampling process" not in log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.error = f"py-spy did not attach: {self._why()}"
+                stop(self.process, signal.SIGINT, timeout=5)
+                return
+            time.sleep(0.05)
+
+    def _why(self):
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        errors = [line for line in lines if line.startswith("Error")]
+        return (errors or lines or [f"exit status {self.process.returncode}"])[-1]
+
+    def finish(self):
+        """Stop sampling (py-spy writes its file on SIGINT) and summarise the file."""
+        if self.process is not None and self.error is None:
+            stop(self.process, signal.SIGINT, timeout=60)
+            if self.process.returncode != 0 or not self.path.exists():
+                self.error = f"py-spy failed: {self._why()}"
+        self.log.close()
+        if self.error:
+            return {"path": str(self.path), "rate": self.rate, "error": self.error}
+        return {"path": str(self.path), "rate": self.rate, **profile_tops(self.path)}
+
+
+def _py_spy():
+    beside = Path(sys.executable).with_name("py-spy")  # the venv's, when run from one
+    return str(beside) if beside.exists() else "py-spy"
+
+
+FRAME_LINE = re.compile(r":\d+\)$")  # "name (file:line)" -> "name (file)": one per function
+
+
+def profile_tops(path, count=15):
+    """Per function: own samples (it was the innermost frame) and total samples (it was on
+    the stack), from py-spy's raw format, one ``frame;frame;... N`` line per stack.
+
+    The total list leaves out the entry frames that every stack from the same root shares
+    (runpy, ``main``, the asyncio loop down to ``_run_once``; a thread's bootstrap): on all
+    of their thread's samples, they would fill it and say nothing."""
+    stacks, roots = [], collections.defaultdict(list)
+    for line in Path(path).read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack and n.isdigit():
+            names = [FRAME_LINE.sub(")", frame) for frame in stack.split(";")]
+            stacks.append((names, int(n)))
+            roots[names[0]].append(names[:-1])  # a leaf is never an entry frame
+    entry = set()
+    for group in roots.values():
+        if len(group) < 2:  # one stack alone (a generator's, say) shares with nothing
+            continue
+        for frames in zip(*group, strict=False):  # depth by depth, while all agree
+            if len(set(frames)) > 1:
+                break
+            entry.add(frames[0])
+    own, total = collections.Counter(), collections.Counter()
+    for names, n in stacks:
+        own[names[-1]] += n
+        for name in set(names) - entry:  # recursion counts once per sample
+            total[name] += n
+    return {
+        "samples": sum(n for _, n in stacks),
+        "self": own.most_common(count),
+        "total": total.most_common(count),
+        "entry_frames_left_out": sorted(entry),
+    }
 
 
 # -- one run ---------------------------------------------------------------------------------
 
 
 class Bench:
-    """The simulator, both clients and the readings; ``run()`` returns the raw figures."""
+    """The simulator, the clients and the readings; ``run()`` returns the raw figures."""
 
-    def __init__(self, args, sim, workdir, log_file):
-        self.args, self.sim = args, sim
+    def __init__(self, args, sim, workdir, logs):
+        self.args, self.sim, self.workdir, self.logs = args, sim, workdir, logs
         self.ticks = []
         self._log_ticks(sim)
         url = sim.ws_url()
         self.state_file = workdir / "state.json"
-        self.counter_path = workdir / "floor.count"
+        self.counters = {"floor": workdir / "floor.count", "seed": workdir / "seed.count"}
         self.watcher = StateWatcher(self.state_file, self.ticks)
-        self.daemon = start_daemon(url, self.state_file, args.write_interval, log_file)
-        self.floor = None
-        self.floor_url = stream_endpoint(url, STREAMS).url  # the very URL the daemon dials
+        stall = 3600 if args.seed_style else None  # waiting for the seed is no stall
+        self.processes = {
+            "daemon": start_daemon(url, self.state_file, args.write_interval, logs["daemon"], stall)
+        }
+        self.url = stream_endpoint(url, STREAMS).url  # the very URL the daemon dials
         self.ids = {}
+        self.counted = ("floor", "seed") if args.seed_style else ("floor",)
+        self.backlog = dict.fromkeys(self.counted, 0)
+        self.profiler = None
 
     def _log_ticks(self, thread):
         # Wrap the simulator's tick (in this process, so no client pays for it) to log when
@@ -260,98 +425,150 @@ class Bench:
         sim._tick = logged_tick
 
     def frames(self):
-        """Frames each client has fully handled: the floor's counter, and the daemon's
-        ``messages`` as of its last write (so counted only once it is in the file)."""
+        """Frames each client has fully handled: the counted clients' counters, and the
+        daemon's ``messages`` as of its last write (so counted only once it is in the file)."""
         doc = self.watcher.doc
-        with open(self.counter_path, "rb") as handle:
-            floor = COUNTER.unpack(handle.read(COUNTER.size))[0]
-        return {"daemon": doc.connection_status.messages if doc else 0, "floor": floor}
+        done = {"daemon": doc.connection_status.messages if doc else 0}
+        for who in self.processes.keys() & set(self.counted):
+            with open(self.counters[who], "rb") as handle:
+                done[who] = COUNTER.unpack(handle.read(COUNTER.size))[0]
+        return done
+
+    def _join(self, who, start):
+        """Start a counted client and wait for its first frame and its connection."""
+        self.processes[who] = start()
+
+        def connected():
+            return self.frames()[who] > 0
+
+        wait_for(f"the {LABELS[who]} client to connect", connected, self.processes.values())
+        (self.ids[who],) = set(open_connections(self.sim)) - set(self.ids.values())
 
     def connect(self):
-        processes = [self.daemon]
-
         def daemon_up():  # data in its file, and its connection is the only one open
             self.watcher.poll()
             doc = self.watcher.doc
             return doc is not None and bool(doc.funding) and len(open_connections(self.sim)) == 1
 
-        wait_for("the daemon to connect", daemon_up, processes)
+        wait_for("the daemon to connect", daemon_up, self.processes.values())
         (self.ids["daemon"],) = open_connections(self.sim)
-        self.floor = start_floor(self.floor_url, self.counter_path)
-        processes.append(self.floor)
-        wait_for("the floor to connect", lambda: self.frames()["floor"] > 0, processes)
-        (self.ids["floor"],) = set(open_connections(self.sim)) - {self.ids["daemon"]}
+        parser, workdir = self.args.floor_parser, self.workdir
+        self._join("floor", lambda: start_floor(self.url, self.counters["floor"], parser))
+        if self.args.seed_style:
+            state = workdir / "seed-state.json"
+            self._join(
+                "seed",
+                lambda: start_seed(self.url, self.counters["seed"], state, self.logs["seed"]),
+            )
 
     def settle(self):
-        """Pause the market and wait until both clients handled every frame sent (and the
+        """Pause the market and wait until every client handled every frame sent (and the
         daemon wrote them): the window's edges then fall between frames, so frame counts
         are exact and the CPU of each frame's work (its write included) is inside."""
         self.watcher.flowing = False
         self.sim.call("pause_ticks")
+        paused = time.monotonic()
         time.sleep(0.1)  # let the simulator's send queues drain into the sockets
 
         def drained():
             self.watcher.poll()
             sent, done = open_connections(self.sim), self.frames()
-            return all(sent.get(self.ids[who]) == done[who] for who in done)
+            for who, number in self.ids.items():
+                if number not in sent:
+                    raise RuntimeError(f"the simulator closed the {LABELS[who]} connection")
+            return all(sent[self.ids[who]] == done[who] for who in done)
 
         timeout = 20 + 3 * self.args.write_interval  # the daemon writes on its cadence
-        wait_for("both clients to catch up", drained, [self.daemon, self.floor], timeout)
-        pids = {"daemon": self.daemon.pid, "floor": self.floor.pid}
+
+        def progress():
+            return sum(self.frames().values())
+
+        wait_for("all clients to catch up", drained, self.processes.values(), timeout, progress)
         return {
-            "cpu": {who: cpu_seconds(pid) for who, pid in pids.items()},
+            "cpu": {who: cpu_seconds(p.pid) for who, p in self.processes.items()},
             "frames": self.frames(),
             "writes": self.watcher.doc.connection_status.writes,
             "ticks": len(self.ticks),
+            "catch_up_s": time.monotonic() - paused,
         }
+
+    def watch(self, seconds):
+        """Watch the state file; every ``BACKLOG_EVERY_S`` note how many frames each counted
+        client is behind: queued for it or sent, not yet handled (the daemon's count lags by
+        its write interval, so it is judged by its visibility instead)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.watcher.watch(min(BACKLOG_EVERY_S, left))
+            sent, done = open_connections(self.sim), self.frames()
+            for who in self.counted:
+                number = self.ids[who]
+                behind = sent.get(number, done[who]) - done[who] + queued(self.sim, number)
+                self.backlog[who] = max(self.backlog[who], behind)
 
     def run(self):
         self.connect()
         self.watcher.watch(self.args.warmup)
         start = self.settle()
+        if self.args.profile:
+            log_path = self.workdir / "py-spy.log"
+            daemon = self.processes["daemon"].pid
+            self.profiler = Profiler(daemon, self.args.profile, self.args.profile_rate, log_path)
         self.watcher.recording = True
         self.sim.call("resume_ticks")
+        resumed = time.monotonic()
         self.watcher.flowing = True
-        self.watcher.watch(self.args.duration)
+        self.watch(self.args.duration)
+        window_s = time.monotonic() - resumed
         end = self.settle()
+        profile = self.profiler.finish() if self.profiler else None
         self.watcher.recording = False
         status = self.watcher.doc.connection_status
-        if status.reconnects or status.errors or len(open_connections(self.sim)) != 2:
+        if status.reconnects or status.errors or len(open_connections(self.sim)) != len(self.ids):
             raise RuntimeError("a client reconnected or reported errors: figures invalid")
         return {
             "start": start,
             "end": end,
-            "rss": {"daemon": peak_rss_mb(self.daemon.pid), "floor": peak_rss_mb(self.floor.pid)},
+            "window_s": window_s,
+            "rss": {who: peak_rss_mb(p.pid) for who, p in self.processes.items()},
+            "backlog": self.backlog,
             "newest_ms": self.watcher.newest_ms,
             "worst_ms": self.watcher.worst_ms,
             "write_ms": self.watcher.write_ms,
+            "profile": profile,
         }
 
     def close(self):
-        if self.floor is not None:
-            stop(self.floor, timeout=5)
-        stop(self.daemon)
+        if self.profiler and self.profiler.process:
+            stop(self.profiler.process, signal.SIGINT, timeout=10)
+        for who, process in reversed(self.processes.items()):
+            stop(process, timeout=10 if who == "daemon" else 5)
 
 
 def measure(args):
     config = SimulatorConfig(
         tick=args.tick, symbols=args.symbols, ticker_changes=args.ticker_changes
     )
+    if args.seed_style:  # never close the slow one: wait for it, and say it fell behind
+        config = dataclasses.replace(config, send_queue=1_000_000, ping_interval=None)
     with (
         tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp,
         SimulatorThread(config) as sim,
+        contextlib.ExitStack() as files,
     ):
         workdir = Path(tmp)
-        log_path = workdir / "daemon.log"
-        with log_path.open("wb") as log_file:
-            bench = Bench(args, sim, workdir, log_file)
-            try:
-                return summarise(args, bench.run())
-            except Exception:
-                print(f"daemon log:\n{log_path.read_text(errors='replace')}", file=sys.stderr)
-                raise
-            finally:
-                bench.close()
+        paths = {who: workdir / f"{who}.log" for who in ("daemon", "seed")}
+        logs = {who: files.enter_context(path.open("wb")) for who, path in paths.items()}
+        bench = Bench(args, sim, workdir, logs)
+        try:
+            return summarise(args, bench.run())
+        except Exception:
+            for who, path in paths.items():
+                if path.stat().st_size:
+                    text = path.read_text(errors="replace")
+                    print(f"{LABELS[who]} log:\n{text}", file=sys.stderr)
+            raise
+        finally:
+            bench.close()
 
 
 # -- figures and report ----------------------------------------------------------------------
@@ -365,26 +582,43 @@ def percentile(values, share):
     return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
 
 
+def ratio(numerator, denominator):
+    return round(numerator / denominator, 3) if numerator and denominator else None
+
+
 def summarise(args, raw):
     start, end = raw["start"], raw["end"]
     figures = {
+        "mode": "live" if args.live else "replay",
+        "profiled": bool(args.profile),
         "symbols": args.symbols + 3,  # XAUUSDT, BTCUSD_PERP and MATICUSDT come on top
         "tick_s": args.tick,
         "ticker_changes": args.ticker_changes,
         "write_interval_s": args.write_interval,
         "duration_s": args.duration,
+        "window_s": round(raw["window_s"], 2),
         "ticks": end["ticks"] - start["ticks"],
         "daemon_writes": end["writes"] - start["writes"],
+        "floor_parser": PARSERS[args.floor_parser],
+        "clients": list(end["cpu"]),
     }
-    for who in ("daemon", "floor"):
+    for who in end["cpu"]:
         frames = end["frames"][who] - start["frames"][who]
         cpu = end["cpu"][who] - start["cpu"][who]
         figures[f"{who}_frames"] = frames
-        figures[f"{who}_cpu_s"] = round(cpu, 2)
+        figures[f"{who}_cpu_s"] = round(cpu, 3)
         figures[f"{who}_cpu_s_per_1000_frames"] = round(cpu / frames * 1000, 4) if frames else None
+        figures[f"{who}_cpu_core_pct"] = round(100 * cpu / raw["window_s"], 2)
         figures[f"{who}_peak_rss_mb"] = round(raw["rss"][who], 1)
-    daemon, floor = figures["daemon_cpu_s_per_1000_frames"], figures["floor_cpu_s_per_1000_frames"]
-    figures["cpu_ratio"] = round(daemon / floor, 3) if daemon and floor else None
+    per_k = {who: figures[f"{who}_cpu_s_per_1000_frames"] for who in end["cpu"]}
+    figures["cpu_ratio"] = ratio(per_k["daemon"], per_k["floor"])
+    if "seed" in per_k:
+        figures["seed_ratio"] = ratio(per_k["seed"], per_k["daemon"])
+        backlog = raw["backlog"]["seed"]
+        figures["seed_max_backlog_frames"] = backlog
+        figures["seed_catch_up_s"] = round(end["catch_up_s"], 2)
+        figures["seed_fell_behind"] = backlog > 2 * FRAMES_PER_TICK
+    figures["floor_max_backlog_frames"] = raw["backlog"]["floor"]
     for kind in ("worst", "newest", "write"):
         values = raw[f"{kind}_ms"]
         figures[f"visibility_{kind}_ms"] = {
@@ -393,42 +627,117 @@ def summarise(args, raw):
             "max": percentile(values, 1.0),
             "versions": len(values),
         }
+    if raw["profile"] is not None:
+        figures["profile"] = raw["profile"]
     figures["targets"] = targets(figures)
     return figures
+
+
+def rss_target(symbols):
+    return next(mb for most, mb in TARGET_RSS_MB.items() if symbols - 3 <= most)
 
 
 def targets(figures):
     limit_ms = figures["write_interval_s"] * 1000 + TARGET_SLACK_MS
     worst = figures["visibility_worst_ms"]["max"]
-    return {
+    rss_mb = rss_target(figures["symbols"])
+    checks = {
         f"daemon CPU <= {TARGET_RATIO}x floor": figures["cpu_ratio"] is not None
-        and figures["cpu_ratio"] <= TARGET_RATIO,
-        f"daemon peak RSS <= {TARGET_RSS_MB:.0f} MB": figures["daemon_peak_rss_mb"]
-        <= TARGET_RSS_MB,
-        f"visibility (worst frame) <= {limit_ms:.0f} ms": worst is not None and worst <= limit_ms,
+        and figures["cpu_ratio"] <= TARGET_RATIO
     }
+    if "seed_ratio" in figures:
+        seed = figures["seed_ratio"]
+        checks[f"seed-style CPU >= {TARGET_SEED_RATIO:.0f}x daemon"] = (
+            seed is not None and seed >= TARGET_SEED_RATIO
+        )
+    checks[f"daemon peak RSS <= {rss_mb:.0f} MB"] = figures["daemon_peak_rss_mb"] <= rss_mb
+    checks[f"visibility (worst frame) <= {limit_ms:.0f} ms"] = (
+        worst is not None and worst <= limit_ms
+    )
+    return checks
 
 
 def reproduce(args):
     flags = [
-        *("--symbols", args.symbols, "--tick", args.tick, "--ticker-changes", args.ticker_changes),
-        *("--write-interval", args.write_interval, "--warmup", args.warmup),
-        *("--duration", args.duration, *(["--json"] if args.json else [])),
+        *(["--live"] if args.live else []),
+        *("--symbols", args.symbols, *([] if args.live else ["--tick", args.tick])),
+        *("--ticker-changes", args.ticker_changes, "--write-interval", args.write_interval),
+        *("--warmup", args.warmup, "--duration", args.duration),
+        *([] if args.floor_parser == "msgspec" else ["--floor-parser", args.floor_parser]),
+        *(
+            []
+            if args.seed_style == args.live
+            else [f"--{'' if args.seed_style else 'no-'}seed-style"]
+        ),
+        *(["--profile", args.profile, "--profile-rate", args.profile_rate] if args.profile else []),
+        *(["--json"] if args.json else []),
     ]
     python = os.path.relpath(sys.executable, REPO)
     script = os.path.relpath(Path(__file__).resolve(), REPO)
     return f"cd {shlex.quote(str(REPO))} && " + shlex.join([python, script, *map(str, flags)])
 
 
-def machine():
-    versions = {name: importlib.metadata.version(name) for name in ("websockets", "msgspec")}
+def machine(args):
+    names = ["websockets", "msgspec"]
+    names += ["orjson"] if args.floor_parser == "orjson" else []
+    names += ["websocket-client"] if args.seed_style else []
+    names += ["py-spy"] if args.profile else []
+    versions = {}
+    for name in names:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
     return {
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         **versions,
     }
+
+
+def client_line(figures, who):
+    per_k = figures[f"{who}_cpu_s_per_1000_frames"]
+    return (
+        f"  {LABELS[who]:<13} {per_k:.3f} CPU s per 1,000 frames ({figures[f'{who}_cpu_s']} s, "
+        f"{figures[f'{who}_cpu_core_pct']} % of a core), "
+        f"peak RSS {figures[f'{who}_peak_rss_mb']} MB"
+    )
+
+
+def seed_lines(figures):
+    if "seed_ratio" not in figures:
+        return []
+    backlog, catch_up = figures["seed_max_backlog_frames"], figures["seed_catch_up_s"]
+    if figures["seed_fell_behind"]:
+        state = (
+            f"seed-style baseline FELL BEHIND: up to {backlog} frames queued, caught up "
+            f"{catch_up} s after the market paused (waited for: its figures are exact)"
+        )
+    else:
+        state = f"kept up: at most {backlog} frames queued, caught up {catch_up} s after the pause"
+    return [
+        f"  seed ratio    {figures['seed_ratio']} (seed-style / daemon)",
+        f"  seed pace     {state}",
+    ]
+
+
+def profile_lines(figures):
+    profile = figures.get("profile")
+    if profile is None:
+        return []
+    if "error" in profile:
+        return [f"  profile       none: {profile['error']}"]
+    samples = profile["samples"] or 1
+    lines = [
+        f"  profile       py-spy at {profile['rate']} Hz on the daemon over the window: "
+        f"{profile['samples']} samples on CPU, raw stacks in {profile['path']}"
+    ]
+    titles = {"self": "own time", "total": "total time, below the shared entry frames"}
+    for kind, title in titles.items():
+        lines.append(f"    {title} (samples, share, function)")
+        lines += [f"      {n:6d} {100 * n / samples:5.1f} %  {name}" for name, n in profile[kind]]
+    return lines
 
 
 def report(figures):
@@ -437,20 +746,24 @@ def report(figures):
         return f"median {d['median']} ms, p95 {d['p95']} ms, max {d['max']} ms"
 
     m = figures["machine"]
-    per_k = "CPU s per 1,000 frames"
+    names = ("websockets", "msgspec", "orjson", "websocket-client")
+    versions = ", ".join(f"{name} {m[name]}" for name in names if name in m)
+    clients = figures["clients"]
+    mode = "live cadence" if figures["mode"] == "live" else "replay"
+    profiled = " (profiled: py-spy attached, not the benchmark's figures)"
+    frames = ", ".join(f"{LABELS[who]} {figures[f'{who}_frames']}" for who in clients)
     lines = [
-        "binance-funding-ws daemon benchmark",
+        f"binance-funding-ws daemon benchmark, {mode}{profiled if figures['profiled'] else ''}",
         f"  machine       {m['cpu']} ({m['cpus']} CPUs), Linux {m['kernel']}, "
-        f"Python {m['python']}, websockets {m['websockets']}, msgspec {m['msgspec']}",
+        f"Python {m['python']}, {versions}",
+        f"  load          {' '.join(map(str, m['load_average']))} (1, 5, 15 min, at the end)",
         f"  market        {figures['symbols']} symbols, a tick every {figures['tick_s']} s "
         f"({1 / figures['tick_s']:.0f}x live), {figures['ticker_changes']} ticker rows a tick",
-        f"  window        {figures['duration_s']} s, {figures['ticks']} ticks; frames: "
-        f"daemon {figures['daemon_frames']}, floor {figures['floor_frames']}",
-        f"  daemon        {figures['daemon_cpu_s_per_1000_frames']:.3f} {per_k} "
-        f"({figures['daemon_cpu_s']} s), peak RSS {figures['daemon_peak_rss_mb']} MB",
-        f"  floor         {figures['floor_cpu_s_per_1000_frames']:.3f} {per_k} "
-        f"({figures['floor_cpu_s']} s), peak RSS {figures['floor_peak_rss_mb']} MB",
+        f"  window        {figures['duration_s']} s, {figures['ticks']} ticks; frames: {frames}",
+        *(client_line(figures, who) for who in clients),
+        f"  floor parser  {figures['floor_parser']}",
         f"  CPU ratio     {figures['cpu_ratio']} (daemon / floor)",
+        *seed_lines(figures),
         f"  visibility    write interval {figures['write_interval_s']} s, "
         f"{figures['daemon_writes']} writes, {figures['visibility_worst_ms']['versions']} "
         f"measured; polling adds up to {POLL_S * 1000:.0f} ms to each",
@@ -464,6 +777,7 @@ def report(figures):
             f"  {'PASS' if ok else 'FAIL'}          {name}"
             for name, ok in figures["targets"].items()
         ),
+        *profile_lines(figures),
         f"  reproduce     {figures['command']}",
     ]
     return "\n".join(lines)
@@ -471,20 +785,50 @@ def report(figures):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=700, help="ordinary contracts [700]")
-    parser.add_argument("--tick", type=float, default=0.05, help="seconds per tick [0.05]")
-    parser.add_argument("--ticker-changes", type=int, default=200, help="rows per tick [200]")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="live cadence: a tick a second, >= 60 s, the seed-style baseline too",
+    )
+    parser.add_argument("--symbols", type=int, help="ordinary contracts [700; --live: 900]")
+    parser.add_argument("--tick", type=float, help="seconds per tick [0.05; --live: 1, fixed]")
+    parser.add_argument(
+        "--ticker-changes", type=int, help="rows per tick [200; --live: 70 %% of --symbols]"
+    )
     parser.add_argument("--write-interval", type=float, default=1.0, help="daemon's [1.0]")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before [3]")
-    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds [30]")
+    parser.add_argument("--warmup", type=float, help="seconds before [3; --live: 5]")
+    parser.add_argument("--duration", type=float, help="measured seconds [30; --live: 60]")
+    parser.add_argument(
+        "--floor-parser", choices=sorted(PARSERS), default="msgspec", help="[msgspec]"
+    )
+    parser.add_argument(
+        "--seed-style",
+        action=argparse.BooleanOptionalAction,
+        help="run the seed-style baseline too [off; --live: on]",
+    )
+    parser.add_argument("--profile", metavar="PATH", help="py-spy the daemon, raw stacks to PATH")
+    parser.add_argument("--profile-rate", type=int, default=200, help="samples a second [200]")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.live and args.tick not in (None, LIVE["tick"]):
+        parser.error(f"--live runs at the live cadence: --tick is {LIVE['tick']} s")
+    defaults = LIVE if args.live else REPLAY
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.ticker_changes is None:
+        args.ticker_changes = max(1, round(LIVE_TICKER_SHARE * args.symbols))
+    if args.seed_style is None:
+        args.seed_style = args.live
+    if args.live and args.duration < LIVE_MIN_DURATION:
+        parser.error(f"--live needs --duration >= {LIVE_MIN_DURATION:.0f} (issue #15's minimum)")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     figures = measure(args)
-    figures["machine"] = machine()
+    figures["machine"] = machine(args)
     figures["command"] = reproduce(args)
     with contextlib.suppress(BrokenPipeError):
         print(json.dumps(figures, indent=2) if args.json else report(figures))
