@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import repeat
 from operator import attrgetter
-from typing import Generic, NamedTuple, Protocol, TypeVar, cast
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -40,13 +40,7 @@ from binance_funding_ws.frames import (
     TickerRow,
     expand,
 )
-from binance_funding_ws.state import (
-    DECIMAL_PATTERN,
-    FundingEntry,
-    FundingRecord,
-    TickerEntry,
-    TickerRecord,
-)
+from binance_funding_ws.state import DECIMAL_PATTERN, FundingEntry, TickerEntry
 from binance_funding_ws.text import format_age
 
 # The live market lists about 750 symbols (2026); a feed that names far more is broken or
@@ -198,10 +192,9 @@ class MarketBook:
     def publish(self) -> list[str]:
         """Fold pending rows into the published maps; return one message per rejected row.
 
-        Rows go by frame: the rows of a frame still pending are converted into entries with
-        one ``msgspec.convert`` call, after one check of all their decimals
-        (:func:`_well_formed`). At the live rate nearly every pending frame is current in
-        full, so publishing runs no Python per row.
+        Rows go by frame: the rows of a frame still pending become entries column by column
+        (:meth:`_EntryKind.entries`), after one check of all their decimals. At the live rate
+        nearly every pending frame is current in full, so publishing runs no Python per row.
         """
         errors: list[str] = []
         expanded: dict[int, DecodedFrame] = {}  # each scanned frame expanded once
@@ -218,34 +211,28 @@ class MarketBook:
     def _publish_funding(
         self, rows: list[MarkPriceRow], received_at: int, errors: list[str]
     ) -> None:
-        good = _well_formed(rows, _FUNDING_DECIMALS, errors)
-        entries = msgspec.convert(good, list[FundingRecord], from_attributes=True)
-        _stamp(entries, received_at)
-        self.funding.update(zip(map(_symbol, good), entries, strict=True))
+        self.funding.update(_FUNDING.entries(rows, received_at, errors))
 
     def _publish_tickers(
         self, rows: list[AnyTickerRow], received_at: int, errors: list[str]
     ) -> None:
         full = [row for row in rows if type(row) is TickerRow]
-        good = _well_formed(cast(list[TickerRow], full), _TICKER_DECIMALS, errors)
-        entries = msgspec.convert(good, list[TickerRecord], from_attributes=True)
-        _stamp(entries, received_at)
-        self.tickers.update(zip(map(_symbol, good), entries, strict=True))
+        self.tickers.update(_TICKERS.entries(full, received_at, errors))
         if len(full) < len(rows):  # the mini-ticker stream: rare, row by row
             for row in rows:
                 if type(row) is MiniTickerRow:
                     self._publish_mini_ticker(row, received_at, errors)
 
     def _publish_mini_ticker(self, row: MiniTickerRow, received_at: int, errors: list[str]) -> None:
-        if not _MINI_TICKER_DECIMALS.row_ok(row):
-            errors.append(_MINI_TICKER_DECIMALS.rejected(row))
+        if not _MINI_TICKERS.row_ok(row):
+            errors.append(_MINI_TICKERS.rejected(row))
             return
         common = {name: getattr(row, name) for name in _MINI_TICKER_FIELDS}
         common |= {"event_time": row.event_time, "received_at": received_at}
         # A mini ticker carries no change, percent or trade count: keep the last known ones.
         previous = self.tickers.get(row.symbol)
         if previous is None:
-            self.tickers[row.symbol] = TickerRecord(**common)
+            self.tickers[row.symbol] = TickerEntry(**common)
         else:
             self.tickers[row.symbol] = msgspec.structs.replace(previous, **common)
 
@@ -428,20 +415,56 @@ def _all_decimals(values: list[str]) -> bool:
     return True
 
 
-class _Decimals(NamedTuple):
-    """The decimal fields of one kind of row, and how a row failing them is reported."""
+class _EntryKind(NamedTuple):
+    """How rows of one kind become entries: the entry type, the row's decimal fields, and
+    how a row failing them is reported."""
 
+    entry: type[FundingEntry] | type[TickerEntry]
     event: str  # the row's event type, for the message
     what: str  # what was not a decimal
-    required: tuple[str, ...]
-    optional: tuple[str, ...] = ()
+    required: tuple[str, ...]  # decimal fields
+    optional: tuple[str, ...] = ()  # decimal fields that may be None
 
-    def values(self, rows: Sequence[object]) -> list[str]:
-        """Every decimal field of every row, optional ones only where present."""
-        values = list(chain.from_iterable(map(attrgetter(*self.required), rows)))
+    def entries(
+        self, rows: Sequence[Keyed], received_at: int, errors: list[str]
+    ) -> Iterable[tuple[str, FundingEntry | TickerEntry]]:
+        """``(symbol, entry)`` for each row whose decimals are all decimals; one message in
+        ``errors`` for each other.
+
+        Column by column, with no Python per row: each field of all the rows is read with
+        one ``map``, the decimals of all the rows are checked at once (:func:`_all_decimals`;
+        one check per row only if that fails), and the entries are built with one ``map``
+        over the columns, in the order of the entry's own fields.
+        """
+        columns = self._columns(rows)
+        if not _all_decimals(self._decimals(columns)):
+            rows = self._well_formed(rows, errors)
+            columns = self._columns(rows)
+        columns["received_at"] = list(repeat(received_at, len(rows)))
+        fields = (columns[name] for name in _FIELDS[self.entry])
+        return zip(columns["symbol"], map(self.entry, *fields), strict=True)
+
+    def _columns(self, rows: Sequence[Keyed]) -> dict[str, list]:
+        names = ("symbol", *(n for n in _FIELDS[self.entry] if n != "received_at"))
+        return {name: list(map(attrgetter(name), rows)) for name in names}
+
+    def _decimals(self, columns: dict[str, list]) -> list[str]:
+        values: list[str] = []
+        for name in self.required:
+            values += columns[name]
         for name in self.optional:
-            values.extend(filter(_is_present, map(attrgetter(name), rows)))
+            column = columns[name]
+            values += [v for v in column if v is not None] if None in column else column
         return values
+
+    def _well_formed(self, rows: Sequence[Keyed], errors: list[str]) -> list[Keyed]:
+        good = []
+        for row in rows:
+            if self.row_ok(row):
+                good.append(row)
+            else:
+                errors.append(self.rejected(row))
+        return good
 
     def row_ok(self, row: object) -> bool:
         return all(_is_decimal(getattr(row, name)) for name in self.required) and all(
@@ -453,56 +476,27 @@ class _Decimals(NamedTuple):
         return f"{row.symbol} {self.event} skipped: {self.what} is not a decimal"
 
 
-def _is_present(value: str | None) -> bool:
-    return value is not None
-
-
-_FUNDING_DECIMALS = _Decimals(
+# Each entry type's fields, in order: the schema (state.py) decides, the rows follow it.
+_FIELDS = {
+    kind: tuple(f.name for f in msgspec.structs.fields(kind))
+    for kind in (FundingEntry, TickerEntry)
+}
+_FUNDING = _EntryKind(
+    FundingEntry,
     "markPriceUpdate",
     "a price or rate",
     ("mark_price", "index_price", "estimated_settle_price", "funding_rate"),
     ("mark_price_avg",),
 )
-_TICKER_DECIMALS = _Decimals(
+_TICKERS = _EntryKind(
+    TickerEntry,
     "24hrTicker",
     "a value",
-    (
-        "last_price",
-        "open_price",
-        "high_price",
-        "low_price",
-        "volume",
-        "quote_volume",
-        "price_change_percent",
-    ),
+    ("last_price", "open_price", "high_price", "low_price", "volume", "quote_volume",
+     "price_change_percent"),
     ("price_change", "weighted_avg_price"),
-)
+)  # fmt: skip
 _MINI_TICKER_FIELDS = (
     "last_price", "open_price", "high_price", "low_price", "volume", "quote_volume",
 )  # fmt: skip
-_MINI_TICKER_DECIMALS = _Decimals("24hrMiniTicker", "a value", _MINI_TICKER_FIELDS)
-
-RowT = TypeVar("RowT", MarkPriceRow, TickerRow)
-
-
-def _well_formed(rows: list[RowT], decimals: _Decimals, errors: list[str]) -> list[RowT]:
-    """The rows whose decimal fields are all decimals; one message in ``errors`` per other.
-
-    One check for all the rows (:func:`_all_decimals`); only if it fails, one per row.
-    """
-    if _all_decimals(decimals.values(rows)):
-        return rows
-    good = []
-    for row in rows:
-        if decimals.row_ok(row):
-            good.append(row)
-        else:
-            errors.append(decimals.rejected(row))
-    return good
-
-
-def _stamp(entries: list[FundingRecord] | list[TickerRecord], received_at: int) -> None:
-    """Set every entry's ``received_at`` (a frame's rows all arrived at once). The entries
-    are new and not yet shared: setting a field of a frozen struct is safe here."""
-    deque(map(msgspec.structs.force_setattr, entries, repeat("received_at"),
-              repeat(received_at)), maxlen=0)  # fmt: skip
+_MINI_TICKERS = _EntryKind(TickerEntry, "24hrMiniTicker", "a value", _MINI_TICKER_FIELDS)

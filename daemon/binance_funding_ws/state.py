@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 import time
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -31,7 +31,10 @@ DecimalString = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
 EpochMs = Annotated[int, msgspec.Meta(ge=0, description="Unix epoch milliseconds")]
 
 
-class FundingEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+# Entries take positional arguments too: the daemon builds a frame's entries column by column
+# with one ``map`` (see :mod:`binance_funding_ws.market`). Construction never runs the
+# pattern check of ``DecimalString`` (only decoding does): the daemon checks decimals itself.
+class FundingEntry(msgspec.Struct, frozen=True, gc=False):
     """One symbol's latest mark-price update (``markPriceUpdate`` row)."""
 
     mark_price: DecimalString
@@ -50,7 +53,7 @@ class FundingEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     pair: str | None = None
 
 
-class TickerEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class TickerEntry(msgspec.Struct, frozen=True, gc=False):
     """One symbol's latest 24 h ticker (``24hrTicker`` or ``24hrMiniTicker`` row)."""
 
     last_price: DecimalString
@@ -67,42 +70,6 @@ class TickerEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     trade_count: int | None = None
     contract_type: int | None = None
     pair: str | None = None
-
-
-EntryT = TypeVar("EntryT", FundingEntry, TickerEntry)
-
-
-def _unchecked(entry: type[EntryT]) -> type[EntryT]:
-    """The daemon's twin of ``entry``: a subclass with the same fields, in the same order,
-    encoding to the same JSON, whose decimal fields are plain ``str``.
-
-    The daemon turns a frame's rows into entries with one ``msgspec.convert``; the pattern
-    check of :data:`DecimalString` would run one regex per field there (~0.7 µs each: as
-    much as the rest of publishing). The book checks all the decimals of a write with one
-    regex instead (:mod:`binance_funding_ws.market`). Readers decode :class:`FundingEntry`
-    and :class:`TickerEntry`, and keep the check. ``received_at`` gets a default because a
-    row has no such field: the book stamps it right after the conversion.
-    """
-    fields: list[tuple[str, Any, Any]] = [("received_at", int, 0)]
-    for field in msgspec.structs.fields(entry):
-        if field.type == DecimalString:
-            fields.append((field.name, str, field.default))
-        elif field.type == DecimalString | None:
-            fields.append((field.name, str | None, field.default))
-    return msgspec.defstruct(
-        f"{entry.__name__}Record",
-        [(name, kind) if default is msgspec.NODEFAULT else (name, kind, default)
-         for name, kind, default in fields],
-        bases=(entry,),
-        module=__name__,
-        kw_only=True,
-        frozen=True,
-        gc=False,
-    )  # fmt: skip
-
-
-FundingRecord = _unchecked(FundingEntry)
-TickerRecord = _unchecked(TickerEntry)
 
 
 class StreamStatus(msgspec.Struct, kw_only=True):
