@@ -14,6 +14,11 @@ the newest row per symbol (slim, as scanned on arrival); :meth:`MarketBook.publi
 once per write interval, has the frames of those rows expanded (:func:`~binance_funding_ws.
 frames.expand`), validates their decimals and folds them into the published entries. A row
 that fails either check is dropped then and the symbol keeps its previous good entry.
+
+Publishing is the daemon's largest cost at the live rate (one tick per write: every row is
+published), so it runs no Python per row in the usual case: a frame's rows become entries
+column by column (:class:`_EntryKind`), and their decimals are checked all at once
+(:func:`_all_decimals`). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -253,11 +258,13 @@ FullRow = TypeVar("FullRow", bound=Keyed)
 
 
 class _Pending(Generic[FullRow]):
-    """The newest unpublished row per symbol, when it arrived, and the frame it came in.
+    """The newest unpublished row per symbol, the frame it came in, and when that arrived.
 
     A row is slim if its frame was scanned, full if the frame had to be decoded in full on
-    arrival. Kept in three dicts rather than one dict of tuples: the fast path then fills
-    them with C-level ``dict.update`` calls and allocates nothing per row.
+    arrival. Kept in two dicts by symbol rather than one dict of tuples: the fast path then
+    fills them with C-level ``dict.update`` calls and allocates nothing per row. Arrival
+    times are kept per frame (all its rows arrived together): one dict fewer to update per
+    row, and at the live rate the merge's cost is mostly those dict updates.
     """
 
     def __init__(
@@ -267,15 +274,15 @@ class _Pending(Generic[FullRow]):
         self._symbols = symbols  # shared by both maps: the book's symbols
         self._limit = limit
         self.rows: dict[str, Keyed] = {}
-        self.received: dict[str, int] = {}
         self.frames: dict[str, ReceivedFrame] = {}  # where each pending row came from
+        self.arrivals: dict[int, int] = {}  # id of a frame holding pending rows: its arrival
         # No row merged so far (pending or published) is newer than this event time.
         self.newest_event_time = -1
 
     def clear(self) -> None:
         self.rows.clear()
-        self.received.clear()
         self.frames.clear()
+        self.arrivals.clear()
 
     def current_rows(
         self, expanded: dict[int, DecodedFrame], errors: list[str]
@@ -283,8 +290,9 @@ class _Pending(Generic[FullRow]):
         """The pending rows in full, grouped by the frame they came in (with its arrival
         time), in arrival order; each frame is expanded once.
 
-        A row whose full decode fails is left out (its symbol keeps its published entry);
-        the expansion's errors, which name it, are added to ``errors``. Fast path: when all
+        A row whose full decode fails is left out (its symbol keeps its published entry, or
+        takes a row of the same frame and event time that decodes); the expansion's errors,
+        which name it, are added to ``errors``. Fast path: when all
         of a frame's rows are still pending (the live rate: one tick per write), the frame's
         rows are taken whole, with no per-row Python.
         """
@@ -296,7 +304,7 @@ class _Pending(Generic[FullRow]):
             if not (held[key] == len(self._rows_of(frame)) == len(rows)):
                 rows = self._still_pending(rows, frame)
             if rows:
-                groups.append((self.received[rows[0].symbol], rows))
+                groups.append((self.arrivals[key], rows))
         return groups
 
     def _still_pending(self, rows: list[FullRow], frame: ReceivedFrame) -> list[FullRow]:
@@ -340,19 +348,22 @@ class _Pending(Generic[FullRow]):
             distinct = set(symbols)
             if len(distinct) == len(symbols) and distinct <= self._symbols:
                 self.rows.update(zip(symbols, rows, strict=True))
-                self.received.update(zip(symbols, repeat(arrival.received_at), strict=False))
                 self.frames.update(zip(symbols, repeat(arrival.frame), strict=False))
+                self.arrivals[id(arrival.frame)] = arrival.received_at
                 self.newest_event_time = newest
                 return len(rows)
         if newest > arrival.not_after:  # rows from the future must not raise the mark
             newest = max((t for t in times if t <= arrival.not_after), default=-1)
         self.newest_event_time = max(self.newest_event_time, newest)
-        return self._merge_row_by_row(rows, published, arrival)
+        accepted = self._merge_row_by_row(rows, published, arrival)
+        if accepted:
+            self.arrivals[id(arrival.frame)] = arrival.received_at
+        return accepted
 
     def _merge_row_by_row(
         self, rows: Sequence[Keyed], published: Mapping[str, _Published], arrival: _Arrival
     ) -> int:
-        pending, received, frames = self.rows, self.received, self.frames
+        pending, frames = self.rows, self.frames
         symbols, limit, not_after = self._symbols, self._limit, arrival.not_after
         accepted = 0
         for row in rows:
@@ -375,7 +386,6 @@ class _Pending(Generic[FullRow]):
                         continue
                     symbols.add(symbol)
             pending[symbol] = row
-            received[symbol] = arrival.received_at
             frames[symbol] = arrival.frame
             accepted += 1
         return accepted
@@ -406,6 +416,8 @@ def _all_decimals(values: list[str]) -> bool:
         joined = ",".join(values).encode("ascii")
     except UnicodeEncodeError:
         return False
+    if not joined:  # no values, or one empty one ("[]" would parse)
+        return not values
     if joined.translate(None, _NUMBER_CHARS + b",") or joined.count(b",") != len(values) - 1:
         return False
     try:
