@@ -292,9 +292,9 @@ class _Pending(Generic[FullRow]):
 
         A row whose full decode fails is left out (its symbol keeps its published entry, or
         takes a row of the same frame and event time that decodes); the expansion's errors,
-        which name it, are added to ``errors``. Fast path: when all
-        of a frame's rows are still pending (the live rate: one tick per write), the frame's
-        rows are taken whole, with no per-row Python.
+        which name it, are added to ``errors``. Fast path: when all of a frame's rows are
+        still pending (the live rate: one tick per write), the frame's rows are taken whole,
+        with no per-row Python.
         """
         frames = list(self.frames.values())
         held = Counter(map(id, frames))  # how many pending rows each frame holds
