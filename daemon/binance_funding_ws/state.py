@@ -31,10 +31,7 @@ DecimalString = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
 EpochMs = Annotated[int, msgspec.Meta(ge=0, description="Unix epoch milliseconds")]
 
 
-# Entries take positional arguments too: the daemon builds a frame's entries column by column
-# with one ``map`` (see :mod:`binance_funding_ws.market`). Construction never runs the
-# pattern check of ``DecimalString`` (only decoding does): the daemon checks decimals itself.
-class FundingEntry(msgspec.Struct, frozen=True, gc=False):
+class FundingEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One symbol's latest mark-price update (``markPriceUpdate`` row)."""
 
     mark_price: DecimalString
@@ -53,7 +50,7 @@ class FundingEntry(msgspec.Struct, frozen=True, gc=False):
     pair: str | None = None
 
 
-class TickerEntry(msgspec.Struct, frozen=True, gc=False):
+class TickerEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One symbol's latest 24 h ticker (``24hrTicker`` or ``24hrMiniTicker`` row)."""
 
     last_price: DecimalString
