@@ -268,7 +268,7 @@ def test_garbage_frames_each_produce_a_decode_error(sim):
     # The bad-decimal row parses (decimals are checked when published); all others fail here.
     assert [bool(d.errors) for d in decoded] == [True, True, True, True, False, True]
     assert decoded[3].mark, "the good row of a mixed frame is kept"
-    assert decoded[4].mark[0].p == "abc"
+    assert decoded[4].mark[0].mark_price == "abc"
 
 
 def test_connection_age_limit_closes_with_1000():
