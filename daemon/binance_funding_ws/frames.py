@@ -23,7 +23,7 @@ Decimal *format* (is ``"p"`` a number?) is checked when rows are published
 
 Full rows carry the state file's field names (``mark_price``, ``event_time``...), each
 decoded from the exchange's one-letter key, so publishing turns them into
-:class:`~binance_funding_ws.state.FundingEntry` objects by position, with no renaming.
+:class:`~binance_funding_ws.state.FundingEntry` objects name for name.
 
 Hostile input is bounded here, each refusal reported in the frame's ``errors``: a frame of
 more than ``MAX_FRAME_ROWS`` rows is dropped whole before any per-row work (a big one before
@@ -58,8 +58,8 @@ EventTime = Annotated[int, msgspec.Meta(ge=0)]
 
 
 # Rows are decoded straight into the state file's field names: each field's wire name is its
-# ``name=``. The publish step then reads a frame's rows column by column, by the entry's own
-# field names (see :mod:`binance_funding_ws.market`).
+# ``name=``. The publish step then builds each entry from the same names (see
+# :mod:`binance_funding_ws.market`).
 def _wire(name: str) -> Any:
     """A required field read from the exchange's key ``name``."""
     return msgspec.field(name=name)
