@@ -288,7 +288,8 @@ class _Pending(Generic[FullRow]):
         self, expanded: dict[int, DecodedFrame], errors: list[str]
     ) -> list[tuple[int, list[FullRow]]]:
         """The pending rows in full, grouped by the frame they came in (with its arrival
-        time), in arrival order; each frame is expanded once.
+        time); each frame is expanded once. Each symbol is in one group at most, so the
+        order of the groups does not matter.
 
         A row whose full decode fails is left out (its symbol keeps its published entry, or
         takes a row of the same frame and event time that decodes); the expansion's errors,
