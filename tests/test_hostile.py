@@ -433,18 +433,18 @@ def test_the_unit_caps_memory_above_the_measured_hostile_peak():
 # -- the daemon's wiring, without a process ---------------------------------------------------
 
 
-def test_the_daemon_publishes_early_when_kept_frames_grow_large_and_counts_refusals(tmp_path):
+def test_the_daemon_counts_the_rows_a_full_book_refuses(tmp_path):
     from binance_funding_ws.endpoint import Endpoint
     from binance_funding_ws.frames import FrameDecoder
-    from binance_funding_ws.market import PENDING_BYTES_LIMIT
     from binance_funding_ws.runtime.feed import FeedConfig
     from binance_funding_ws.runtime.service import Daemon, DaemonConfig
+    from binance_funding_ws.state import now_ms
 
     feed = FeedConfig(endpoint=Endpoint("ws://x"))
     daemon = Daemon(DaemonConfig(state_file=tmp_path / "s.json", feed=feed, max_symbols=1))
-    padded = combined(MARK_STREAM, [mark("AUSDT", 5)]) + b" " * PENDING_BYTES_LIMIT
-    daemon._on_market_frame(FrameDecoder().scan(padded), 10)
-    assert not daemon.book.has_pending and "AUSDT" in daemon.book.funding, "published at once"
-    daemon._on_market_frame(FrameDecoder().scan(combined(MARK_STREAM, [mark("BUSDT", 6)])), 11)
+    now = now_ms()
+    daemon._on_market_frame(FrameDecoder().decode(combined(MARK_STREAM, [mark("AUSDT", now)])), now)
+    daemon._on_market_frame(FrameDecoder().decode(combined(MARK_STREAM, [mark("BUSDT", now)])), now)
+    assert list(daemon.build_document().funding) == ["AUSDT"]
     status = daemon.tracker.status
     assert status.errors == 1 and "--max-symbols" in status.last_error

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_funding_ws import market
-from binance_funding_ws.frames import FrameDecoder, ReceivedFrame
+from binance_funding_ws.frames import DecodedFrame, FrameDecoder
 from binance_funding_ws.market import MarketBook
 from binance_funding_ws.state import (
     FundingEntry,
@@ -185,10 +185,9 @@ def market_rows(draw: st.DrawFn, damaged: bool = True, mini: bool = True) -> dic
     return row
 
 
-def receive(decoder: FrameDecoder, rows: list[dict], scan: bool, wrapped: bool) -> ReceivedFrame:
+def receive(decoder: FrameDecoder, rows: list[dict], wrapped: bool) -> DecodedFrame:
     body = {"stream": "s", "data": rows} if wrapped else rows
-    data = json.dumps(body).encode()
-    return decoder.scan(data, stream="s") if scan else decoder.decode(data, stream="s")
+    return decoder.decode(json.dumps(body).encode(), stream="s")
 
 
 def drifting(rows: list[dict], index: int) -> list[dict]:
@@ -213,8 +212,8 @@ frame_lists = st.lists(
 
 
 @settings(max_examples=120, deadline=None)
-@given(frame_lists, st.booleans(), st.booleans())
-def test_every_publish_equals_the_model_of_the_rows_merged_so_far(frames, scan, wrapped):
+@given(frame_lists, st.booleans())
+def test_every_publish_equals_the_model_of_the_rows_merged_so_far(frames, wrapped):
     """Frames of mark, ticker and mini-ticker rows, some damaged, some mixing kinds or naming
     a symbol twice, published after random frames: after each publish the book holds exactly
     the model's entries (every field, ``received_at`` the winning row's frame's arrival) and
@@ -222,7 +221,7 @@ def test_every_publish_equals_the_model_of_the_rows_merged_so_far(frames, scan, 
     decoder, book, model = FrameDecoder(), MarketBook(), Model()
     for index, (frame_rows, publish_now) in enumerate(frames):
         rows, received_at = drifting(frame_rows, index), 1_000 + 7 * index
-        book.apply(receive(decoder, rows, scan, wrapped), received_at)
+        book.apply(receive(decoder, rows, wrapped), received_at)
         model.apply(rows, received_at)
         if publish_now or index == len(frames) - 1:
             assert sorted(book.publish()) == sorted(model.publish())
@@ -239,15 +238,14 @@ def test_every_publish_equals_the_model_of_the_rows_merged_so_far(frames, scan, 
         min_size=1,
         max_size=8,
     ),
-    st.booleans(),
 )
-def test_with_well_formed_rows_publishing_often_or_once_gives_the_same_maps(frames, scan):
+def test_with_well_formed_rows_publishing_often_or_once_gives_the_same_maps(frames):
     """Without damaged rows (nor mini tickers, which merge into what was published), when the
     book publishes makes no difference: the newest row of each symbol wins either way."""
     decoder, often, once = FrameDecoder(), MarketBook(), MarketBook()
     for index, (rows, publish_now) in enumerate(frames):
         for book in (often, once):
-            book.apply(receive(decoder, drifting(rows, index), scan, wrapped=True), 1_000 + index)
+            book.apply(receive(decoder, drifting(rows, index), wrapped=True), 1_000 + index)
         if publish_now:
             assert often.publish() == []
     assert often.publish() == once.publish() == []
@@ -268,11 +266,13 @@ nasty_values = st.one_of(
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(nasty_values, min_size=1, max_size=8))
-def test_the_batch_decimal_check_agrees_with_the_regex(values):
+@given(st.lists(nasty_values, min_size=1, max_size=8), st.integers(0, 8))
+def test_the_batch_decimal_check_agrees_with_the_regex(values, split):
     """True only when every value is a decimal; False for decimals only when one of them has
-    a leading zero (that False sends the caller to the per-row check, which accepts it)."""
-    batch = market._all_decimals(values)
+    a leading zero (that False sends the caller to the per-row check, which accepts it).
+    However the values are cut into columns (empty ones too), the answer is the same."""
+    batch = market._all_decimals([values])
+    assert market._all_decimals([values[:split], [], values[split:]]) is batch
     if batch:
         assert all(is_decimal(v) for v in values), values
     if all(is_canonical(v) for v in values):
@@ -298,13 +298,15 @@ def test_the_batch_decimal_check_agrees_with_the_regex(values):
     ],
 )
 def test_the_batch_decimal_check_refuses_each_non_decimal(values):
-    assert market._all_decimals(values) is False
+    assert market._all_decimals([values]) is False
+    assert market._all_decimals([values[:1], values[1:]]) is False
 
 
 def test_no_values_are_all_decimals():
     """Vacuously true: "whether every value is a decimal" (a frame of mini tickers only
     has no full-ticker values to check)."""
     assert market._all_decimals([]) is True
+    assert market._all_decimals([[], []]) is True
 
 
 # -- 3. one bad row in a big frame is reported and skipped alone ---------------------------
@@ -315,18 +317,17 @@ KINDS = {
 }
 
 
-@pytest.mark.parametrize("scan", [True, False], ids=["scan", "decode"])
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_one_bad_row_in_a_frame_of_900_is_the_only_one_skipped_and_named(kind, scan):
+def test_one_bad_row_in_a_frame_of_900_is_the_only_one_skipped_and_named(kind):
     make_row, attribute, entry, error, field = KINDS[kind]
     decoder, book = FrameDecoder(), MarketBook()
     names = [f"S{n:03}USDT" for n in range(900)]
     first = [make_row(name, 1_000) for name in names]
-    book.apply(receive(decoder, first, scan, wrapped=True), 1_100)
+    book.apply(receive(decoder, first, wrapped=True), 1_100)
     assert book.publish() == []
     second = [make_row(name, 2_000, c="2.5", p="2.5") for name in names]
     second[450][field] = "1e-4"
-    book.apply(receive(decoder, second, scan, wrapped=True), 2_100)
+    book.apply(receive(decoder, second, wrapped=True), 2_100)
     assert book.publish() == [error.format("S450USDT")]
     published = getattr(book, attribute)
     assert published == {
@@ -335,17 +336,16 @@ def test_one_bad_row_in_a_frame_of_900_is_the_only_one_skipped_and_named(kind, s
     }
 
 
-@pytest.mark.parametrize("scan", [True, False], ids=["scan", "decode"])
 @pytest.mark.parametrize(
     ("kind", "field"), [("mark", "ap"), ("ticker", "p"), ("ticker", "w")]
 )  # fmt: skip
-def test_an_optional_decimal_may_be_null_or_absent_but_not_malformed(kind, field, scan):
+def test_an_optional_decimal_may_be_null_or_absent_but_not_malformed(kind, field):
     make_row, attribute, entry, error, _ = KINDS[kind]
     rows = [make_row(name, 5) for name in ("ABSENT", "NULL", "VALUE", "BAD", "EMPTY")]
     rows[0].pop(field, None)
     rows[1][field], rows[2][field], rows[3][field], rows[4][field] = None, "0.5", "0.5.", ""
     book = MarketBook()
-    book.apply(receive(FrameDecoder(), rows, scan, wrapped=True), 9)
+    book.apply(receive(FrameDecoder(), rows, wrapped=True), 9)
     assert sorted(book.publish()) == [error.format("BAD"), error.format("EMPTY")]
     published = getattr(book, attribute)
     assert published == {row["s"]: entry(row, 9) for row in rows[:3]}
@@ -356,18 +356,17 @@ def test_an_optional_decimal_may_be_null_or_absent_but_not_malformed(kind, field
 # -- 4. frames partly superseded ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("scan", [True, False], ids=["scan", "decode"])
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize(("later", "winner"), [(20, 2), (10, 2), (5, 1)])
-def test_each_row_of_a_partly_superseded_frame_keeps_its_own_frame(kind, scan, later, winner):
+def test_each_row_of_a_partly_superseded_frame_keeps_its_own_frame(kind, later, winner):
     """Frame 1 holds A, B and C; frame 2 holds B only, newer, as new or older. B comes from
     frame 2 unless it is older; A and C from frame 1; each with its own frame's arrival."""
     make_row, attribute, entry, _, _ = KINDS[kind]
     decoder, book = FrameDecoder(), MarketBook()
     first = [make_row(name, 10, c="1.0", p="1.0") for name in ("A", "B", "C")]
     second = [make_row("B", later, c="2.0", p="2.0")]
-    book.apply(receive(decoder, first, scan, wrapped=True), 100)
-    book.apply(receive(decoder, second, scan, wrapped=False), 200)
+    book.apply(receive(decoder, first, wrapped=True), 100)
+    book.apply(receive(decoder, second, wrapped=False), 200)
     assert book.publish() == []
     b = entry(second[0], 200) if winner == 2 else entry(first[1], 100)
     assert getattr(book, attribute) == {
@@ -380,12 +379,11 @@ def test_each_row_of_a_partly_superseded_frame_keeps_its_own_frame(kind, scan, l
 # -- 5. entries are built field by field as the schema orders them -------------------------
 
 
-@pytest.mark.parametrize("scan", [True, False], ids=["scan", "decode"])
-def test_a_row_with_every_field_becomes_the_entry_built_by_keyword(scan):
+def test_a_row_with_every_field_becomes_the_entry_built_by_keyword():
     full_mark = {**DOCS_MARK, "ap": "11794.1", "st": 2, "ps": "BTCUSD", "s": "BTCUSD_PERP"}
     full_ticker = {**DOCS_TICKER, "st": 2, "ps": "BTCUSD", "s": "BTCUSD_PERP"}
     book = MarketBook()
-    book.apply(receive(FrameDecoder(), [full_ticker, full_mark], scan, wrapped=True), 77)
+    book.apply(receive(FrameDecoder(), [full_ticker, full_mark], wrapped=True), 77)
     assert book.publish() == []
     assert book.funding == {"BTCUSD_PERP": funding_entry(full_mark, 77)}
     assert book.tickers == {"BTCUSD_PERP": ticker_entry(full_ticker, 77)}

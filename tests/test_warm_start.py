@@ -174,7 +174,7 @@ def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():
     restored = document(funding=[mark("BTCUSDT", 5_000, p="1.0"), mark("ETHUSDT", 1_000)])
     book = MarketBook()
     book.restore(restored.funding, restored.tickers)
-    frame = FrameDecoder().scan(
+    frame = FrameDecoder().decode(
         combined("!markPrice@arr@1s", [mark("BTCUSDT", 4_000, p="2.0"), mark("ETHUSDT", 4_000)])
     )
     book.apply(frame, received_at=4_100)
@@ -189,5 +189,5 @@ def test_a_previous_file_is_no_way_around_the_symbol_cap():
     book.restore(restored.funding, restored.tickers)
     assert sorted(book.funding) == ["S6USDT", "S7USDT", "S8USDT", "S9USDT"]  # the newest
     book.forget(["S6USDT"], [])
-    frame = FrameDecoder().scan(combined("!markPrice@arr@1s", [mark("NEWUSDT", 5_000)]))
+    frame = FrameDecoder().decode(combined("!markPrice@arr@1s", [mark("NEWUSDT", 5_000)]))
     assert book.apply(frame, received_at=5_000).accepted == 1  # the forgotten place is free

@@ -3,26 +3,20 @@
 A frame is either a combined-stream envelope ``{"stream": NAME, "data": [rows]}`` or, on a
 raw ``/market/ws/<stream>`` connection, the bare array. Rows are typed by their ``e`` field.
 
-A frame goes through two steps, so that the receive path costs little more than parsing:
+Each frame is decoded once, on arrival, by one typed ``msgspec`` call: at the live rate every
+row is published within the second, so a cheaper first look (reading only what the merge
+needs) followed by a full decode at publication would decode each row twice (see
+docs/benchmarks.md).
 
-1. :meth:`FrameDecoder.scan`, on arrival, reads of each row only what the merge needs (event
-   type, time, symbol) and keeps the frame's bytes: a :class:`ScannedFrame`.
-2. :func:`expand`, at publication, decodes a scanned frame in full: a :class:`DecodedFrame`.
-   Only frames that still hold the newest row of some symbol get there; at the live rate
-   most rows are superseded first and are never fully decoded.
-
-Full decoding is strict about types (a number where a string belongs, a missing field, an
-unknown event type all reject the row) but isolates damage: a bad row is skipped and
-reported, the rest of its frame is kept. A frame is decoded with one typed ``msgspec`` call;
-only one that fails it is re-read row by row. A frame the scan cannot read (a row without a
-good event type, time or symbol, or not a row array at all) is decoded in full at once, so
-its damage is reported on arrival.
+Decoding is strict about types (a number where a string belongs, a missing field, an unknown
+event type all reject the row) but isolates damage: a bad row is skipped and reported, the
+rest of its frame is kept. Only a frame that fails the typed decode is re-read row by row.
 
 Decimal *format* (is ``"p"`` a number?) is checked when rows are published
 (:mod:`binance_funding_ws.market`), once per published row rather than once per frame.
 
-Full rows carry the state file's field names (``mark_price``, ``event_time``...), each
-decoded from the exchange's one-letter key, so publishing turns them into
+Rows carry the state file's field names (``mark_price``, ``event_time``...), each decoded
+from the exchange's one-letter key, so publishing turns them into
 :class:`~binance_funding_ws.state.FundingEntry` objects name for name.
 
 Hostile input is bounded here, each refusal reported in the frame's ``errors``: a frame of
@@ -39,7 +33,7 @@ import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Annotated, Any, Generic, Protocol, TypeVar, cast
+from typing import Annotated, Any, Protocol, cast
 
 import msgspec
 
@@ -118,31 +112,8 @@ Row = MarkPriceRow | TickerRow | MiniTickerRow
 AnyTickerRow = TickerRow | MiniTickerRow
 
 
-# The receive path reads only what the merge needs (event type, time, symbol); the rest of a
-# row is decoded when it is published, and only for the rows that are still the newest then.
-# At the live rate most rows are superseded before a write, so most are never fully decoded,
-# and the receive loop allocates three objects a row instead of a dozen (see docs/benchmarks.md).
-class SlimMarkRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True, gc=False):
-    event_time: EventTime = _wire("E")
-    symbol: Symbol = _wire("s")
-
-
-class SlimTickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc=False):
-    event_time: EventTime = _wire("E")
-    symbol: Symbol = _wire("s")
-
-
-class SlimMiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
-    event_time: EventTime = _wire("E")
-    symbol: Symbol = _wire("s")
-
-
-SlimRow = SlimMarkRow | SlimTickerRow | SlimMiniTickerRow
-SlimAnyTickerRow = SlimTickerRow | SlimMiniTickerRow
-
-
 class Keyed(Protocol):
-    """What the merge reads of a row, slim or full: its event time and its symbol."""
+    """What the merge reads of a row: its event time and its symbol."""
 
     @property
     def event_time(self) -> int: ...
@@ -154,32 +125,24 @@ class Keyed(Protocol):
 StreamName = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 
 
-class _SlimEnvelope(msgspec.Struct):
-    stream: StreamName
-    data: list[SlimRow]
-
-
 class _Envelope(msgspec.Struct):
     stream: StreamName
     data: list[Row]
 
 
-MarkT = TypeVar("MarkT", bound=Keyed)
-TickerT = TypeVar("TickerT", bound=Keyed)
-
-
 @dataclass(slots=True, kw_only=True)
-class _Frame(Generic[MarkT, TickerT]):
+class DecodedFrame:
     """What one frame contained, its rows sorted by kind.
 
     ``market`` is true when the frame carried at least one good row: only such frames prove
-    that market data flows.
+    that market data flows. ``control`` marks replies such as a SUBSCRIBE acknowledgement.
     """
 
     stream: str | None = None
-    mark: list[MarkT] = field(default_factory=list)
-    tickers: list[TickerT] = field(default_factory=list)
+    mark: list[MarkPriceRow] = field(default_factory=list)
+    tickers: list[AnyTickerRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    control: bool = False
 
     @property
     def market(self) -> bool:
@@ -188,24 +151,6 @@ class _Frame(Generic[MarkT, TickerT]):
     def latest_event_time(self) -> int:
         """The newest event time among the frame's rows (0 if none)."""
         return max(_newest(self.mark), _newest(self.tickers))
-
-
-@dataclass(slots=True, kw_only=True)
-class ScannedFrame(_Frame[SlimMarkRow, SlimAnyTickerRow]):
-    """The receive path's view of a frame: slim rows, plus the frame's bytes for :func:`expand`."""
-
-    raw: bytes
-
-
-@dataclass(slots=True, kw_only=True)
-class DecodedFrame(_Frame[MarkPriceRow, AnyTickerRow]):
-    """A frame decoded in full. ``control`` marks replies such as a SUBSCRIBE acknowledgement."""
-
-    control: bool = False
-
-
-# What the receive path hands on: scanned, or decoded in full when the scan could not read it.
-ReceivedFrame = ScannedFrame | DecodedFrame
 
 
 class FrameDecoder:
@@ -219,33 +164,7 @@ class FrameDecoder:
         self.max_rows = max_rows
         self._envelope = msgspec.json.Decoder(_Envelope)
         self._array = msgspec.json.Decoder(list[Row])
-        self._slim_envelope = msgspec.json.Decoder(_SlimEnvelope)
-        self._slim_array = msgspec.json.Decoder(list[SlimRow])
         self._any = msgspec.json.Decoder()
-
-    def scan(self, data: bytes, stream: str | None = None) -> ReceivedFrame:
-        """The receive path's decode: slim rows (event time and symbol) plus the raw frame.
-
-        A frame whose rows lack a good event type, time or symbol, or that is not a row
-        array at all, takes the careful path of :meth:`decode` instead (full rows, every bad
-        row reported). Other damage in a row is found when it is expanded, at publication.
-        """
-        refused = self._precheck(data, stream)
-        if refused is not None:
-            return refused
-        try:
-            if _first_char(data) == "[":
-                rows: list[SlimRow] = self._slim_array.decode(data)
-            else:
-                envelope = self._slim_envelope.decode(data)
-                stream, rows = envelope.stream, envelope.data
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-            return self._decode(data, stream)
-        if len(rows) > self.max_rows:
-            return self._too_many_rows(len(rows), stream)
-        frame = ScannedFrame(stream=stream, raw=data)
-        _fill(frame, rows, SlimMarkRow)
-        return frame
 
     def decode(self, data: bytes | str, stream: str | None = None) -> DecodedFrame:
         """Decode one frame in full. ``stream`` names the stream of a raw (unwrapped) connection."""
@@ -292,7 +211,7 @@ class FrameDecoder:
             return frame
         if len(rows) > self.max_rows:
             return self._too_many_rows(len(rows), frame.stream)
-        _fill(frame, rows, MarkPriceRow)
+        _fill(frame, rows)
         return frame
 
     def _decode_row_by_row(self, data: bytes | str, frame: DecodedFrame) -> DecodedFrame:
@@ -315,7 +234,7 @@ class FrameDecoder:
             except msgspec.ValidationError as exc:
                 where = frame.stream or "frame"
                 frame.errors.append(f"{where} row {index} skipped: {exc}")
-        _fill(frame, rows, MarkPriceRow)
+        _fill(frame, rows)
         return frame
 
     @staticmethod
@@ -340,32 +259,16 @@ class FrameDecoder:
         return items
 
 
-_DECODER = FrameDecoder()  # stateless: one serves every expansion
-
-
-def expand(frame: ReceivedFrame) -> DecodedFrame:
-    """The full rows of a received frame: a scanned one is decoded in full now.
-
-    The publish step's half of the receive path: a row that fails here (a number where a
-    price belongs, say) is reported in the result's ``errors`` and left out of its rows.
-    """
-    if isinstance(frame, DecodedFrame):
-        return frame
-    return _DECODER._decode(frame.raw, frame.stream)  # the scan ran the pre-check
-
-
-def _fill(
-    frame: _Frame[MarkT, TickerT], rows: list[MarkT | TickerT], mark_type: type[MarkT]
-) -> None:
+def _fill(frame: DecodedFrame, rows: list[Row]) -> None:
     """Sort rows into the frame's ``mark`` and ``tickers``, in their order."""
     kinds = set(map(type, rows))  # a frame holds one stream's rows: usually all of one kind
-    if kinds == {mark_type}:
-        frame.mark = cast(list[MarkT], rows)
-    elif mark_type not in kinds:
-        frame.tickers = cast(list[TickerT], rows)
+    if kinds == {MarkPriceRow}:
+        frame.mark = cast(list[MarkPriceRow], rows)
+    elif MarkPriceRow not in kinds:
+        frame.tickers = cast(list[AnyTickerRow], rows)
     else:
-        frame.mark = [row for row in rows if isinstance(row, mark_type)]
-        frame.tickers = [cast(TickerT, row) for row in rows if not isinstance(row, mark_type)]
+        frame.mark = [row for row in rows if isinstance(row, MarkPriceRow)]
+        frame.tickers = [row for row in rows if not isinstance(row, MarkPriceRow)]
 
 
 _event_time = attrgetter("event_time")

@@ -10,23 +10,21 @@ Rules (from the exchange facts):
   harmless: the same update delivered twice changes nothing.
 
 Work is split in two so the receive path stays cheap: :meth:`MarketBook.apply` only records
-the newest row per symbol (slim, as scanned on arrival); :meth:`MarketBook.publish`, called
-once per write interval, has the frames of those rows expanded (:func:`~binance_funding_ws.
-frames.expand`), validates their decimals and folds them into the published entries. A row
-that fails either check is dropped then and the symbol keeps its previous good entry.
+the newest row per symbol; :meth:`MarketBook.publish`, called once per write interval,
+validates the decimals of those rows and folds them into the published entries. A row that
+fails the check is dropped then and the symbol keeps its previous good entry.
 
 Publishing is the daemon's largest cost at the live rate (one tick per write: every row is
-published), so it is done a frame's rows at a time: their decimals are checked all at once
-(:func:`_all_decimals`) and their entries built by one comprehension (:class:`_EntryKind`).
-See docs/benchmarks.md.
+published), so it is done a map at a time: the decimals of all pending rows are checked at
+once (:func:`_all_decimals`) and their entries built by one comprehension
+(:class:`_EntryKind`). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
@@ -40,12 +38,15 @@ from binance_funding_ws.frames import (
     Keyed,
     MarkPriceRow,
     MiniTickerRow,
-    ReceivedFrame,
-    ScannedFrame,
     TickerRow,
-    expand,
 )
-from binance_funding_ws.state import DECIMAL_PATTERN, FundingEntry, TickerEntry
+from binance_funding_ws.state import (
+    DECIMAL_PATTERN,
+    FundingEntry,
+    MissingSymbols,
+    TickerEntry,
+    missing_symbols,
+)
 from binance_funding_ws.text import format_age
 
 # The live market lists about 750 symbols (2026); a feed that names far more is broken or
@@ -54,9 +55,6 @@ DEFAULT_MAX_SYMBOLS = 5_000
 # How far past its arrival a row's event time may be: clocks drift by milliseconds, not by
 # minutes. The daemon sets it; tests that replay old rows at made-up times need not.
 MAX_AHEAD_MS = 60_000
-# Scanned frames are kept, as bytes, until their rows are published. Past this many bytes the
-# caller should publish early (the live feed brings ~0.3 MB a second).
-PENDING_BYTES_LIMIT = 32 * 1024 * 1024
 
 
 class Rejected(NamedTuple):
@@ -79,7 +77,6 @@ class Applied(NamedTuple):
 class _Arrival:
     """A frame being merged: when it came, how late its rows may be dated, what was refused."""
 
-    frame: ReceivedFrame
     received_at: int
     not_after: float  # the newest event time accepted (inf: any)
     late: list[Keyed] = field(default_factory=list)  # rows dated after not_after
@@ -93,6 +90,8 @@ class MarketBook:
     together; a symbol once held keeps its place), and, if ``max_ahead_ms`` is set, refuses
     rows dated more than that after their arrival, which would otherwise hold their symbol
     at their values for good. Both refusals are returned by :meth:`apply`, to be counted.
+    Rows waiting for publication are kept one per symbol, so what the book holds between
+    two publishes is bounded by ``max_symbols`` too, however many frames arrive.
     """
 
     def __init__(
@@ -102,10 +101,11 @@ class MarketBook:
         self.tickers: dict[str, TickerEntry] = {}
         self.max_symbols = max_symbols
         self.max_ahead_ms = max_ahead_ms
-        self.pending_bytes = 0  # bytes of the scanned frames merged since the last publish
         self._symbols: set[str] = set()  # every symbol held, published or pending, either map
-        self._mark = _Pending[MarkPriceRow](attrgetter("mark"), self._symbols, max_symbols)
-        self._tickers = _Pending[AnyTickerRow](attrgetter("tickers"), self._symbols, max_symbols)
+        self._mark = _Pending[MarkPriceRow](self._symbols, max_symbols)
+        self._tickers = _Pending[AnyTickerRow](self._symbols, max_symbols)
+        self._keys_version = 0  # changes whenever either map gains or loses a symbol
+        self._missing: tuple[int, MissingSymbols] | None = None
 
     @property
     def has_pending(self) -> bool:
@@ -125,6 +125,7 @@ class MarketBook:
         self.funding.update((s, e) for s, e in funding.items() if s in kept)
         self.tickers.update((s, e) for s, e in tickers.items() if s in kept)
         self._symbols.update(kept)
+        self._keys_version += 1
         for pending, entries in ((self._mark, self.funding), (self._tickers, self.tickers)):
             newest = max((entry.event_time for entry in entries.values()), default=-1)
             pending.newest_event_time = max(pending.newest_event_time, newest)
@@ -148,23 +149,30 @@ class MarketBook:
         for symbol in (*funding, *tickers):
             if symbol not in self.funding and symbol not in self.tickers:
                 self._symbols.discard(symbol)
+        if funding or tickers:
+            self._keys_version += 1
 
-    @property
-    def should_publish(self) -> bool:
-        """The frames kept for publication hold enough memory to publish now."""
-        return self.pending_bytes > PENDING_BYTES_LIMIT
+    def missing(self) -> MissingSymbols:
+        """The symbols in one map but not the other (:func:`~binance_funding_ws.state.
+        missing_symbols`), worked out again only after a map gained or lost a symbol: the
+        usual publish only replaces entries, and two set differences and sorts of every
+        symbol each second would cost more than the merge."""
+        cached = self._missing
+        if cached is not None and cached[0] == self._keys_version:
+            return cached[1]
+        missing = missing_symbols(self.funding, self.tickers)
+        self._missing = (self._keys_version, missing)
+        return missing
 
-    def apply(self, frame: ReceivedFrame, received_at: int) -> Applied:
+    def apply(self, frame: DecodedFrame, received_at: int) -> Applied:
         """Record the frame's rows that are not older than what is held."""
         ahead = self.max_ahead_ms
-        arrival = _Arrival(frame, received_at, math.inf if ahead is None else received_at + ahead)
+        arrival = _Arrival(received_at, math.inf if ahead is None else received_at + ahead)
         accepted = 0
         if frame.mark:
             accepted += self._mark.merge(frame.mark, self.funding, arrival)
         if frame.tickers:
             accepted += self._tickers.merge(frame.tickers, self.tickers, arrival)
-        if accepted and isinstance(frame, ScannedFrame):
-            self.pending_bytes += len(frame.raw)
         return Applied(accepted, self._refusals(arrival))
 
     def _refusals(self, arrival: _Arrival) -> list[Rejected]:
@@ -197,36 +205,38 @@ class MarketBook:
     def publish(self) -> list[str]:
         """Fold pending rows into the published maps; return one message per rejected row.
 
-        Rows go by frame: the rows of a frame still pending become entries together
-        (:meth:`_EntryKind.entries`), after one check of all their decimals. At the live rate
-        every pending frame is current in full, so no row is looked up one by one.
+        Rows go by frame (:meth:`_Pending.groups`): the rows of a frame become entries
+        together (:meth:`_EntryKind.entries`), after one check of all their decimals. No
+        row is looked up one by one.
         """
         errors: list[str] = []
-        expanded: dict[int, DecodedFrame] = {}  # each scanned frame expanded once
-        for received_at, marks in self._mark.current_rows(expanded, errors):
-            self._publish_funding(marks, received_at, errors)
-        for received_at, tickers in self._tickers.current_rows(expanded, errors):
-            self._publish_tickers(tickers, received_at, errors)
-        self._release_unpublished()
+        sizes = len(self.funding), len(self.tickers)
+        for marks, arrivals in self._mark.groups():
+            self.funding.update(_FUNDING.entries(marks, arrivals, errors))
+        for tickers, arrivals in self._tickers.groups():
+            self._publish_tickers(tickers, arrivals, errors)
+        if errors:  # only a rejected row can leave a new symbol unpublished
+            self._release_unpublished()
         self._mark.clear()
         self._tickers.clear()
-        self.pending_bytes = 0
+        if (len(self.funding), len(self.tickers)) != sizes:  # publishing only adds symbols
+            self._keys_version += 1
         return errors
 
-    def _publish_funding(
-        self, rows: list[MarkPriceRow], received_at: int, errors: list[str]
-    ) -> None:
-        self.funding.update(_FUNDING.entries(rows, received_at, errors))
-
     def _publish_tickers(
-        self, rows: list[AnyTickerRow], received_at: int, errors: list[str]
+        self, rows: list[AnyTickerRow], arrivals: Iterable[int], errors: list[str]
     ) -> None:
-        full = [row for row in rows if type(row) is TickerRow]
-        self.tickers.update(_TICKERS.entries(full, received_at, errors))
-        if len(full) < len(rows):  # the mini-ticker stream: rare, row by row
-            for row in rows:
-                if type(row) is MiniTickerRow:
-                    self._publish_mini_ticker(row, received_at, errors)
+        if set(map(type, rows)) == {TickerRow}:  # the !ticker@arr stream: every time
+            self.tickers.update(_TICKERS.entries(cast(list[TickerRow], rows), arrivals, errors))
+            return
+        # The mini-ticker stream too: rare, row by row. (arrivals may be endless: repeat(at).)
+        pairs = list(zip(rows, arrivals, strict=False))
+        full = [(row, at) for row, at in pairs if type(row) is TickerRow]
+        rows_only, times = [row for row, _ in full], [at for _, at in full]
+        self.tickers.update(_TICKERS.entries(rows_only, times, errors))
+        for row, received_at in pairs:
+            if type(row) is MiniTickerRow:
+                self._publish_mini_ticker(row, received_at, errors)
 
     def _publish_mini_ticker(self, row: MiniTickerRow, received_at: int, errors: list[str]) -> None:
         if not _MINI_TICKER_CHECK.row_ok(row):
@@ -258,79 +268,53 @@ FullRow = TypeVar("FullRow", bound=Keyed)
 
 
 class _Pending(Generic[FullRow]):
-    """The newest unpublished row per symbol, the frame it came in, and when that arrived.
+    """The newest unpublished row per symbol of one map, and when each row's frame arrived.
 
-    A row is slim if its frame was scanned, full if the frame had to be decoded in full on
-    arrival. Kept in two dicts by symbol rather than one dict of tuples: the fast path then
-    fills them with C-level ``dict.update`` calls and allocates nothing per row. Arrival
-    times are kept per frame (all its rows arrived together): one dict fewer to update per
-    row, and at the live rate the merge's cost is mostly those dict updates.
+    ``rows`` holds each symbol's pending row. Arrival times are kept per frame while no
+    symbol is pending from two frames (the live rate: one tick per write), so
+    :meth:`groups` hands each frame's rows over with one arrival time and no lookup per
+    row. The first frame that brings a symbol again switches to one arrival time per row
+    (``arrivals``): the frame no longer holds its superseded rows, so what is pending stays
+    at one row per symbol, however many frames come between two writes.
     """
 
-    def __init__(
-        self, rows_of: Callable[[DecodedFrame], list[FullRow]], symbols: set[str], limit: int
-    ) -> None:
-        self._rows_of = rows_of  # which rows of a decoded frame are ours
+    def __init__(self, symbols: set[str], limit: int) -> None:
         self._symbols = symbols  # shared by both maps: the book's symbols
         self._limit = limit
-        self.rows: dict[str, Keyed] = {}
-        self.frames: dict[str, ReceivedFrame] = {}  # where each pending row came from
-        self.arrivals: dict[int, int] = {}  # id of a frame holding pending rows: its arrival
+        self.rows: dict[str, FullRow] = {}
+        self.frames: list[tuple[int, dict[str, FullRow]]] = []  # (arrival, accepted rows)
+        self.arrivals: dict[str, int] | None = None  # per symbol, once frames overlap
         # No row merged so far (pending or published) is newer than this event time.
         self.newest_event_time = -1
 
     def clear(self) -> None:
         self.rows.clear()
         self.frames.clear()
-        self.arrivals.clear()
+        self.arrivals = None
 
-    def current_rows(
-        self, expanded: dict[int, DecodedFrame], errors: list[str]
-    ) -> list[tuple[int, list[FullRow]]]:
-        """The pending rows in full, grouped by the frame they came in (with its arrival
-        time); each frame is expanded once. Each symbol is in one group at most, so the
-        order of the groups does not matter.
+    def groups(self) -> list[tuple[list[FullRow], Iterable[int]]]:
+        """The pending rows in groups, each with its rows' arrival times in order (one
+        group per frame while arrival times are kept per frame)."""
+        if self.arrivals is None:
+            return [(list(rows.values()), repeat(at)) for at, rows in self.frames]
+        arrivals = self.arrivals
+        return [(list(self.rows.values()), [arrivals[symbol] for symbol in self.rows])]
 
-        A row whose full decode fails is left out (its symbol keeps its published entry, or
-        takes a row of the same frame and event time that decodes); the expansion's errors,
-        which name it, are added to ``errors``. Fast path: when all of a frame's rows are
-        still pending (the live rate: one tick per write), the frame's rows are taken whole,
-        with no per-row Python.
-        """
-        frames = list(self.frames.values())
-        held = Counter(map(id, frames))  # how many pending rows each frame holds
-        groups: list[tuple[int, list[FullRow]]] = []
-        for key, frame in dict(zip(map(id, frames), frames, strict=True)).items():
-            rows = self._rows_of(self._expand(frame, expanded, errors))
-            if not (held[key] == len(self._rows_of(frame)) == len(rows)):
-                rows = self._still_pending(rows, frame)
-            if rows:
-                groups.append((self.arrivals[key], rows))
-        return groups
-
-    def _still_pending(self, rows: list[FullRow], frame: ReceivedFrame) -> list[FullRow]:
-        """The rows of ``frame`` that are the pending ones of their symbol (the last of a
-        symbol's rows with the same event time, as the merge kept)."""
-        pending, frames = self.rows, self.frames
-        current = {
-            row.symbol: row
-            for row in rows
-            if frames.get(row.symbol) is frame and pending[row.symbol].event_time == row.event_time
-        }
-        return list(current.values())
-
-    def _expand(
-        self, frame: ReceivedFrame, expanded: dict[int, DecodedFrame], errors: list[str]
-    ) -> DecodedFrame:
-        decoded = expanded.get(id(frame))
-        if decoded is None:  # a frame mixing kinds is expanded for the first kind only
-            decoded = expanded[id(frame)] = expand(frame)
-            if decoded is not frame:  # a frame decoded on arrival reported its errors then
-                errors.extend(decoded.errors)
-        return decoded
+    def _record(self, accepted: dict[str, FullRow], received_at: int, overlap: bool) -> None:
+        """Note when the rows ``accepted`` from one frame arrived (``overlap``: one of them
+        replaced a row pending from an earlier frame)."""
+        if self.arrivals is None and not overlap:
+            self.frames.append((received_at, accepted))
+            return
+        if self.arrivals is None:
+            self.arrivals = {}
+            for at, earlier in self.frames:
+                self.arrivals.update(dict.fromkeys(earlier, at))
+            self.frames.clear()
+        self.arrivals.update(dict.fromkeys(accepted, received_at))
 
     def merge(
-        self, rows: Sequence[Keyed], published: Mapping[str, _Published], arrival: _Arrival
+        self, rows: Sequence[FullRow], published: Mapping[str, _Published], arrival: _Arrival
     ) -> int:
         """Keep each row unless its symbol holds a newer one; return how many were kept.
 
@@ -338,35 +322,34 @@ class _Pending(Generic[FullRow]):
         not kept: they go to ``arrival``'s lists.
 
         Fast path, for the common frame (every row at least as new as anything merged so
-        far and not dated ahead, one row per symbol, no new symbol): no per-row Python at
-        all. It keeps the receive loop close to the cost of bare parsing (see
-        benchmarks/bench_daemon.py).
+        far and not dated ahead, one row per symbol, no new symbol): a few C-level passes
+        over the frame and no per-row Python. It keeps the receive loop close to the cost of
+        bare parsing (see benchmarks/bench_daemon.py).
         """
-        times = list(map(_event_time, rows))
-        oldest, newest = min(times), max(times)
+        times = [row.event_time for row in rows]
+        if times.count(times[0]) == len(times):  # the usual frame: one event time for all
+            oldest = newest = times[0]
+        else:
+            oldest, newest = min(times), max(times)
         if oldest >= self.newest_event_time and newest <= arrival.not_after:
-            symbols = list(map(_symbol, rows))
-            distinct = set(symbols)
-            if len(distinct) == len(symbols) and distinct <= self._symbols:
-                self.rows.update(zip(symbols, rows, strict=True))
-                self.frames.update(zip(symbols, repeat(arrival.frame), strict=False))
-                self.arrivals[id(arrival.frame)] = arrival.received_at
+            accepted = {row.symbol: row for row in rows}
+            if len(accepted) == len(rows) and self._symbols.issuperset(accepted):
+                before = len(self.rows)
+                self.rows.update(accepted)
+                self._record(accepted, arrival.received_at, len(self.rows) - before < len(rows))
                 self.newest_event_time = newest
                 return len(rows)
         if newest > arrival.not_after:  # rows from the future must not raise the mark
             newest = max((t for t in times if t <= arrival.not_after), default=-1)
         self.newest_event_time = max(self.newest_event_time, newest)
-        accepted = self._merge_row_by_row(rows, published, arrival)
-        if accepted:
-            self.arrivals[id(arrival.frame)] = arrival.received_at
-        return accepted
+        return self._merge_row_by_row(rows, published, arrival)
 
     def _merge_row_by_row(
-        self, rows: Sequence[Keyed], published: Mapping[str, _Published], arrival: _Arrival
+        self, rows: Sequence[FullRow], published: Mapping[str, _Published], arrival: _Arrival
     ) -> int:
-        pending, frames = self.rows, self.frames
+        pending, accepted = self.rows, dict[str, FullRow]()
         symbols, limit, not_after = self._symbols, self._limit, arrival.not_after
-        accepted = 0
+        overlap = False
         for row in rows:
             if not_after < row.event_time:
                 arrival.late.append(row)
@@ -376,6 +359,7 @@ class _Pending(Generic[FullRow]):
             if held is not None:
                 if row.event_time < held.event_time:
                     continue
+                overlap = overlap or symbol not in accepted  # pending from an earlier frame
             else:
                 entry = published.get(symbol)
                 if entry is not None:
@@ -386,10 +370,10 @@ class _Pending(Generic[FullRow]):
                         arrival.unheld.append(symbol)
                         continue
                     symbols.add(symbol)
-            pending[symbol] = row
-            frames[symbol] = arrival.frame
-            accepted += 1
-        return accepted
+            pending[symbol] = accepted[symbol] = row
+        if accepted:
+            self._record(accepted, arrival.received_at, overlap)
+        return len(accepted)
 
 
 _event_time = attrgetter("event_time")
@@ -403,8 +387,8 @@ _NUMBER_CHARS = b"0123456789.-"
 _json_numbers = msgspec.json.Decoder(msgspec.Raw).decode  # checks the syntax, builds nothing
 
 
-def _all_decimals(values: list[str]) -> bool:
-    """Whether every value is a decimal (``-?[0-9]+(\\.[0-9]+)?``), checked in C.
+def _all_decimals(columns: Sequence[list[str]]) -> bool:
+    """Whether every value of every column is a decimal (``-?[0-9]+(\\.[0-9]+)?``), checked in C.
 
     Hand-rolled because a regex costs ~40 ns a character in Python's engine (about as much
     as the rest of publishing). Instead: the values, comma-joined, must be ASCII, hold only
@@ -412,17 +396,21 @@ def _all_decimals(values: list[str]) -> bool:
     array of numbers. Without "e", "E" or "+", a JSON number is ``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``:
     a decimal. The converse fails only for leading zeros ("007"), which the exchange does
     not send: a False sends the caller to the exact per-field check, never to a rejection.
+    Columns (one list per field) rather than rows: gathering a field of every row is one
+    specialised comprehension, about half the cost of flattening per-row tuples.
     """
+    count = sum(map(len, columns))
     try:
-        joined = ",".join(values).encode("ascii")
+        joined = ",".join(map(",".join, filter(None, columns))).encode("ascii")
     except UnicodeEncodeError:
         return False
     if not joined:  # no values, or one empty one ("[]" would parse)
-        return not values
-    if joined.translate(None, _NUMBER_CHARS + b",") or joined.count(b",") != len(values) - 1:
+        return count == 0
+    separators = joined.translate(None, _NUMBER_CHARS)  # the commas, and anything else
+    if len(separators) != count - 1 or separators.strip(b","):
         return False
     try:
-        _json_numbers(b"[" + joined + b"]")
+        _json_numbers(b"".join((b"[", joined, b"]")))
     except msgspec.DecodeError:
         return False
     return True
@@ -448,27 +436,28 @@ class _RowCheck(NamedTuple):
 
 
 class _EntryKind(NamedTuple):
-    """How rows of one kind become entries, a frame's rows at a time."""
+    """How rows of one kind become entries, a group of rows at a time."""
 
     check: _RowCheck
-    decimals: Callable[[Sequence[Any]], list[str]]  # every decimal of the rows (not None)
-    build: Callable[[Sequence[Any], int], list[tuple[str, Any]]]  # (symbol, entry) per row
+    decimals: Callable[[Sequence[Any]], list[list[str]]]  # the rows' decimals, by field
+    build: Callable[[Sequence[Any], Iterable[int]], dict[str, Any]]  # symbol: entry
 
     def entries(
-        self, rows: Sequence[Keyed], received_at: int, errors: list[str]
-    ) -> list[tuple[str, Any]]:
-        """``(symbol, entry)`` for each row whose decimals are all decimals; one message in
-        ``errors`` for each other.
+        self, rows: Sequence[Keyed], arrivals: Iterable[int], errors: list[str]
+    ) -> dict[str, Any]:
+        """``{symbol: entry}`` for each row whose decimals are all decimals, its
+        ``received_at`` taken from ``arrivals`` (in the order of ``rows``); one message in
+        ``errors`` for each other row.
 
         The decimals of all the rows are checked at once (:func:`_all_decimals`), one row at
-        a time only if that fails; the entries are built by one comprehension. Measured
-        (benchmarks/bench_publish.py): per 900 rows, 0.45 ms, against 0.70 ms reading the
-        rows column by column with ``map(attrgetter(...))`` and building with ``map``, and
-        about 3 ms for the earlier per-row check and build.
+        a time only if that fails; the entries are built by one comprehension. Measured in
+        benchmarks/bench_publish.py, with the alternatives tried.
         """
         if not _all_decimals(self.decimals(rows)):
-            rows = [row for row in rows if self._well_formed(row, errors)]
-        return self.build(rows, received_at)
+            pairs = zip(rows, arrivals, strict=False)  # arrivals may be endless: repeat(at)
+            kept = [(r, at) for r, at in pairs if self._well_formed(r, errors)]
+            rows, arrivals = [r for r, _ in kept], [at for _, at in kept]
+        return self.build(rows, arrivals)
 
     def _well_formed(self, row: Keyed, errors: list[str]) -> bool:
         if self.check.row_ok(row):
@@ -485,63 +474,55 @@ def _present(values: list[str | None]) -> list[str]:
 # The builders below read every field by name in a comprehension: CPython 3.11 specialises
 # such attribute reads, which makes them cheaper than any C-level helper reachable from
 # Python here (attrgetter, msgspec.convert).
-def _mark_decimals(rows: Sequence[MarkPriceRow]) -> list[str]:
-    values = [v for r in rows for v in (r.mark_price, r.index_price, r.estimated_settle_price)]
-    values += [r.funding_rate for r in rows]
-    return values + _present([r.mark_price_avg for r in rows])
+def _mark_decimals(rows: Sequence[MarkPriceRow]) -> list[list[str]]:
+    return [
+        [r.mark_price for r in rows],
+        [r.index_price for r in rows],
+        [r.estimated_settle_price for r in rows],
+        [r.funding_rate for r in rows],
+        _present([r.mark_price_avg for r in rows]),
+    ]
 
 
 def _funding_entries(
-    rows: Sequence[MarkPriceRow], received_at: int
-) -> list[tuple[str, FundingEntry]]:
+    rows: Sequence[MarkPriceRow], arrivals: Iterable[int]
+) -> dict[str, FundingEntry]:
+    # Positional, in FundingEntry's field order: cheaper than keywords, and
+    # test_a_row_with_every_field_becomes_the_entry_built_by_keyword checks the order.
+    return {
+        r.symbol: FundingEntry(
+            r.mark_price, r.index_price, r.estimated_settle_price, r.funding_rate,
+            r.next_funding_time, r.event_time, received_at, r.mark_price_avg,
+            r.contract_type, r.pair,
+        )
+        for r, received_at in zip(rows, arrivals, strict=False)  # arrivals: maybe repeat(at)
+    }  # fmt: skip
+
+
+def _ticker_decimals(rows: Sequence[TickerRow]) -> list[list[str]]:
     return [
-        (r.symbol, FundingEntry(
-            mark_price=r.mark_price,
-            index_price=r.index_price,
-            estimated_settle_price=r.estimated_settle_price,
-            funding_rate=r.funding_rate,
-            next_funding_time=r.next_funding_time,
-            event_time=r.event_time,
-            received_at=received_at,
-            mark_price_avg=r.mark_price_avg,
-            contract_type=r.contract_type,
-            pair=r.pair,
-        ))
-        for r in rows
-    ]  # fmt: skip
+        [r.last_price for r in rows],
+        [r.open_price for r in rows],
+        [r.high_price for r in rows],
+        [r.low_price for r in rows],
+        [r.volume for r in rows],
+        [r.quote_volume for r in rows],
+        [r.price_change_percent for r in rows],
+        _present([r.price_change for r in rows]),
+        _present([r.weighted_avg_price for r in rows]),
+    ]
 
 
-def _ticker_decimals(rows: Sequence[TickerRow]) -> list[str]:
-    values = [
-        v
-        for r in rows
-        for v in (r.last_price, r.open_price, r.high_price, r.low_price, r.volume,
-                  r.quote_volume, r.price_change_percent)
-    ]  # fmt: skip
-    values += _present([r.price_change for r in rows])
-    return values + _present([r.weighted_avg_price for r in rows])
-
-
-def _ticker_entries(rows: Sequence[TickerRow], received_at: int) -> list[tuple[str, TickerEntry]]:
-    return [
-        (r.symbol, TickerEntry(
-            last_price=r.last_price,
-            open_price=r.open_price,
-            high_price=r.high_price,
-            low_price=r.low_price,
-            volume=r.volume,
-            quote_volume=r.quote_volume,
-            event_time=r.event_time,
-            received_at=received_at,
-            price_change=r.price_change,
-            price_change_percent=r.price_change_percent,
-            weighted_avg_price=r.weighted_avg_price,
-            trade_count=r.trade_count,
-            contract_type=r.contract_type,
-            pair=r.pair,
-        ))
-        for r in rows
-    ]  # fmt: skip
+def _ticker_entries(rows: Sequence[TickerRow], arrivals: Iterable[int]) -> dict[str, TickerEntry]:
+    # Positional, in TickerEntry's field order (see _funding_entries).
+    return {
+        r.symbol: TickerEntry(
+            r.last_price, r.open_price, r.high_price, r.low_price, r.volume, r.quote_volume,
+            r.event_time, received_at, r.price_change, r.price_change_percent,
+            r.weighted_avg_price, r.trade_count, r.contract_type, r.pair,
+        )
+        for r, received_at in zip(rows, arrivals, strict=False)  # arrivals: maybe repeat(at)
+    }  # fmt: skip
 
 
 _FUNDING = _EntryKind(

@@ -12,6 +12,7 @@ not bump it, and readers ignore fields they do not know, so old readers keep wor
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import stat
 import time
@@ -31,7 +32,9 @@ DecimalString = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
 EpochMs = Annotated[int, msgspec.Meta(ge=0, description="Unix epoch milliseconds")]
 
 
-class FundingEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+# Entries may be built by position (the daemon does: it is cheaper than keywords), so the
+# order of their fields is part of these types' contract; JSON readers see names only.
+class FundingEntry(msgspec.Struct, frozen=True, gc=False):
     """One symbol's latest mark-price update (``markPriceUpdate`` row)."""
 
     mark_price: DecimalString
@@ -50,7 +53,7 @@ class FundingEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     pair: str | None = None
 
 
-class TickerEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class TickerEntry(msgspec.Struct, frozen=True, gc=False):
     """One symbol's latest 24 h ticker (``24hrTicker`` or ``24hrMiniTicker`` row)."""
 
     last_price: DecimalString
@@ -176,6 +179,17 @@ def encode_state(document: StateDocument) -> bytes:
     return _encoder.encode(document) + b"\n"
 
 
+def encode_state_into(document: StateDocument, buffer: bytearray) -> None:
+    """:func:`encode_state` into ``buffer``, which is resized to fit.
+
+    For a writer that publishes every second: reusing one buffer keeps its pages mapped,
+    where a fresh ~0.6 MB ``bytes`` each time costs ~150 page faults to map it (and as many
+    again for the newline appended to a copy). See docs/benchmarks.md.
+    """
+    _encoder.encode_into(document, buffer)
+    buffer.extend(b"\n")
+
+
 def decode_state(data: bytes, source: str = "state file") -> StateDocument:
     """Parse and validate a state document; raise :class:`StateFileError` if it is not one.
 
@@ -277,4 +291,18 @@ def json_schema() -> dict[str, object]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "binance-funding-ws state file"
     schema["$comment"] = f"schema_version {SCHEMA_VERSION}; generated from binance_funding_ws.state"
+    _clean_descriptions(schema)
     return schema
+
+
+def _clean_descriptions(node: object) -> None:
+    """Dedent every description taken from a docstring, as msgspec 0.23 does and 0.22 did
+    not, so the generated schema is the same whichever msgspec is installed."""
+    if isinstance(node, dict):
+        if isinstance(node.get("description"), str):
+            node["description"] = inspect.cleandoc(node["description"])
+        for value in node.values():
+            _clean_descriptions(value)
+    elif isinstance(node, list):
+        for value in node:
+            _clean_descriptions(value)

@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from binance_funding_ws import __version__
 from binance_funding_ws.backoff import Backoff
 from binance_funding_ws.endpoint import Endpoint
-from binance_funding_ws.frames import FrameDecoder, ReceivedFrame
+from binance_funding_ws.frames import DecodedFrame, FrameDecoder
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.state import now_ms
 from binance_funding_ws.tracker import ConnectionTracker
@@ -104,7 +104,7 @@ class Feed:
         self,
         config: FeedConfig,
         tracker: ConnectionTracker,
-        on_market_frame: Callable[[ReceivedFrame, int], None],
+        on_market_frame: Callable[[DecodedFrame, int], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -207,7 +207,7 @@ class Feed:
         received_at = now_ms()
         tracker = self.tracker
         tracker.on_frame()
-        frame = self._decoder.scan(data, self._raw_stream)
+        frame = self._decoder.decode(data, self._raw_stream)
         if frame.errors:
             tracker.on_errors(frame.errors, received_at)
             for error in frame.errors:
@@ -220,7 +220,7 @@ class Feed:
             self._input_log.log(logging.WARNING, "streams", f"bad input: {unlisted}")
         self._note_market_frame(link, frame, received_at)
 
-    def _note_market_frame(self, link: Link, frame: ReceivedFrame, received_at: int) -> None:
+    def _note_market_frame(self, link: Link, frame: DecodedFrame, received_at: int) -> None:
         """What a market frame means for its link: first data, a drain caught up, connected."""
         link.last_market_at = self._clock()
         if link.first_market_at is None:

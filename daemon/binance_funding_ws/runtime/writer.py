@@ -270,7 +270,7 @@ class AtomicWriter:
                     removed += 1
         return removed
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         """Publish ``data`` as the new file content. Raises ``OSError``; the old file stays."""
         fd, tmp_name = tempfile.mkstemp(
             prefix=self._prefix, suffix=self._suffix, dir=self.path.parent
