@@ -1,4 +1,4 @@
-"""Micro-benchmark: the publish path's steps, and the alternatives tried for issue #15.
+"""Micro-benchmark: the receive and publish path's steps, and the alternatives tried (issue #15).
 
 In one process, on the simulator's own rows for one live tick (903 symbols: two mark-price
 frames and a 630-row ticker frame by default), each step is timed over many ticks, best of
@@ -19,14 +19,22 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from operator import attrgetter
 
 import msgspec
 
 from binance_funding_sim.server import TRADFI_SYMBOL, SimulatorConfig, _Market
 from binance_funding_ws import market
-from binance_funding_ws.frames import FrameDecoder, MarkPriceRow, TickerRow, expand
+from binance_funding_ws.frames import DecodedFrame, FrameDecoder, MarkPriceRow
 from binance_funding_ws.market import MarketBook
+from binance_funding_ws.state import (
+    SCHEMA_VERSION,
+    FundingEntry,
+    MissingSymbols,
+    StateDocument,
+    encode_state,
+    encode_state_into,
+)
+from binance_funding_ws.tracker import ConnectionTracker
 
 STREAMS = ("!markPrice@arr@1s", "!markPrice@arr@1s", "!ticker@arr")
 # The exchange's keys of a mark-price row and the state file's names for them.
@@ -65,29 +73,30 @@ def best_ms(step: Callable[[int], object], ticks: int, repeat: int) -> float:
     return best / ticks * 1000
 
 
-class RawMark(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True, gc=False):
-    """Tried: keep each value's JSON bytes, to splice them into the output unparsed."""
+# -- the alternatives tried, rebuilt here (the daemon no longer has them) -------------------
+
+
+class _SlimMark(msgspec.Struct, tag_field="e", tag="markPriceUpdate", gc=False):
+    """Tried (the earlier receive path): scan only event time and symbol on arrival..."""
 
     event_time: int = msgspec.field(name="E")
     symbol: str = msgspec.field(name="s")
-    mark_price: msgspec.Raw = msgspec.field(name="p")
-    index_price: msgspec.Raw = msgspec.field(name="i")
-    estimated_settle_price: msgspec.Raw = msgspec.field(name="P")
-    funding_rate: msgspec.Raw = msgspec.field(name="r")
-    next_funding_time: msgspec.Raw = msgspec.field(name="T")
-    mark_price_avg: msgspec.Raw = msgspec.field(default=msgspec.Raw(b"null"), name="ap")
-    contract_type: msgspec.Raw = msgspec.field(default=msgspec.Raw(b"null"), name="st")
-    pair: msgspec.Raw = msgspec.field(default=msgspec.Raw(b"null"), name="ps")
 
 
-class _RawMarkFrame(msgspec.Struct):
+class _SlimTicker(msgspec.Struct, tag_field="e", tag="24hrTicker", gc=False):
+    event_time: int = msgspec.field(name="E")
+    symbol: str = msgspec.field(name="s")
+
+
+class _SlimEnvelope(msgspec.Struct):
+    """...and decode the frame again, in full, when it is published."""
+
     stream: str
-    data: list[RawMark]
+    data: list[_SlimMark | _SlimTicker]
 
 
 class _PlainFunding(msgspec.Struct, gc=False):
-    """Tried: a twin of FundingEntry without the pattern check, for ``msgspec.convert`` and
-    a positional ``map``."""
+    """Tried: entries straight from the frame, its keys renamed in the bytes first."""
 
     mark_price: str
     index_price: str
@@ -95,7 +104,7 @@ class _PlainFunding(msgspec.Struct, gc=False):
     funding_rate: str
     next_funding_time: int
     event_time: int
-    received_at: int = 0  # rows have none: set after the conversion
+    received_at: int = 0
     mark_price_avg: str | None = None
     contract_type: int | None = None
     pair: str | None = None
@@ -106,23 +115,85 @@ class _EntryFrame(msgspec.Struct):
     data: list[_PlainFunding]
 
 
+def _row_tuples(rows: list[MarkPriceRow]) -> list[str]:
+    """Tried: the decimals gathered row by row, each row's as a tuple (the earlier way)."""
+    values = [v for r in rows for v in (r.mark_price, r.index_price, r.estimated_settle_price)]
+    values += [r.funding_rate for r in rows]
+    return values + [r.mark_price_avg for r in rows if r.mark_price_avg is not None]
+
+
+def _by_keyword(rows: list[MarkPriceRow], received_at: int) -> dict[str, FundingEntry]:
+    """Tried: entries built by keyword (the schema type's fields named)."""
+    return {
+        r.symbol: FundingEntry(
+            mark_price=r.mark_price,
+            index_price=r.index_price,
+            estimated_settle_price=r.estimated_settle_price,
+            funding_rate=r.funding_rate,
+            next_funding_time=r.next_funding_time,
+            event_time=r.event_time,
+            received_at=received_at,
+            mark_price_avg=r.mark_price_avg,
+            contract_type=r.contract_type,
+            pair=r.pair,
+        )
+        for r in rows
+    }
+
+
 def measure(args: argparse.Namespace) -> dict[str, float]:
     ticks = live_ticks(args.symbols, args.ticks)
     decoder = FrameDecoder()
-    scanned = [[decoder.scan(f) for f in frames] for frames in ticks]
-    expanded = [[expand(f) for f in frames] for frames in scanned]
-    marks: list[list[MarkPriceRow]] = [[*d[0].mark, *d[1].mark] for d in expanded]
-    tickers: list[list[TickerRow]] = [d[2].tickers for d in expanded]  # type: ignore[misc]
-    entries = [dict(market._FUNDING.entries(rows, 1, [])) for rows in marks]
-    encode = msgspec.json.Encoder().encode
-    plain = msgspec.json.decode
-    raw_marks = msgspec.json.Decoder(_RawMarkFrame).decode
+    decoded = [[decoder.decode(f) for f in frames] for frames in ticks]
+    marks: list[list[MarkPriceRow]] = [[*d[0].mark, *d[1].mark] for d in decoded]
+    columns = [market._FUNDING.decimals(rows) for rows in marks]
+    flat = [_row_tuples(rows) for rows in marks]
+    plain, slim = msgspec.json.decode, msgspec.json.Decoder(_SlimEnvelope).decode
     to_entries = msgspec.json.Decoder(_EntryFrame).decode
+    encode = msgspec.json.Encoder().encode
+    books = []
+    for frames in decoded:
+        book = MarketBook()
+        for frame in frames:
+            book.apply(frame, 1)
+        book.publish()
+        books.append(book)
+    tracker = ConnectionTracker("ws://bench", 1)
+    symbols = set(books[0].funding) | set(books[0].tickers)
+
+    def known_book() -> MarketBook:
+        """A book that holds every symbol already, as the daemon's does after its first
+        tick: its merges take the fast path. (The symbol set is private: the benchmark's
+        own shortcut.)"""
+        book = MarketBook()
+        book._symbols.update(symbols)
+        return book
+
+    def document(tick: int) -> StateDocument:
+        book = books[tick]
+        return StateDocument(
+            schema_version=SCHEMA_VERSION,
+            updated_at=1,
+            connection_status=tracker.snapshot(),
+            funding=book.funding,
+            tickers=book.tickers,
+            missing=MissingSymbols(no_ticker=[], no_funding=[]),
+        )
+
+    buffer = bytearray()
+
+    merging = known_book()
+
+    def merge(book: MarketBook, frames: list[DecodedFrame]) -> None:
+        for frame in frames:
+            book.apply(frame, 1)
+        book._mark.clear()  # (private) what publishing would do after the merges
+        book._tickers.clear()
 
     def whole_tick(tick: int) -> None:
-        book = MarketBook()
-        for frame in scanned[tick]:
-            book.apply(frame, 1)
+        book = known_book()
+        for frame in ticks[tick]:
+            book.apply(decoder.decode(frame), 1)
         book.publish()
 
     def rename_keys(tick: int) -> object:
@@ -131,36 +202,30 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             data = data.replace(f'"{wire}":'.encode(), f'"{name}":'.encode())
         return to_entries(data)
 
-    names = [f.name for f in msgspec.structs.fields(_PlainFunding)]
-
-    def by_columns(tick: int) -> list:
-        rows = marks[tick]
-        columns = {n: list(map(attrgetter(n), rows)) for n in names if n != "received_at"}
-        columns["received_at"] = [1] * len(rows)
-        return list(map(_PlainFunding, *(columns[n] for n in names)))
-
     steps: dict[str, Callable[[int], object]] = {
         "floor: msgspec.json.decode of the tick's frames": lambda t: [plain(f) for f in ticks[t]],
-        "scan (receive path)": lambda t: [decoder.scan(f) for f in ticks[t]],
-        "expand (full decode at publish)": lambda t: [expand(f) for f in scanned[t]],
-        "decimal check, all rows (_all_decimals)": lambda t: [
-            market._all_decimals(market._mark_decimals(marks[t])),
-            market._all_decimals(market._ticker_decimals(tickers[t])),
+        "decode, typed, once on arrival": lambda t: [decoder.decode(f) for f in ticks[t]],
+        "tried: scan on arrival + full decode at publish": lambda t: [
+            (slim(f), decoder.decode(f)) for f in ticks[t]
         ],
-        "entries: check + build (mark rows)": lambda t: market._FUNDING.entries(marks[t], 1, []),
-        "  of which the build (one comprehension)": lambda t: market._funding_entries(marks[t], 1),
-        "tried: columns by map(attrgetter) + map(entry)": by_columns,
-        "tried: msgspec.convert(from_attributes)": lambda t: msgspec.convert(
-            marks[t], list[_PlainFunding], from_attributes=True
+        "merge (MarketBook.apply of decoded frames)": lambda t: merge(merging, decoded[t]),
+        "decimal check, mark rows: gather by field": lambda t: market._FUNDING.decimals(marks[t]),
+        "tried: gather row by row (tuples)": lambda t: _row_tuples(marks[t]),
+        "decimal check, mark rows: the C-level check": lambda t: market._all_decimals(columns[t]),
+        "tried: the check on the flat list": lambda t: market._all_decimals([flat[t]]),
+        "entries, mark rows: positional": lambda t: market._funding_entries(
+            marks[t], [1] * len(marks[t])
         ),
-        "encode the mark entries at once": lambda t: encode(entries[t]),
+        "tried: by keyword": lambda t: _by_keyword(marks[t], 1),
+        "encode the document into a reused buffer": lambda t: encode_state_into(
+            document(t), buffer
+        ),
+        "tried: encode into fresh bytes (+ newline copy)": lambda t: encode_state(document(t)),
         "tried: encode entry by entry (fragments)": lambda t: [
-            encode(e) for e in entries[t].values()
+            encode(e) for e in books[t].funding.values()
         ],
-        "expand, the 900-row mark frame only": lambda t: expand(scanned[t][0]),
-        "tried: Raw-typed fields (that frame)": lambda t: raw_marks(ticks[t][0]),
         "tried: rename keys in the bytes, decode entries": rename_keys,
-        "the whole merge + publish (no encode, no write)": whole_tick,
+        "the whole receive + merge + publish (no encode)": whole_tick,
     }
     return {name: best_ms(step, len(ticks), args.repeat) for name, step in steps.items()}
 
@@ -177,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
         return 0
     floor = next(iter(figures.values()))
-    print(f"publish path, hot loops: {args.symbols + 3} symbols, ms per live tick (x floor)")
+    print(f"receive and publish path, hot loops: {args.symbols + 3} symbols, ms per live tick")
     for name, ms in figures.items():
         print(f"  {name:52s} {ms:7.3f} ms  {ms / floor:5.2f}x")
     return 0

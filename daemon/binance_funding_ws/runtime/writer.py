@@ -19,7 +19,6 @@ import fcntl
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +35,8 @@ _KINDS = {
 # O_NONBLOCK: opening a FIFO that slipped past the lstat check must not hang the start.
 _OPEN_LOCK = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _ACQUIRE_ATTEMPTS = 5  # each retry means the lock file changed under us: give up eventually
+_CREATE_TEMPORARY = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE_ATTEMPTS = 100  # 48 random bits a name: a clash is someone planting names
 
 
 class UnsafePathError(OSError):
@@ -272,12 +273,10 @@ class AtomicWriter:
 
     def write(self, data: bytes | bytearray) -> None:
         """Publish ``data`` as the new file content. Raises ``OSError``; the old file stays."""
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=self._prefix, suffix=self._suffix, dir=self.path.parent
-        )
+        fd, tmp_name = self._create_temporary()
         try:
             try:
-                os.fchmod(fd, self.mode)  # mkstemp creates 0600; umask must not matter either
+                os.fchmod(fd, self.mode)  # created 0600; the umask must not matter either
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
@@ -293,6 +292,23 @@ class AtomicWriter:
                 os.unlink(tmp_name)
             raise
         self._fsync_directory()
+
+    def _create_temporary(self) -> tuple[int, str]:
+        """A new, empty, private (0600) temporary file beside the target, opened for writing.
+
+        What ``tempfile.mkstemp`` does, minus its pure-Python name generator, which cost
+        ~50 us a write at the live rate (measured: ~3 % of the daemon's CPU): the name takes
+        48 random bits from ``os.urandom``; ``O_EXCL`` never follows or reuses anything that
+        is already there, a planted link included, and a name taken is drawn again.
+        """
+        for _ in range(_CREATE_ATTEMPTS):
+            name = f"{self._prefix}{os.urandom(6).hex()}{self._suffix}"
+            path = os.path.join(self.path.parent, name)
+            try:
+                return os.open(path, _CREATE_TEMPORARY, 0o600), path
+            except FileExistsError:
+                continue
+        raise OSError(errno.EEXIST, f"no free temporary name in {self.path.parent}")
 
     def _fsync_directory(self) -> None:
         dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
