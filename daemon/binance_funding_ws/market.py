@@ -92,6 +92,9 @@ class MarketBook:
     at their values for good. Both refusals are returned by :meth:`apply`, to be counted.
     Rows waiting for publication are kept one per symbol, so what the book holds between
     two publishes is bounded by ``max_symbols`` too, however many frames arrive.
+
+    ``funding`` and ``tickers`` are for reading: they change only through :meth:`publish`,
+    :meth:`restore` and :meth:`forget`, which keep :meth:`missing` up to date.
     """
 
     def __init__(

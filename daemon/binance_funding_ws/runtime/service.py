@@ -1,8 +1,9 @@
 """The daemon: the feed, the merge and the state-file writer wired together.
 
 Everything runs in one asyncio loop, so the market maps are only ever touched by one thread.
-The only other thread is the writer's: it receives finished bytes, never live objects, so
-slow disks (fsync) cannot stall the receive loop and no lock guards the maps.
+The only other thread is the writer's: it receives the encoded document, never live objects,
+so slow disks (fsync) cannot stall the receive loop and no lock guards the maps. The
+document's buffer is reused from write to write, and never while a write still holds it.
 """
 
 from __future__ import annotations
