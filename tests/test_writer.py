@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import subprocess
@@ -171,3 +172,52 @@ def test_a_lock_taken_over_by_another_process_stops_every_later_write(tmp_path):
         writer.write(b"stale")
     assert target.read_bytes() == b"mine"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- the daemon's document buffer ------------------------------------------------------------
+
+
+async def _until(predicate, what: str, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def test_the_document_buffer_is_reused_but_never_while_a_write_still_holds_it(tmp_path):
+    """The daemon encodes into one buffer, write after write. A write whose caller was
+    cancelled (shutdown) goes on in its thread: the next document must not be encoded into
+    the buffer that thread is writing from."""
+    from binance_funding_ws.endpoint import Endpoint
+    from binance_funding_ws.runtime.feed import FeedConfig
+    from binance_funding_ws.runtime.service import Daemon, DaemonConfig
+
+    target = tmp_path / "state.json"
+    daemon = Daemon(DaemonConfig(state_file=target, feed=FeedConfig(endpoint=Endpoint("ws://x"))))
+    daemon.acquire()
+
+    async def scenario() -> None:
+        assert await daemon.write_state()
+        reused = daemon._encode(daemon.build_document())
+        assert daemon._encode(daemon.build_document()) is reused, "no write holds it: reused"
+        daemon.tracker.set_state("reconnecting", 1)  # the next document differs
+        daemon._write_lock.acquire()  # the writer thread will wait here, holding its buffer
+        try:
+            write = asyncio.create_task(daemon.write_state())
+            await _until(lambda: daemon._in_flight is not None, "the write to start")
+            held, expected = daemon._in_flight, bytes(daemon._in_flight)
+            write.cancel()  # as at shutdown: the thread goes on
+            daemon.tracker.set_state("stopped", 2)
+            final = daemon._encode(daemon.build_document())
+            assert final is not held and bytes(held) == expected
+        finally:
+            daemon._write_lock.release()
+        await _until(lambda: daemon._in_flight is None, "the held write to finish")
+        assert b'"state":"reconnecting"' in target.read_bytes(), "it wrote what it held"
+        assert daemon._encode(daemon.build_document()) is final, "reused again once free"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        daemon.lock.release()

@@ -79,6 +79,7 @@ class Daemon:
         self._write_lock = threading.Lock()  # the final write must land after any in flight
         self._written_version = -1
         self._buffer = bytearray()  # the encoded document, reused from write to write
+        self._in_flight: bytearray | None = None  # the buffer a writer thread still reads
         self._write_started: float | None = None  # monotonic time of the write in progress
         self._disk_log = RateLimitedLog(log, burst=3)
         self._input_log = RateLimitedLog(log)
@@ -148,6 +149,7 @@ class Daemon:
         data = self._encode(self.build_document())
         version = self.tracker.version
         self._write_started = time.monotonic()
+        self._in_flight = data
         try:
             await asyncio.to_thread(self._write_locked, data)
         except LockLostError as exc:
@@ -167,7 +169,7 @@ class Daemon:
     def _encode(self, document: StateDocument) -> bytearray:
         """The document's bytes, in the reused buffer unless a write still holds it (a write
         whose caller was cancelled at shutdown goes on in its thread until it is done)."""
-        if self._write_started is not None:
+        if self._in_flight is self._buffer:
             self._buffer = bytearray()
         encode_state_into(document, self._buffer)
         return self._buffer
@@ -178,6 +180,8 @@ class Daemon:
                 self.writer.write(data)
         finally:
             self._write_started = None
+            if self._in_flight is data:  # a later write's buffer is that write's to release
+                self._in_flight = None
 
     async def _publish_forever(self) -> None:
         # A fixed cadence, not "sleep after each write": a frame then waits at most one
