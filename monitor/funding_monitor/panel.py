@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -115,6 +116,7 @@ class HostPanel(Vertical):
         self._shown_query: tuple[str, str, bool] | None = None
         self._shown_audit: Text | None = None
         self._funding: LazyRows | None = None
+        self._stale_widths: tuple[int, int] | None = None  # the stale table's column widths
 
     def compose(self) -> ComposeResult:
         yield Static(id="banner")
@@ -127,8 +129,6 @@ class HostPanel(Vertical):
         yield Input(placeholder="filter symbols (Enter keeps it, Esc clears)", id="filter")
 
     def on_mount(self) -> None:
-        stale = self.query_one("#stale", DataTable)
-        stale.add_columns("symbol", "age")
         funding = self.query_one("#funding", DataTable)
         for label, key in zip(FUNDING_LABELS, FUNDING_COLUMNS, strict=True):
             funding.add_column(label, key=key)
@@ -250,15 +250,33 @@ class HostPanel(Vertical):
         text.append(CHART_RIGHT, style="dim")
         return text
 
+    def _draw_stale(self, table: DataTable, summary: Summary) -> None:
+        """The stale entries, in columns as wide as their widest cell, set here.
+
+        Not left to the table: a DataTable (Textual 8) measures new rows when idle and keeps
+        whatever it rendered before that, so a frame drawn in between left the header and
+        the cells at the labels' widths, cutting symbols short, until the next redraw.
+        """
+        rows = [(symbol, format_age(age)) for symbol, age in summary.stale_funding.items()]
+        widths = (
+            max([len("symbol"), *(cell_len(symbol) for symbol, _ in rows)]),
+            max([len("age"), *(cell_len(age) for _, age in rows)]),
+        )
+        if widths != self._stale_widths:
+            table.clear(columns=True)
+            table.add_column("symbol", width=widths[0])
+            table.add_column("age", width=widths[1])
+            self._stale_widths = widths
+        else:
+            table.clear()
+        table.add_rows((Text(symbol), age) for symbol, age in rows)
+
     def _draw_tables(self, view: HostView, summary: Summary) -> None:
         assert self._funding is not None  # set on mount, before any draw
         stale_table = self.query_one("#stale", DataTable)
         funding_table = self.query_one("#funding", DataTable)
-        stale_table.clear()
         stale_table.border_title = f"stale > {self.max_age:g} s"
-        stale_table.add_rows(
-            (Text(symbol), format_age(age)) for symbol, age in summary.stale_funding.items()
-        )
+        self._draw_stale(stale_table, summary)
         document = view.document
         if document is None:
             funding_table.border_title = "funding"
