@@ -15,9 +15,9 @@ validates the decimals of those rows and folds them into the published entries. 
 fails the check is dropped then and the symbol keeps its previous good entry.
 
 Publishing is the daemon's largest cost at the live rate (one tick per write: every row is
-published), so it is done a map at a time: the decimals of all pending rows are checked at
-once (:func:`_all_decimals`) and their entries built by one comprehension
-(:class:`_EntryKind`). See docs/benchmarks.md.
+published), so it is done a frame's rows at a time: their decimals are checked all at once
+(:func:`_all_decimals`) and their entries built by one comprehension (:class:`_EntryKind`).
+See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import attrgetter
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import msgspec
@@ -377,10 +376,6 @@ class _Pending(Generic[FullRow]):
         if accepted:
             self._record(accepted, arrival.received_at, overlap)
         return len(accepted)
-
-
-_event_time = attrgetter("event_time")
-_symbol = attrgetter("symbol")
 
 
 _DECIMAL = DECIMAL_PATTERN.removeprefix("^").removesuffix("$")
