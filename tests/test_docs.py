@@ -131,3 +131,30 @@ def test_the_role_readme_names_every_role_variable_with_its_default():
     variables |= set(defaults)
     readme = (ROLE / "README.md").read_text(encoding="utf-8")
     assert sorted(name for name in variables if f"`{name}`" not in readme) == []
+
+
+REPO_PATH = re.compile(
+    r"(?<![\w/.~-])((?:\./)?(?:scripts|playbooks|benchmarks|examples|docs|daemon|monitor|simulator"
+    r"|tests|inventory|requirements)/[\w./*-]*[\w*])"
+)
+
+
+@pytest.mark.parametrize("path", user_documents(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_repository_path_a_document_names_exists(path):
+    named = set(REPO_PATH.findall(path.read_text(encoding="utf-8")))
+    missing = [name for name in sorted(named) if not any(ROOT.glob(name.removeprefix("./")))]
+    assert missing == []
+
+
+def test_the_architecture_tree_names_every_module_of_the_daemon_package():
+    text = (ROOT / "docs/architecture.md").read_text(encoding="utf-8")
+    tree = re.search(r"^```\n(daemon/binance_funding_ws/.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert tree is not None, "docs/architecture.md has no source tree"
+    named = set(re.findall(r"\b(\w+\.py)\b", tree.group(1)))
+    package = ROOT / "daemon/binance_funding_ws"
+    modules = {path.name for path in package.rglob("*.py") if not path.name.startswith("__")}
+    elsewhere = {
+        path.name for name in ("monitor", "simulator") for path in (ROOT / name).rglob("*.py")
+    }
+    assert sorted(modules - named) == [], "modules missing from the tree in docs/architecture.md"
+    assert sorted(named - modules - elsewhere) == [], "the tree names modules that do not exist"
