@@ -35,4 +35,7 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/ansible-lint -q
+# Types: the runtime as the oldest Python it supports sees it; the controller's tools as theirs.
+.venv/bin/mypy --python-version 3.10 daemon/binance_funding_ws
+.venv/bin/mypy --python-version 3.11 monitor/funding_monitor simulator/binance_funding_sim
 exec .venv/bin/pytest "$@"

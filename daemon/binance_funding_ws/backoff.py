@@ -36,7 +36,7 @@ class Backoff:
     def ceiling(self) -> float:
         """The largest delay the next attempt can draw."""
         # min() before the power would overflow for large attempts; 2**64 is plenty.
-        return min(self.cap, self.base * 2 ** min(self.attempt, 64))
+        return min(self.cap, self.base * 2.0 ** min(self.attempt, 64))
 
     def next_delay(self) -> float:
         delay = self._rand(0.0, self.ceiling())

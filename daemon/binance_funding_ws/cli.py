@@ -11,12 +11,25 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Protocol
 
 from binance_funding_ws import __version__
 from binance_funding_ws.runtime import command as run_command
 from binance_funding_ws.tools import audit, compare, report, status
 
-COMMANDS = {
+
+
+class Command(Protocol):
+    """What each command module provides."""
+
+    def add_parser(
+        self, sub: argparse._SubParsersAction[argparse.ArgumentParser]
+    ) -> argparse.ArgumentParser: ...
+
+    def main(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int: ...
+
+
+COMMANDS: dict[str, Command] = {
     "run": run_command,
     "status": status,
     "compare": compare,

@@ -16,6 +16,7 @@ import inspect
 import os
 import stat
 import time
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
@@ -166,7 +167,7 @@ _decoder = msgspec.json.Decoder(StateDocument)
 _version_decoder = msgspec.json.Decoder(_VersionOnly)
 
 
-def missing_symbols(funding: dict[str, object], tickers: dict[str, object]) -> MissingSymbols:
+def missing_symbols(funding: Mapping[str, object], tickers: Mapping[str, object]) -> MissingSymbols:
     """Name the symbols that are in one map but not the other (sorted)."""
     return MissingSymbols(
         no_ticker=sorted(funding.keys() - tickers.keys()),
@@ -286,7 +287,7 @@ def now_ms() -> int:
 def json_schema() -> dict[str, object]:
     """The JSON Schema of the state file, as shipped in ``state.schema.json``."""
     schema = msgspec.json.schema(StateDocument)
-    properties = schema["$defs"]["StateDocument"]["properties"]  # type: ignore[index]
+    properties = schema["$defs"]["StateDocument"]["properties"]
     properties["schema_version"]["const"] = SCHEMA_VERSION
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "binance-funding-ws state file"

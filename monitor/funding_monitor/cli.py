@@ -24,10 +24,9 @@ from pathlib import Path
 
 import msgspec
 
-from binance_funding_ws.argtypes import positive
+from binance_funding_ws.argtypes import add_max_age, positive
 from binance_funding_ws.health import EXIT_HEALTHY, Summary, render_text
 from binance_funding_ws.text import error_line
-from binance_funding_ws.tools.status import add_max_age
 from funding_monitor.audit import HistoryOutcome, once_lines
 from funding_monitor.model import host_summary
 from funding_monitor.poller import Poller

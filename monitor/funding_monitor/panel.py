@@ -250,7 +250,7 @@ class HostPanel(Vertical):
         text.append(CHART_RIGHT, style="dim")
         return text
 
-    def _draw_stale(self, table: DataTable, summary: Summary) -> None:
+    def _draw_stale(self, table: DataTable[object], summary: Summary) -> None:
         """The stale entries, in columns as wide as their widest cell, set here.
 
         Not left to the table: a DataTable (Textual 8) measures new rows when idle and keeps

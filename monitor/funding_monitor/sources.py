@@ -31,7 +31,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import paramiko
 
@@ -280,7 +280,7 @@ def resolve(alias: str, config_path: Path | None = None) -> Target:
     user_at, _, host_part = alias.rpartition("@")
     host, _, port_text = host_part.partition(":")
     options = config.lookup(host)
-    port = int(port_text or options.get("port", 22))
+    port = int(port_text or options.get("port", "22"))
     known = options.get("userknownhostsfile", "~/.ssh/known_hosts ~/.ssh/known_hosts2").split()
     return Target(
         alias=host,
@@ -331,7 +331,8 @@ def connect(
             target.hostname,
             target.port,
             username=target.user,
-            key_filename=list(target.identity_files) or None,
+            # paramiko accepts a list of key files; its stubs say str only.
+            key_filename=cast(str, list(target.identity_files) or None),
             timeout=timeouts.connect,
             banner_timeout=timeouts.connect,
             auth_timeout=timeouts.connect,

@@ -307,7 +307,8 @@ class Simulator:
     @property
     def port(self) -> int:
         assert self._server is not None, "not started"
-        return self._server.sockets[0].getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     def ws_url(self, path: str = "/market/stream") -> str:
         return f"ws://{self.config.host}:{self.port}{path}"
@@ -830,7 +831,9 @@ class SimulatorThread:
         async def take() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], int]:
             return dict(self.sim.last_mark), dict(self.sim.last_ticker), self.sim.tick_count
 
-        return self._run(take())
+        taken: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], int]
+        taken = self._run(take())
+        return taken
 
     @property
     def port(self) -> int:

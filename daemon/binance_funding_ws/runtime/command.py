@@ -120,7 +120,7 @@ SETTINGS = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon: stream market data into the state file")
     for setting in SETTINGS:
         run.add_argument(

@@ -267,7 +267,7 @@ class Daemon:
             return EXIT_LOCKED
         return EXIT_FAILURE if crashed else EXIT_OK
 
-    async def _shut_down(self, tasks: list[asyncio.Task]) -> None:
+    async def _shut_down(self, tasks: list[asyncio.Task[object]]) -> None:
         self.notifier.stopping()
         if self.lost_lock is None:
             log.info("stopping: writing the final state")

@@ -102,7 +102,7 @@ def prom_file(text: str) -> Path:
     return Path(text)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     audit = sub.add_parser(
         "audit", help="record the state file's behaviour and compare rounds into a history"
     )

@@ -69,7 +69,7 @@ class CompareOptions:
     output: Path | None = None
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare the state file with the REST API; exit 0/1/2")
     add_state_file(compare, DEFAULT_STATE_FILE, "state file to read [%(default)s]")
     compare.add_argument(

@@ -56,7 +56,7 @@ def slo_percent(text: str) -> float:
     return value
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="judge the audit history: is it safe to drop the REST fallback? exit 0/1/2"
     )

@@ -30,7 +30,7 @@ class StatusOptions:
     json: bool = False
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="summarise the state file; exit 0/1/2")
     add_state_file(status, DEFAULT_STATE_FILE, "state file to read [%(default)s]")
     add_max_age(status)
