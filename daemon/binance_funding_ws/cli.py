@@ -18,7 +18,6 @@ from binance_funding_ws.runtime import command as run_command
 from binance_funding_ws.tools import audit, compare, report, status
 
 
-
 class Command(Protocol):
     """What each command module provides."""
 
