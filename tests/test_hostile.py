@@ -36,7 +36,13 @@ from factories import combined, mark, ticker
 # 15 s floods (docs/benchmarks.md); the previous code reached 1.2 GB on one frame of 5.5 M
 # empty rows. The unit's MemoryMax=256M is sized from these figures.
 RSS_BOUND_MB = 200
-MAX_GAP_S = 3.0  # between successive updated_at, on a loaded 2-core machine
+# The longest pause allowed between successive writes (updated_at) and between WATCHDOG=1
+# pings. What it guards is production's: the unit's WatchdogSec=30 kills a daemon that goes
+# 30 s without a ping, and the bot treats entries older than 30 s as stale. A third of that
+# leaves room for a loaded 2-core machine (a 16.5 MB frame decoded while every core is busy
+# measured 3.3-4.3 s) and still fails a loop that really stops: one that handles millions of
+# rows row by row in Python, or waits on a write, takes far longer.
+MAX_GAP_S = 10.0
 MAX_TEXT, MAX_STREAMS = 64, 16  # documented limits: characters a value, streams listed
 MARK_STREAM, TICKER_STREAM = "!markPrice@arr@1s", "!ticker@arr"
 NORMAL = ("BTCUSDT", "ETHUSDT", "XAUUSDT")
