@@ -10,7 +10,8 @@ import time
 import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
-from binance_funding_ws.comparison import PremiumIndex, bracket
+from binance_funding_ws.comparison import bracket
+from binance_funding_ws.rest import PremiumIndex
 from binance_funding_ws.state import FundingEntry, encode_state, now_ms
 from binance_funding_ws.tools.compare import RECHECK_WAIT
 from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
@@ -226,7 +227,12 @@ def test_a_stalled_daemon_leaves_stale_entries_not_mismatches(tmp_path):
 
 def row(time_ms: int, rate: str = "0.00010000", mark: str = "100.00") -> PremiumIndex:
     return PremiumIndex(
-        symbol="BTCUSDT", markPrice=mark, lastFundingRate=rate, nextFundingTime=8, time=time_ms
+        symbol="BTCUSDT",
+        markPrice=mark,
+        indexPrice=mark,
+        lastFundingRate=rate,
+        nextFundingTime=8,
+        time=time_ms,
     )
 
 
