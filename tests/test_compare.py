@@ -227,12 +227,7 @@ def test_a_stalled_daemon_leaves_stale_entries_not_mismatches(tmp_path):
 
 def row(time_ms: int, rate: str = "0.00010000", mark: str = "100.00") -> PremiumIndex:
     return PremiumIndex(
-        symbol="BTCUSDT",
-        markPrice=mark,
-        indexPrice=mark,
-        lastFundingRate=rate,
-        nextFundingTime=8,
-        time=time_ms,
+        symbol="BTCUSDT", markPrice=mark, lastFundingRate=rate, nextFundingTime=8, time=time_ms
     )
 
 

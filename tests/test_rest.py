@@ -16,8 +16,11 @@ from rest_helpers import drip_server, rest_server
 from binance_funding_ws import FundingSource
 from binance_funding_ws.rest import (
     MAX_RETRY_AFTER,
+    RestAnswerError,
     parse_retry_after,
     parse_used_weight,
+    premium_index_of,
+    premium_index_rows,
     retry_after_oddity,
 )
 from binance_funding_ws.state import encode_state, now_ms
@@ -207,3 +210,32 @@ def test_an_unwritable_stats_file_is_called_the_stats_file(tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records if "stats" in r.getMessage()]
     assert messages and all("state file" not in m for m in messages), messages
     assert f"stats file {stats} is a FIFO" in messages[0]
+
+
+# -- answers (pure) ---------------------------------------------------------------------------
+
+ONE_ROW = (
+    b'{"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",'
+    b'"lastFundingRate":"0.00038246","nextFundingTime":1597392000000,"time":1597370495002}'
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"11793.63104562"', b'"' + b"9" * 5_000 + b'"'),  # a 5,000-digit price
+        (b'"0.00038246"', b'"1e-4"'),
+        (b'"11781.80495970"', b'"1\\u001b[2J"'),
+        (b"1597370495002", b"-1"),
+        (b',"indexPrice":"11781.80495970"', b""),  # a one-symbol answer must carry it
+    ],
+)
+def test_a_one_symbol_answer_is_checked_field_by_field(old, new):
+    assert premium_index_of("BTCUSDT", ONE_ROW).markPrice == "11793.63104562"
+    with pytest.raises(RestAnswerError):
+        premium_index_of("BTCUSDT", ONE_ROW.replace(old, new))
+
+
+def test_a_listing_keeps_a_row_with_an_absurd_value_for_compare_to_judge():
+    body = b"[" + ONE_ROW.replace(b'"11793.63104562"', b'"1e999999999"') + b"]"
+    assert [row.markPrice for row in premium_index_rows(body)] == ["1e999999999"]

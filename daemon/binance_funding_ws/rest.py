@@ -15,7 +15,8 @@ Bounds (every value from the server is untrusted):
   once per window; while the ban holds the probe is refused again, at one request a window.
 * ``X-MBX-USED-WEIGHT-1m`` is an ASCII integer of at most 9 digits, else unknown.
 * An answer body is at most :data:`MAX_ONE_SYMBOL_BODY` (one symbol) or
-  :data:`MAX_LIST_BODY` (every symbol); the decimals match the state file's grammar.
+  :data:`MAX_LIST_BODY` (every symbol). A one-symbol answer's decimals match the state
+  file's grammar in at most :data:`MAX_DECIMAL_LENGTH` characters.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Annotated, TypeVar
 
 import msgspec
 
-from binance_funding_ws.state import DecimalString, EpochMs
+from binance_funding_ws.state import DECIMAL_PATTERN, DecimalString, EpochMs
 
 DEFAULT_REST_URL = "https://fapi.binance.com"
 # Binance's REST request-weight budget per IP and minute, shared by everything on the host.
@@ -43,6 +44,8 @@ MAX_LIST_BODY = 32 * 1024 * 1024  # exchangeInfo for every symbol is a few MB
 MAX_ERROR_BODY = 4 * 1024  # an error's {"code": ..., "msg": ...}
 _SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")  # ASCII only: float() takes "١٢" and "²"
 _WEIGHT = re.compile(r"[0-9]{1,9}")
+_DECIMAL = re.compile(DECIMAL_PATTERN)
+MAX_DECIMAL_LENGTH = 64  # a price or rate is a few dozen characters at most
 _MAX_HEADER_SHOWN = 40
 
 
@@ -104,20 +107,24 @@ def parse_used_weight(value: str | None) -> int | None:
 
 class PremiumIndex(msgspec.Struct, frozen=True):
     """One row of ``GET /fapi/v1/premiumIndex`` (one object with ``?symbol=``, a list without):
-    the fields ``compare`` and the consumer use; the others are ignored."""
+    the fields ``compare`` and the consumer use; the others are ignored.
 
-    symbol: Annotated[str, msgspec.Meta(max_length=64)]
-    markPrice: DecimalString
-    indexPrice: DecimalString
-    lastFundingRate: DecimalString
-    nextFundingTime: EpochMs
-    time: EpochMs
+    The fields are loosely typed on purpose: ``compare`` judges every row it can read, so an
+    absurd value in one row is that symbol's mismatch, not a failed round. A one-symbol
+    answer for a consumer is checked field by field (:func:`premium_index_of`)."""
+
+    symbol: str
+    markPrice: str
+    lastFundingRate: str
+    nextFundingTime: int
+    time: int
+    indexPrice: str = ""
 
 
 class Ticker24h(msgspec.Struct, frozen=True):
     """``GET /fapi/v1/ticker/24hr?symbol=``; ``closeTime`` is the statistics' latest update."""
 
-    symbol: Annotated[str, msgspec.Meta(max_length=64)]
+    symbol: str
     lastPrice: DecimalString
     openPrice: DecimalString
     highPrice: DecimalString
@@ -150,13 +157,44 @@ _exchange_info = msgspec.json.Decoder(_ExchangeInfo)
 
 
 def premium_index_of(symbol: str, body: bytes) -> PremiumIndex:
-    """The premiumIndex answer for ``symbol``; :class:`RestAnswerError` if it is not that."""
-    return _of_symbol(_decode(_premium_index, body, f"premiumIndex for {symbol}"), symbol)
+    """The premiumIndex answer for ``symbol``, every decimal in the state file's grammar and
+    every time an epoch in milliseconds; :class:`RestAnswerError` if it is not that."""
+    what = f"premiumIndex for {symbol}"
+    row = _of_symbol(_decode(_premium_index, body, what), symbol)
+    _check(row, what, ("markPrice", "indexPrice", "lastFundingRate"), ("nextFundingTime", "time"))
+    return row
 
 
 def ticker_of(symbol: str, body: bytes) -> Ticker24h:
     """The ticker/24hr answer for ``symbol``; :class:`RestAnswerError` if it is not that."""
-    return _of_symbol(_decode(_ticker, body, f"ticker/24hr for {symbol}"), symbol)
+    what = f"ticker/24hr for {symbol}"
+    row = _of_symbol(_decode(_ticker, body, what), symbol)
+    _check(row, what, _TICKER_DECIMALS, ())
+    return row
+
+
+_TICKER_DECIMALS = (
+    "lastPrice",
+    "openPrice",
+    "highPrice",
+    "lowPrice",
+    "volume",
+    "quoteVolume",
+    "priceChange",
+    "priceChangePercent",
+    "weightedAvgPrice",
+)
+
+
+def _check(row: object, what: str, decimals: tuple[str, ...], times: tuple[str, ...]) -> None:
+    for name in decimals:
+        value = getattr(row, name)
+        if len(value) > MAX_DECIMAL_LENGTH or not _DECIMAL.fullmatch(value):
+            shown = value[:_MAX_HEADER_SHOWN].encode("unicode_escape").decode("ascii")
+            raise RestAnswerError(f"unexpected {what} answer: {name} {shown!r} is not a decimal")
+    for name in times:
+        if getattr(row, name) < 0:
+            raise RestAnswerError(f"unexpected {what} answer: {name} is negative")
 
 
 def premium_index_rows(body: bytes) -> list[PremiumIndex]:

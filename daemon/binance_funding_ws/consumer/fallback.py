@@ -36,13 +36,12 @@ from binance_funding_ws.circuit import Circuit, Verdict, judge
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.quotes import (
     FundingQuote,
-    RestAnswerError,
     TickerQuote,
     check_dated,
     funding_from_rest,
     ticker_from_rest,
 )
-from binance_funding_ws.rest import MAX_ONE_SYMBOL_BODY, WEIGHT_ONE_SYMBOL
+from binance_funding_ws.rest import MAX_ONE_SYMBOL_BODY, WEIGHT_ONE_SYMBOL, RestAnswerError
 from binance_funding_ws.rest import PREMIUM_INDEX as PREMIUM_INDEX_PATH
 from binance_funding_ws.rest import TICKER_24HR as TICKER_24HR_PATH
 from binance_funding_ws.state import now_ms

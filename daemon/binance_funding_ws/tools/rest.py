@@ -37,7 +37,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from binance_funding_ws.circuit import Circuit, Verdict, judge, weight_pause
@@ -284,7 +284,10 @@ class RestClient:
             return self._circuit.failed(self._clock(), verdict, retry_after)
 
 
-def _answer(decode: Callable[[bytes], Any], body: bytes) -> Any:
+_T = TypeVar("_T")
+
+
+def _answer(decode: Callable[[bytes], _T], body: bytes) -> _T:
     try:
         return decode(body)
     except RestAnswerError as exc:
