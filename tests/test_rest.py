@@ -118,6 +118,20 @@ def test_a_redirect_is_never_followed():
     assert reply.status == 302 and len(paths) == 2 and elsewhere_paths == []
 
 
+def test_funding_source_follows_no_redirect(tmp_path):
+    body = ONE_ROW.replace(b"1597370495002", str(now_ms()).encode())
+    with rest_server(answer_with(200, {}, body)) as (elsewhere, elsewhere_paths):
+        moved = {"Location": f"{elsewhere}/fapi/v1/premiumIndex?symbol=BTCUSDT"}
+        with (
+            rest_server(answer_with(301, moved)) as (url, paths),
+            FundingSource(tmp_path / "none.json", max_age=5, rest_url=url) as source,
+        ):
+            assert source.funding("BTCUSDT") is None
+            stats = source.stats
+    assert len(paths) == 1 and elsewhere_paths == []
+    assert stats["rest_errors"] == 1 and stats["unavailable"] == 1
+
+
 def test_a_dripping_answer_ends_at_the_deadline():
     with drip_server(drip_every=0.1) as url:
         started = time.monotonic()
@@ -164,6 +178,8 @@ def test_compare_on_odd_headers_exits_2_in_one_line(tmp_path, status, headers):
     assert result.returncode == 2 and result.stdout == "", result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"HTTP {status}" in lines[0] and "Traceback" not in result.stderr
+    if "Retry-After" in headers:  # the odd header is named, and read as the cap
+        assert "read as the 300 s cap" in lines[0], lines
 
 
 @pytest.mark.parametrize(("status", "headers"), ODD_HEADERS)
