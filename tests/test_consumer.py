@@ -722,7 +722,7 @@ def test_the_enrich_alert_example_runs():
 
 # -- a hostile REST server: bounded threads and sockets ---------------------------------------
 
-DRIP_DURATION = 150.0  # seconds: minutes, so that a slow leak shows
+DRIP_DURATION = 120.0  # seconds: minutes, so that a slow leak shows
 
 
 def open_descriptors() -> int:

@@ -10,7 +10,8 @@ Invariants:
   and at most :data:`MAX_IN_FLIGHT` request threads alive in all, an abandoned one included
   (name resolution, which no deadline reaches, can keep one alive): never more threads or
   sockets than that, whatever the server does.
-* An answer dated more than ``max_age`` ago or in the future is a failure, never a quote.
+* An answer dated over an hour (or ``max_age``, if longer) ago or in the future is a failure,
+  never a quote (:func:`binance_funding_ws.quotes.check_dated`).
 * No request while the circuit (:mod:`binance_funding_ws.circuit`) is open: a failure, a 429's
   ``Retry-After`` or a 418's ban holds every lookup back, and such lookups return ``None`` at
   once. Each request is judged once: a caller that gives up at its deadline reports a timeout,
