@@ -21,6 +21,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from rest_helpers import drip_server
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws import FundingQuote, FundingSource, TickerQuote
@@ -34,12 +35,13 @@ from binance_funding_ws.botstats import (
 )
 from binance_funding_ws.circuit import (
     BAN_DEFAULT,
+    MAX_WINDOW,
     Circuit,
     equal_jitter,
     judge,
-    parse_retry_after,
     weight_pause,
 )
+from binance_funding_ws.consumer.fallback import MAX_IN_FLIGHT
 from binance_funding_ws.health import stale_count
 from binance_funding_ws.quotes import (
     RestAnswerError,
@@ -331,14 +333,32 @@ def test_a_garbage_rest_answer_is_a_failure_not_an_answer(tmp_path, fake_rest, g
     assert stats["rest_errors"] == 1 and stats["unavailable"] == 1  # a failure, not an answer
 
 
+def premium_body(time_ms: int) -> bytes:
+    """The documentation's premiumIndex answer, dated ``time_ms``."""
+    return PREMIUM_BODY.replace(b'"time":1597370495002', b'"time":%d' % time_ms)
+
+
 def test_a_valid_rest_answer_keeps_the_exchange_strings(tmp_path, fake_rest):
     url, bodies, paths = fake_rest
-    bodies.append(PREMIUM_BODY)
+    body = premium_body(now_ms())
+    bodies.append(body)
     with FundingSource(tmp_path / "none.json", max_age=5, rest_url=url + "/") as source:
         quote = source.funding("btcusdt")
     assert paths == ["/fapi/v1/premiumIndex?symbol=BTCUSDT"]  # upper-cased, one slash
-    assert quote == funding_from_rest("BTCUSDT", PREMIUM_BODY)
+    assert quote == funding_from_rest("BTCUSDT", body)
     assert (quote.funding_rate, quote.index_price) == ("0.00038246", "11781.80495970")
+
+
+@pytest.mark.parametrize("offset_s", [-86_400, 365 * 86_400])
+def test_a_rest_answer_dated_a_day_old_or_a_year_ahead_is_not_a_quote(
+    tmp_path, fake_rest, offset_s
+):
+    url, bodies, _ = fake_rest
+    bodies.append(premium_body(now_ms() + offset_s * 1000))
+    with FundingSource(tmp_path / "none.json", max_age=5, rest_url=url) as source:
+        assert source.funding("BTCUSDT") is None
+        stats = source.stats
+    assert stats["rest_errors"] == 1 and stats["unavailable"] == 1 and stats["rest"] == 0
 
 
 @pytest.mark.parametrize(("status", "retry_after"), [(429, 2.0), (418, 1.5)])
@@ -637,10 +657,11 @@ def test_circuit_honours_retry_after_and_bans():
     assert circuit.failed(0.0, "rate_limited", retry_after=30.0) == 30.0
     assert not circuit.admit(29.9) and circuit.admit(30.0)
     assert circuit.failed(30.0, "banned") == BAN_DEFAULT
-    assert circuit.failed(30.0, "banned", retry_after=7200.0) == 7200.0
-    assert circuit.failed(30.0, "rate_limited", retry_after=1e300) == 3 * 86_400
+    assert circuit.failed(30.0, "banned", retry_after=200.0) == 200.0
+    assert circuit.failed(30.0, "rate_limited", retry_after=1e300) == MAX_WINDOW == 300
+    assert circuit.failed(30.0, "banned", retry_after=7200.0) == MAX_WINDOW
     circuit.succeeded()  # a late success does not cut a ban short
-    assert not circuit.admit(7000.0)
+    assert not circuit.admit(329.0) and circuit.admit(330.0)
     circuit = Circuit()
     circuit.pause(0.0, 12.0)
     assert not circuit.admit(11.9) and circuit.admit(12.0) and circuit.failures == 0
@@ -654,15 +675,6 @@ def test_http_statuses_and_headers():
         "rate_limited",
         "failed",
         "failed",
-    ]
-    assert [parse_retry_after(v) for v in ("2", "0.5", "-3", "soon", "nan", "inf", None)] == [
-        2.0,
-        0.5,
-        0.0,
-        None,
-        None,
-        None,
-        None,
     ]
     assert weight_pause(None, 100.0) == weight_pause(1999, 100.0) == 0
     assert weight_pause(2000, 130.0) == 50.0
@@ -706,3 +718,52 @@ def test_the_enrich_alert_example_runs():
     assert lines[2].startswith("3. websocket-only") and "funding unavailable" in lines[2]
     assert '"websocket":1,"rest":1,"unavailable":0' in result.stdout
     assert "1 of 2 lookups not answered by the state file" in result.stderr
+
+
+# -- a hostile REST server: bounded threads and sockets ---------------------------------------
+
+DRIP_DURATION = 120.0  # seconds: minutes, so that a slow leak shows
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.slow
+def test_a_dripping_rest_server_leaves_threads_and_descriptors_flat(tmp_path):
+    """A server that drips its answers one byte at a time, for minutes: every abandoned
+    request is closed at its deadline, so threads and descriptors stay within MAX_IN_FLIGHT,
+    each timeout is counted, and a symbol fresh in the file is answered throughout."""
+    state = tmp_path / "state.json"
+    write_state(state, now_ms(), ("FRESHUSDT",))
+    with drip_server() as url, FundingSource(state, max_age=5, rest_url=url, timeout=0.5) as src:
+        assert src.funding("FRESHUSDT").source == "websocket"
+        threads, descriptors = threading.active_count(), open_descriptors()
+        peak_threads, peak_descriptors, rounds = threads, descriptors, 0
+        deadline = time.monotonic() + DRIP_DURATION
+        while time.monotonic() < deadline:
+            rounds += 1
+            write_state(state, now_ms(), ("FRESHUSDT",))
+            assert src.funding(f"D{rounds}USDT") is None  # dripped: abandoned at its deadline
+            # The failure opened the circuit; an answered probe closes it again, so that every
+            # round sends a dripped request.
+            wait_for(lambda: src.paused_for() == 0, 120, "the circuit to half-open")
+            src.funding(f"G{rounds}USDT")
+            quote = src.funding("FRESHUSDT")
+            assert quote is not None and quote.source == "websocket", rounds
+            peak_threads = max(peak_threads, threading.active_count())
+            peak_descriptors = max(peak_descriptors, open_descriptors())
+
+        def all_judged() -> bool:
+            stats = src.stats  # every request ended: each one an answer or an error
+            return stats["rest_requests"] == stats["rest"] + stats["rest_errors"]
+
+        figures = f"{rounds} rounds: threads {threads} -> {peak_threads}, descriptors "
+        figures += f"{descriptors} -> {peak_descriptors}"
+        print(figures)
+        assert rounds >= 20, figures
+        assert peak_threads <= threads + MAX_IN_FLIGHT + 2, figures
+        assert peak_descriptors <= descriptors + MAX_IN_FLIGHT + 4, figures
+        wait_for(all_judged, 30, "every REST request to end")
+        stats = src.stats
+    assert stats["rest_errors"] >= rounds  # every dripped request is counted as an error

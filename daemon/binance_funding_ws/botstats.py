@@ -27,7 +27,9 @@ COUNTERS = (
     "unavailable",  # answered None: unknown or invalid symbol, REST down or refused, ws-only
     "rest_reused",  # REST answers given again while within max_age (no request)
     "rest_requests",  # HTTP requests made
-    "rest_errors",  # requests that failed: network, timeout, 429, 418, 5xx, garbage
+    # requests that failed: network, timeout (the request's deadline), 429, 418, 5xx, a
+    # redirect, garbage, an answer dated over an hour ago or in the future
+    "rest_errors",
     "rest_skipped",  # lookups refused without a request: circuit open, too many in flight
     "invalid_symbols",  # lookups for something that is not a symbol (never sent anywhere)
     "file_checks",  # stat() calls on the state file (at most one per check interval)

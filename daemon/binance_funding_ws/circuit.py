@@ -18,15 +18,17 @@ Times are monotonic seconds supplied by the caller; nothing here sleeps or reads
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from typing import Literal
 
 from binance_funding_ws.backoff import Backoff
+from binance_funding_ws.rest import MAX_RETRY_AFTER
 
 BAN_DEFAULT = 120.0  # a 418 without Retry-After: Binance's bans last 2 minutes to 3 days
-MAX_WINDOW = 3 * 86_400.0  # no header may close the circuit for longer than the longest ban
+# The longest the circuit stays open, whatever it is told: Retry-After's cap (300 s, see
+# binance_funding_ws.rest); the back-off reaches 60 s, a weight pause 60 s.
+MAX_WINDOW = MAX_RETRY_AFTER
 # X-MBX-USED-WEIGHT-1m at which fallbacks pause until the next minute: the budget (2,400 a
 # minute per IP) is shared with whatever else the host asks, such as the bot's own klines.
 WEIGHT_PAUSE_AT = 2_000
@@ -38,7 +40,8 @@ def judge(status: int) -> Verdict:
     """What an HTTP status means for the circuit.
 
     400 is Binance's answer to a symbol it does not list (code -1121): a fact about the
-    request, not about the service, so it does not open the circuit.
+    request, not about the service, so it does not open the circuit. A redirect (3xx) is a
+    failure: it is never followed, to another host or the same one.
     """
     if status == 200:
         return "answer"
@@ -49,17 +52,6 @@ def judge(status: int) -> Verdict:
     if status == 429:
         return "rate_limited"
     return "failed"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (Binance sends a number), or ``None`` if absent or unusable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def weight_pause(used_weight: int | None, wall_s: float) -> float:

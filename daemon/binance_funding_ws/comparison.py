@@ -21,33 +21,11 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-import msgspec
-
 from binance_funding_ws.health import Health
+from binance_funding_ws.rest import WEIGHT_BUDGET_PER_MINUTE as WEIGHT_BUDGET_PER_MINUTE
+from binance_funding_ws.rest import ExchangeSymbol, PremiumIndex
 from binance_funding_ws.state import FundingEntry, StateDocument
 from binance_funding_ws.text import format_age, name_list, strip_control
-
-# Binance's REST request-weight budget per IP, shared by everything on the host (the bot too).
-WEIGHT_BUDGET_PER_MINUTE = 2400
-
-
-class PremiumIndex(msgspec.Struct, frozen=True):
-    """One row of REST ``GET /fapi/v1/premiumIndex`` (the fields ``compare`` uses)."""
-
-    symbol: str
-    markPrice: str
-    lastFundingRate: str
-    nextFundingTime: int
-    time: int
-
-
-class ExchangeSymbol(msgspec.Struct, frozen=True):
-    """One row of REST ``GET /fapi/v1/exchangeInfo``'s ``symbols`` (the fields coverage uses)."""
-
-    symbol: str
-    status: str = ""
-    contractType: str = ""
-
 
 # Contract types that stream a mark price with a funding rate (dated futures have none).
 PERPETUALS = ("PERPETUAL", "TRADIFI_PERPETUAL")

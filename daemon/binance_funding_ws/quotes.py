@@ -17,10 +17,13 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from binance_funding_ws.state import DecimalString, EpochMs, FundingEntry, TickerEntry
+from binance_funding_ws.health import is_stale
+from binance_funding_ws.rest import RestAnswerError, premium_index_of, ticker_of
+from binance_funding_ws.state import FundingEntry, TickerEntry
 
 Source = Literal["websocket", "rest"]
 MAX_SYMBOL_LENGTH = 64
+MAX_REST_ANSWER_AGE = 3_600.0  # seconds; see check_dated
 _SYMBOL = re.compile(r"[A-Z0-9_]{1,64}")
 
 
@@ -67,10 +70,6 @@ class TickerQuote(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 Quote = FundingQuote | TickerQuote
-
-
-class RestAnswerError(ValueError):
-    """A REST answer that is not the object asked for (a garbage body, a wrong symbol)."""
 
 
 # Each quote field and the field it is read from: a state-file entry uses the same names, a
@@ -120,56 +119,24 @@ _funding_from_row = _converter(FundingQuote, "rest", _FUNDING_FROM_REST)
 _ticker_from_row = _converter(TickerQuote, "rest", _TICKER_FROM_REST)
 
 
-class _PremiumIndex(msgspec.Struct, frozen=True):
-    """``GET /fapi/v1/premiumIndex?symbol=`` (the fields a quote needs; others ignored)."""
-
-    symbol: str
-    markPrice: DecimalString
-    indexPrice: DecimalString
-    lastFundingRate: DecimalString
-    nextFundingTime: EpochMs
-    time: EpochMs
-
-
-class _Ticker24h(msgspec.Struct, frozen=True):
-    """``GET /fapi/v1/ticker/24hr?symbol=``; ``closeTime`` is the statistics' latest update."""
-
-    symbol: str
-    lastPrice: DecimalString
-    openPrice: DecimalString
-    highPrice: DecimalString
-    lowPrice: DecimalString
-    volume: DecimalString
-    quoteVolume: DecimalString
-    priceChange: DecimalString
-    priceChangePercent: DecimalString
-    weightedAvgPrice: DecimalString
-    count: int
-    closeTime: EpochMs
-
-
-_premium_decoder = msgspec.json.Decoder(_PremiumIndex)
-_ticker_decoder = msgspec.json.Decoder(_Ticker24h)
-
-
 def funding_from_rest(symbol: str, body: bytes) -> FundingQuote:
     """The quote in a premiumIndex answer for ``symbol``; :class:`RestAnswerError` if it is not."""
-    return _funding_from_row(symbol, _decode(_premium_decoder, body, symbol))
+    return _funding_from_row(symbol, premium_index_of(symbol, body))
 
 
 def ticker_from_rest(symbol: str, body: bytes) -> TickerQuote:
     """The quote in a ticker/24hr answer for ``symbol``; :class:`RestAnswerError` if it is not."""
-    return _ticker_from_row(symbol, _decode(_ticker_decoder, body, symbol))
+    return _ticker_from_row(symbol, ticker_of(symbol, body))
 
 
-_Row = TypeVar("_Row", _PremiumIndex, _Ticker24h)
-
-
-def _decode(decoder: msgspec.json.Decoder[_Row], body: bytes, symbol: str) -> _Row:
-    try:
-        row = decoder.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise RestAnswerError(f"unexpected answer for {symbol}: {exc}") from None
-    if row.symbol != symbol:  # a proxy or cache must not hand us another symbol's prices
-        raise RestAnswerError(f"asked for {symbol}, the answer is for {row.symbol[:64]!r}")
-    return row
+def check_dated(quote: Quote, now: int, max_age: float) -> None:
+    """Refuse a REST answer dated more than :data:`MAX_REST_ANSWER_AGE` (or ``max_age``, if
+    longer) ago, or more than a minute in the future (the one stale rule,
+    :func:`~binance_funding_ws.health.is_stale`): a cache or a wrong clock must not hand out
+    a day-old or a next-year price as a current one. Binance dates a premiumIndex answer
+    with the current time and a ticker with its statistics' latest update, so a quiet
+    market's answer may be older than ``max_age``: it is returned, and not reused."""
+    if is_stale(quote.event_time, now, max(max_age, MAX_REST_ANSWER_AGE)):
+        age = (now - quote.event_time) / 1000
+        when = f"{age:.0f} s old" if age >= 0 else f"{-age:.0f} s in the future"
+        raise RestAnswerError(f"the answer for {quote.symbol} is dated {when}")

@@ -3,14 +3,20 @@
 Invariants:
 
 * A lookup waits at most ``timeout`` seconds whatever the network does: the request runs in a
-  daemon thread and the caller stops waiting at its deadline (a socket timeout alone does not
-  bound DNS, nor a server that trickles its answer). Nothing here sleeps or retries.
+  daemon thread and the caller stops waiting at its deadline. The request itself ends by the
+  same deadline (:mod:`binance_funding_ws.tools.rest` gives every read what is left of it), so
+  an abandoned request closes its socket and ends its thread. Nothing here sleeps or retries.
 * At most one request per (endpoint, symbol) at a time, shared by every caller asking for it,
-  and at most :data:`MAX_IN_FLIGHT` requests in all.
+  and at most :data:`MAX_IN_FLIGHT` request threads alive in all, an abandoned one included
+  (name resolution, which no deadline reaches, can keep one alive): never more threads or
+  sockets than that, whatever the server does.
+* An answer dated over an hour (or ``max_age``, if longer) ago or in the future is a failure,
+  never a quote (:func:`binance_funding_ws.quotes.check_dated`).
 * No request while the circuit (:mod:`binance_funding_ws.circuit`) is open: a failure, a 429's
   ``Retry-After`` or a 418's ban holds every lookup back, and such lookups return ``None`` at
   once. Each request is judged once: a caller that gives up at its deadline reports a timeout,
   and the request's own outcome is then ignored by the circuit (but still fills the cache).
+  Every failed request, a timeout included, is counted once in ``rest_errors``.
 * An answer is reused while it is at most ``max_age`` old by its event time (the one stale
   rule, :func:`binance_funding_ws.health.is_stale`), and a symbol the exchange does not list
   (HTTP 400) is remembered for :data:`UNKNOWN_SYMBOL_TTL`: a burst of alerts for one symbol
@@ -19,34 +25,33 @@ Invariants:
 
 from __future__ import annotations
 
-import http.client
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode
+from typing import Generic, TypeVar
 
 from binance_funding_ws.botstats import Counters
-from binance_funding_ws.circuit import Circuit, Verdict, judge, parse_retry_after, weight_pause
+from binance_funding_ws.circuit import Circuit, Verdict, judge
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.quotes import (
     FundingQuote,
-    RestAnswerError,
     TickerQuote,
+    check_dated,
     funding_from_rest,
     ticker_from_rest,
 )
+from binance_funding_ws.rest import MAX_ONE_SYMBOL_BODY, WEIGHT_ONE_SYMBOL, RestAnswerError
+from binance_funding_ws.rest import PREMIUM_INDEX as PREMIUM_INDEX_PATH
+from binance_funding_ws.rest import TICKER_24HR as TICKER_24HR_PATH
 from binance_funding_ws.state import now_ms
 from binance_funding_ws.text import one_line
+from binance_funding_ws.tools.rest import RestClient, RestError
 
 log = logging.getLogger("binance_funding_ws.consumer")
 
 MAX_IN_FLIGHT = 8
-MAX_BODY = 64 * 1024  # a one-symbol answer is a few hundred bytes
 UNKNOWN_SYMBOL_TTL = 60.0
 MAX_REMEMBERED = 2_048  # answers kept for reuse; the oldest go first
 
@@ -61,42 +66,8 @@ class Endpoint(Generic[Q]):
     parse: Callable[[str, bytes], Q]
 
 
-PREMIUM_INDEX = Endpoint("/fapi/v1/premiumIndex", funding_from_rest)
-TICKER_24HR = Endpoint("/fapi/v1/ticker/24hr", ticker_from_rest)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    body: bytes
-    retry_after: float | None
-    used_weight: int | None
-
-
-def http_get(url: str, timeout: float) -> Reply:
-    """One GET, no retry. An HTTP error status is a :class:`Reply`; a network failure raises
-    ``OSError`` (``URLError``, ``TimeoutError``) or ``http.client.HTTPException``."""
-    from binance_funding_ws import __version__  # here: the package imports this module
-
-    agent = f"binance-funding-ws/{__version__}"
-    request = urllib.request.Request(url, headers={"User-Agent": agent})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return _reply(response.status, response.headers, response.read(MAX_BODY + 1))
-    except urllib.error.HTTPError as exc:
-        with exc:  # the error body is not needed: the status and headers say it all
-            return _reply(exc.code, exc.headers, b"")
-
-
-def _reply(status: int, headers: Any, body: bytes) -> Reply:
-    weight = headers.get("X-MBX-USED-WEIGHT-1m", "") if headers is not None else ""
-    retry_after = headers.get("Retry-After") if headers is not None else None
-    return Reply(
-        status=status,
-        body=body,
-        retry_after=parse_retry_after(retry_after),
-        used_weight=int(weight) if weight.isdigit() else None,
-    )
+PREMIUM_INDEX = Endpoint(PREMIUM_INDEX_PATH, funding_from_rest)
+TICKER_24HR = Endpoint(TICKER_24HR_PATH, ticker_from_rest)
 
 
 class _Request:
@@ -127,13 +98,14 @@ class RestFallback:
         circuit: Circuit | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._client = RestClient(base_url, timeout, circuit=circuit, clock=clock)
+        self.base_url = self._client.base_url
         self._timeout = timeout
         self._counters = counters
-        self._circuit = circuit or Circuit()
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], _Request] = {}
+        self._running = 0  # request threads alive, abandoned ones included
         self._remembered: dict[tuple[str, str], _Remembered] = {}
 
     def lookup(self, endpoint: Endpoint[Q], symbol: str, max_age: float) -> Q | None:
@@ -143,7 +115,7 @@ class RestFallback:
             remembered = self._recall(key, max_age)
             if remembered is not None:
                 return remembered.quote  # type: ignore[return-value]  # keyed by endpoint
-            request = self._pending.get(key) or self._start(endpoint, symbol, key)
+            request = self._pending.get(key) or self._start(endpoint, symbol, key, max_age)
         if request is None:
             return None
         if not request.done.wait(self._timeout):
@@ -161,8 +133,7 @@ class RestFallback:
 
     def paused_for(self) -> float:
         """Seconds until a request may be made again (0: now)."""
-        with self._lock:
-            return self._circuit.remaining(self._clock())
+        return self._client.paused_for()
 
     def _recall(self, key: tuple[str, str], max_age: float) -> _Remembered | None:
         remembered = self._remembered.get(key)
@@ -180,16 +151,18 @@ class RestFallback:
             self._counters.add("rest_reused")
         return remembered
 
-    def _start(self, endpoint: Endpoint[Q], symbol: str, key: tuple[str, str]) -> _Request | None:
-        if len(self._pending) >= MAX_IN_FLIGHT or not self._circuit.admit(self._clock()):
+    def _start(
+        self, endpoint: Endpoint[Q], symbol: str, key: tuple[str, str], max_age: float
+    ) -> _Request | None:
+        if self._running >= MAX_IN_FLIGHT or not self._client.admit():
             self._counters.add("rest_skipped")
             return None
         request = self._pending[key] = _Request()
-        url = f"{self.base_url}{endpoint.path}?{urlencode({'symbol': symbol})}"
+        self._running += 1
         self._counters.add("rest_requests")
         worker = threading.Thread(
             target=self._fetch,
-            args=(endpoint, symbol, url, request),
+            args=(endpoint, symbol, max_age, request),
             name=f"funding-rest-{symbol}",
             daemon=True,  # a hung request must never keep the bot from exiting
         )
@@ -197,20 +170,22 @@ class RestFallback:
             worker.start()
         except RuntimeError as exc:  # no thread to be had: a failure like any other
             del self._pending[key]
+            self._running -= 1
             self._counters.add("rest_errors")
             self._judge(request, "failed", None, f"{symbol}: {exc}")
             return None
         return request
 
-    def _fetch(self, endpoint: Endpoint[Q], symbol: str, url: str, request: _Request) -> None:
-        outcome = _Outcome(None, "failed", None, "request failed", None)
+    def _fetch(self, endpoint: Endpoint[Q], symbol: str, max_age: float, request: _Request) -> None:
+        outcome = _Outcome(None, "failed", None, "request failed")
         try:
-            outcome = _ask(endpoint, symbol, url, self._timeout)
+            outcome = _ask(self._client, endpoint, symbol, max_age)
         finally:  # whatever happened, the waiters are released and the circuit hears of it
             self._finish((endpoint.path, symbol), request, outcome)
 
     def _finish(self, key: tuple[str, str], request: _Request, outcome: _Outcome) -> None:
         with self._lock:
+            self._running -= 1
             if self._pending.get(key) is request:
                 del self._pending[key]
             if outcome.quote is not None or outcome.verdict == "unknown_symbol":
@@ -219,12 +194,6 @@ class RestFallback:
                 self._counters.add_shared("rest_errors")
             detail = f"{key[1]}: {outcome.detail}"
             self._judge(request, outcome.verdict, outcome.retry_after, detail)
-            pause = weight_pause(outcome.used_weight, time.time())
-            if pause:
-                self._circuit.pause(self._clock(), pause)
-                log.warning(
-                    "REST weight %s used this minute: pausing %.0f s", outcome.used_weight, pause
-                )
             request.quote = outcome.quote
         request.done.set()
 
@@ -235,10 +204,9 @@ class RestFallback:
         if request.judged:
             return
         request.judged = True
+        window = self._client.record(verdict, retry_after)
         if verdict in ("answer", "unknown_symbol"):
-            self._circuit.succeeded()
             return
-        window = self._circuit.failed(self._clock(), verdict, retry_after)
         log.warning("REST fallback failed (%s); no request for %.1f s", one_line(detail), window)
 
     def _remember(self, key: tuple[str, str], quote: FundingQuote | TickerQuote | None) -> None:
@@ -256,25 +224,21 @@ class _Outcome:
     verdict: Verdict
     retry_after: float | None
     detail: str  # for the log line
-    used_weight: int | None
 
 
-def _ask(endpoint: Endpoint[Q], symbol: str, url: str, timeout: float) -> _Outcome:
+def _ask(client: RestClient, endpoint: Endpoint[Q], symbol: str, max_age: float) -> _Outcome:
     """One request and its verdict; a failure is an outcome, not an exception."""
+    url = client.url(endpoint.path, {"symbol": symbol})
     try:
-        reply = http_get(url, timeout)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        return _Outcome(None, "failed", None, _reason(exc), None)
-    verdict, quote, detail = judge(reply.status), None, f"HTTP {reply.status}"
+        reply = client.send(url, WEIGHT_ONE_SYMBOL, MAX_ONE_SYMBOL_BODY)
+    except RestError as exc:
+        return _Outcome(None, "failed", None, str(exc))
+    verdict, quote = judge(reply.status), None
+    detail = f"HTTP {reply.status}" + (f" ({reply.note})" if reply.note else "")
     if verdict == "answer":
         try:
-            # An answer over MAX_BODY was read one byte too far: cut, it fails to parse.
-            quote = endpoint.parse(symbol, reply.body[:MAX_BODY])
+            quote = endpoint.parse(symbol, reply.body)
+            check_dated(quote, now_ms(), max_age)
         except RestAnswerError as exc:
-            verdict, detail = "failed", str(exc)
-    return _Outcome(quote, verdict, reply.retry_after, detail, reply.used_weight)
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(reason)[:200] or type(exc).__name__
+            verdict, detail, quote = "failed", str(exc), None
+    return _Outcome(quote, verdict, reply.retry_after, detail)

@@ -28,13 +28,13 @@ from binance_funding_ws.quotes import (
     TickerQuote,
     normalize_symbol,
 )
+from binance_funding_ws.rest import DEFAULT_REST_URL
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import now_ms
 from binance_funding_ws.text import one_line
 
 log = logging.getLogger("binance_funding_ws.consumer")
 
-DEFAULT_REST_URL = "https://fapi.binance.com"
 YEAR = 365 * 86_400.0
 
 Q = TypeVar("Q", FundingQuote, TickerQuote)
@@ -87,7 +87,7 @@ class FundingSource:
         )
         self.rest_url = None if rest_url is None else _rest_url(rest_url)
         self.timeout = _seconds("timeout", timeout, 0.001, 60.0)
-        self.stats_file = None if stats_file is None else _stats_path(stats_file)
+        self.stats_file = None if stats_file is None else _stats_path(stats_file, self.state_file)
         self.report_interval = _seconds("report_interval", report_interval, 0.01, 86_400.0)
         check_interval = _seconds("check_interval", check_interval, 0.0, 60.0)
 
@@ -185,7 +185,9 @@ class _Reporter:
         self._source = source
         self._counters = counters
         self._interval = interval
-        self._writer = None if source.stats_file is None else AtomicWriter(Path(source.stats_file))
+        self._writer = None
+        if source.stats_file is not None:
+            self._writer = AtomicWriter(Path(source.stats_file), what="stats file")
         self._failing = False
         self._reported = dict.fromkeys(COUNTERS, 0)
         self._reported_at = time.monotonic()
@@ -267,12 +269,27 @@ def _path(name: str, value: object) -> str:
     return path
 
 
-def _stats_path(value: object) -> str:
+def _stats_path(value: object, state_file: str) -> str:
+    """The stats file's path: in an existing directory, and never the state file or its lock
+    (the stats writer replaces its target)."""
     path = _path("stats_file", value)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ValueError(f"stats_file: directory {directory!r} does not exist")
+    state = os.path.realpath(state_file)
+    if _same_path(path, state) or _same_path(path, state + ".lock"):
+        raise ValueError(f"stats_file must not be the state file or its lock, got {path!r}")
     return path
+
+
+def _same_path(a: str, b: str) -> bool:
+    """The same name once links and ``..`` are resolved, or the same existing file."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def _rest_url(value: object) -> str:

@@ -241,9 +241,14 @@ class AtomicWriter:
     """
 
     def __init__(
-        self, path: Path, mode: int = 0o644, guard: Callable[[], None] | None = None
+        self,
+        path: Path,
+        mode: int = 0o644,
+        guard: Callable[[], None] | None = None,
+        what: str = "state file",  # how errors name the file
     ) -> None:
         self.path = path
+        self.what = what
         self.mode = mode
         self._guard = guard
         self._prefix = f".{path.name}."
@@ -251,7 +256,7 @@ class AtomicWriter:
 
     def check_target(self) -> None:
         """Raise :class:`UnsafePathError` unless the target is a regular file or absent."""
-        check_regular(self.path, "state file")
+        check_regular(self.path, self.what)
 
     def remove_leftovers(self) -> int:
         """Delete temporary files a crashed writer left behind; return how many.

@@ -209,6 +209,9 @@ def run_round(options: AuditOptions, started_at: int) -> CompareRound:
     except (RestError, StateFileError) as exc:
         round_.error = str(exc)
         round_.retry_at = _retry_at(started_at, exc)
+    except Exception as exc:  # a bug must cost the round, never the sample or the audit
+        log.error("compare round failed unexpectedly", exc_info=True)
+        round_.error = f"unexpected {type(exc).__name__}: {exc}"[:300]
     round_.weight = client.spent_weight
     round_.used_weight_1m = client.used_weight
     round_.duration_s = round(time.monotonic() - clock, 3)
@@ -333,7 +336,7 @@ class Auditor:
             availability_metric(self.rolling.ratio()),
         ]
         try:
-            AtomicWriter(path).write(render(metrics).encode())
+            AtomicWriter(path, what="metrics file").write(render(metrics).encode())
         except OSError as exc:
             log.error("cannot write %s: %s", path, exc.strerror or exc)
 

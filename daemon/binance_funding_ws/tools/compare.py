@@ -36,7 +36,6 @@ from binance_funding_ws.argtypes import (
     symbols,
 )
 from binance_funding_ws.comparison import (
-    PremiumIndex,
     Report,
     as_json,
     caught_up,
@@ -45,6 +44,7 @@ from binance_funding_ws.comparison import (
 )
 from binance_funding_ws.comparison import render_text as render_report
 from binance_funding_ws.health import assess
+from binance_funding_ws.rest import DEFAULT_REST_URL, PremiumIndex
 from binance_funding_ws.state import StateDocument, StateFileError, now_ms, read_state
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.rest import RestClient, RestError
@@ -54,7 +54,6 @@ EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
 RECHECK_WAIT = 3.0  # seconds the file gets to catch up with the REST answer (writes: 1 s)
 POLL_INTERVAL = 0.05  # seconds between reads of the state file while it catches up
 PROG = "binance-funding-ws compare"
-DEFAULT_REST_URL = "https://fapi.binance.com"
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,11 @@ def add_rest_arguments(
         help="largest acceptable mark-price difference, in percent [%(default)s]",
     )
     parser.add_argument(
-        "--timeout", type=timeout, default=10.0, help="HTTP timeout, 0.1 to 300 s [%(default)s]"
+        "--timeout",
+        type=timeout,
+        default=10.0,
+        help="time allowed per REST request in all (connection, headers and answer), "
+        "0.1 to 300 s [%(default)s]",
     )
 
 
@@ -139,7 +142,7 @@ def run(options: CompareOptions, out: TextIO = sys.stdout) -> int:
 
 
 def build_report(options: CompareOptions) -> Report:
-    client = RestClient(options.rest_url, timeout=options.timeout)
+    client = RestClient(options.rest_url, timeout=options.timeout, attempts=3)
     report = compare_round(
         options.state_file, client, options.symbols, options.mark_tolerance_pct, options.max_age
     )
