@@ -13,10 +13,16 @@ The rules, in one place:
   that grew across it (same daemon) makes it ``write errors``.
 * **Gap.** Consecutive samples more than two intervals and a second apart: the audit was
   not running. The time observed is the window (first to last sample) less its gaps.
+* **Evidence.** Only samples :func:`~binance_funding_ws.history.admit` admits count: one
+  whose claims are out of range (a future time, an impossible interval, age or threshold) is
+  refused and counted, never taken as availability.
+* **Coverage** means fresh in the file: a ``TRADING`` perpetual is covered in a coverage round
+  when the file holds an entry for it that is not stale (the one stale rule, at the audit's
+  ``--max-age``). A missing entry and a stale one both leave it uncovered.
 * **Verdict.** ``NOT_SAFE`` when availability is below the SLO, a symbol mismatched REST in
-  any compare round, or a ``TRADING`` perpetual was missing from the file in any coverage
-  round; else ``NOT_YET`` when less than ``min_period`` was observed or no compare or coverage
-  round completed; else ``SAFE``.
+  any compare round, or a ``TRADING`` perpetual was missing from the file or stale in it in
+  any coverage round; else ``NOT_YET`` when less than ``min_period`` was observed or no
+  compare or coverage round completed; else ``SAFE``.
 
 :func:`build_report` returns one :class:`AuditReport` (a msgspec Struct: ``report --json``
 prints it, and the monitor can show it); :func:`render_text` is its text.
@@ -31,12 +37,20 @@ from itertools import pairwise
 
 import msgspec
 
+from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
 from binance_funding_ws.botstats import BotStats
 from binance_funding_ws.botstats import decode_bot_stats as _decode_bot_stats
 from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
 from binance_funding_ws.durations import format_span
 from binance_funding_ws.health import is_stale
-from binance_funding_ws.history import CompareRound, Sample, identity, restarted
+from binance_funding_ws.history import (
+    CompareRound,
+    Parsed,
+    Sample,
+    admit,
+    identity,
+    restarted,
+)
 from binance_funding_ws.text import format_age, name_list, strip_control
 
 SAFE, NOT_YET, NOT_SAFE = "SAFE", "NOT_YET", "NOT_SAFE"
@@ -99,6 +113,7 @@ class Coverage(msgspec.Struct, kw_only=True):
     skipped_rounds: int = 0  # REST failed, or the feed was not connected long enough
     listed: int = 0  # TRADING perpetuals in the last round
     missing_symbols: list[str] = msgspec.field(default_factory=list)
+    stale_symbols: list[str] = msgspec.field(default_factory=list)  # in the file, but stale
 
 
 class AuditReport(msgspec.Struct, kw_only=True):
@@ -132,6 +147,8 @@ class AuditReport(msgspec.Struct, kw_only=True):
     rest_weight_per_min: float | None
     bot: BotStats | None = None
     bot_error: str | None = None
+    refused_samples: int = 0  # samples whose claims were out of range: not evidence
+    first_refusal: str | None = None  # why the first of them was refused
     verdict: str
     reasons: list[str]
     exit_code: int
@@ -293,6 +310,7 @@ def _add_round(totals: CompareTotals, r: CompareRound) -> None:
 def coverage_totals(rounds: Sequence[CompareRound]) -> Coverage:
     coverage = Coverage()
     missing: set[str] = set()
+    stale: set[str] = set()
     for r in rounds:
         if r.error is not None or r.coverage_error is not None:
             coverage.skipped_rounds += 1
@@ -300,7 +318,9 @@ def coverage_totals(rounds: Sequence[CompareRound]) -> Coverage:
         coverage.rounds += 1
         coverage.listed = r.listed
         missing.update(r.missing)
+        stale.update(r.stale_in_file)
     coverage.missing_symbols = sorted(missing)
+    coverage.stale_symbols = sorted(stale)
     return coverage
 
 
@@ -313,15 +333,22 @@ def build_report(
     history: str,
     now: int,
     since_s: float,
-    max_age: float,
+    max_age: float | None,
     min_period_s: float,
     slo_pct: float,
     skipped_lines: int = 0,
     bot: BotStats | None = None,
     bot_error: str | None = None,
 ) -> AuditReport:
-    """The report of the samples taken in the ``since_s`` seconds before ``now``."""
-    window = sorted((s for s in samples if now - since_s * 1000 <= s.at <= now), key=_at)
+    """The report of the samples taken in the ``since_s`` seconds before ``now``, of those
+    :func:`~binance_funding_ws.history.admit` admits. ``max_age`` ``None``: the threshold the
+    audit judged its last admitted sample with."""
+    refused = Parsed()
+    window = admit(
+        sorted((s for s in samples if now - since_s * 1000 <= s.at <= now), key=_at), now, refused
+    )
+    if max_age is None:
+        max_age = window[-1].max_age_s if window else DEFAULT_MAX_AGE
     start, end = (window[0].at, window[-1].at) if window else (None, None)
     window_s = (end - start) / 1000 if start is not None and end is not None else 0.0
     gaps = find_gaps(window)
@@ -351,6 +378,8 @@ def build_report(
         rest_weight_per_min=compare.rest_weight / (window_s / 60) if window_s > 0 else None,
         bot=bot,
         bot_error=bot_error,
+        refused_samples=refused.refused,
+        first_refusal=refused.first_refusal,
         verdict=NOT_YET,
         reasons=[],
         exit_code=EXIT_NOT_SAFE,
@@ -377,6 +406,12 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
         unsafe.append(
             f"{len(missing)} TRADING perpetual(s) missing from the file: {name_list(missing)}"
         )
+    stale = report.coverage.stale_symbols
+    if stale:
+        unsafe.append(
+            f"{len(stale)} TRADING perpetual(s) stale in the file (no fresh entry for the bot): "
+            f"{name_list(stale)}"
+        )
     if unsafe:
         return NOT_SAFE, unsafe
     not_yet = []
@@ -394,12 +429,35 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
     return (NOT_YET, not_yet) if not_yet else (SAFE, [])
 
 
+BOT_COUNTS = (
+    "websocket",
+    "rest",
+    "unavailable",
+    "rest_errors",
+    "rest_requests",
+    "rest_skipped",
+    "invalid_symbols",
+    "file_errors",
+)
+
+
 def decode_bot_stats(data: bytes) -> BotStats:
-    """The bot's stats file (written by its FundingSource); ``ValueError``, one line, if not."""
+    """The bot's stats file (written by its FundingSource); ``ValueError``, one line, if not.
+    A count below zero, or a start after the last update, is no count the bot writes."""
     try:
-        return _decode_bot_stats(data)
+        stats = _decode_bot_stats(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"not a bot stats object ({exc})") from None
+    negative = [name for name in BOT_COUNTS if getattr(stats, name) < 0]
+    if negative or any(count < 0 for count in stats.top_rest_symbols.values()):
+        raise ValueError(
+            f"not a bot stats object (negative count: {', '.join(negative) or 'top_rest_symbols'})"
+        )
+    if stats.started_at > stats.updated_at or not math.isfinite(stats.max_age_s):
+        raise ValueError(
+            "not a bot stats object (started_at after updated_at, or max_age_s not a number)"
+        )
+    return stats
 
 
 # -- text ---------------------------------------------------------------------------------
@@ -455,6 +513,11 @@ def _window_lines(r: AuditReport) -> list[str]:
     ]
     if r.skipped_lines:
         lines.append(f"  skipped      {r.skipped_lines} unreadable history line(s)")
+    if r.refused_samples:
+        lines.append(
+            f"  refused      {r.refused_samples} sample(s) with claims out of range, not "
+            f"counted (first: {r.first_refusal})"
+        )
     return lines
 
 
@@ -493,7 +556,8 @@ def _compare_lines(r: AuditReport) -> list[str]:
     lines += [f"    {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
     lines += [
         f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
-        f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}",
+        f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}; "
+        f"stale in the file: {name_list(cov.stale_symbols)}",
         f"  REST weight  {c.rest_weight:,} over the window{_rest_rate(r.rest_weight_per_min)}",
     ]
     return lines
@@ -518,9 +582,8 @@ def _bot_lines(r: AuditReport) -> list[str]:
     since = format_span((b.updated_at - b.started_at) / 1000)
     return [
         f"  bot          REST fallbacks by the bot: {b.rest:,} in {since} ({b.mode}; "
-        f"(state file {b.websocket:,}, unavailable {b.unavailable:,}, "
-        f"REST errors {b.rest_errors:,}; "
-        f"stats {age} old)"
+        f"state file {b.websocket:,}, unavailable {b.unavailable:,}, "
+        f"REST errors {b.rest_errors:,}; stats {age} old)"
     ]
 
 
@@ -528,6 +591,6 @@ def _verdict_line(r: AuditReport) -> str:
     if r.verdict == SAFE:
         return (
             f"SAFE to drop the REST fallback: {format_age(r.observed_s)} observed, "
-            f"{_pct(r.availability_pct)} available, no mismatch, no missing symbol"
+            f"{_pct(r.availability_pct)} available, no mismatch, no missing or stale symbol"
         )
     return f"{r.verdict}: " + "; ".join(r.reasons)

@@ -241,17 +241,22 @@ class AtomicWriter:
     """
 
     def __init__(
-        self, path: Path, mode: int = 0o644, guard: Callable[[], None] | None = None
+        self,
+        path: Path,
+        mode: int = 0o644,
+        guard: Callable[[], None] | None = None,
+        what: str = "state file",
     ) -> None:
         self.path = path
         self.mode = mode
+        self.what = what  # how errors name the file: the state, metrics or bot stats file
         self._guard = guard
         self._prefix = f".{path.name}."
         self._suffix = ".tmp"
 
     def check_target(self) -> None:
         """Raise :class:`UnsafePathError` unless the target is a regular file or absent."""
-        check_regular(self.path, "state file")
+        check_regular(self.path, self.what)
 
     def remove_leftovers(self) -> int:
         """Delete temporary files a crashed writer left behind; return how many.

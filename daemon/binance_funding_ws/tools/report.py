@@ -15,9 +15,8 @@ from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, add_max_age, add_seconds, options_from
+from binance_funding_ws.argtypes import add_max_age, add_seconds, options_from
 from binance_funding_ws.durations import DAY
-from binance_funding_ws.history import Sample
 from binance_funding_ws.reporting import (
     EXIT_UNREADABLE,
     AuditReport,
@@ -104,7 +103,7 @@ def run(options: ReportOptions, out: TextIO = sys.stdout) -> int:
         history=str(options.history),
         now=now,
         since_s=options.since,
-        max_age=_max_age(options.max_age, parsed.samples),
+        max_age=options.max_age,  # None: the audit's own, from its last admitted sample
         min_period_s=options.min_period,
         slo_pct=options.slo,
         skipped_lines=parsed.skipped,
@@ -113,13 +112,6 @@ def run(options: ReportOptions, out: TextIO = sys.stdout) -> int:
     )
     out.write(as_json(report) if options.json else render_text(report))
     return report.exit_code
-
-
-def _max_age(asked: float | None, samples: list[Sample]) -> float:
-    """The threshold asked for, else the one the audit judged its last sample with."""
-    if asked is not None:
-        return asked
-    return samples[-1].max_age_s if samples else DEFAULT_MAX_AGE
 
 
 def read_bot_stats(path: Path | None) -> tuple[BotStats | None, str | None]:
