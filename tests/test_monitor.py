@@ -582,7 +582,7 @@ def test_history_outcome_is_the_report_of_the_last_24_hours():
         "gaps        1 (audit not running), 1h 01m in all",
         "data age    p50 0.8 s, p99 0.8 s, max 3m 20s",
         "outages     2 outages (longest 5m 00s), 7m 00s in all",
-        "coverage    276 check(s) of 15 TRADING perpetuals (0 skipped); missing none",
+        "coverage    276 check(s) of 15 TRADING perpetuals (0 skipped); missing none; stale none",
         "  ETHUSDT: funding rate 0.00010000 vs 0.00990000",
     ):
         assert expected in lines
