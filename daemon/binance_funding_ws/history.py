@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -297,31 +298,47 @@ def _within(value: float, low: float, high: float) -> bool:
     return math.isfinite(value) and low <= value <= high
 
 
-def admit(samples: Sequence[Sample], now: int, parsed: Parsed | None = None) -> list[Sample]:
-    """The samples that can be taken as evidence at ``now``: :func:`refusal` applied to each,
-    then any claiming an interval over :data:`INTERVAL_FACTOR` times the usual one (the
-    median of the window's). The refused are counted in ``parsed`` when given."""
-    parsed = parsed if parsed is not None else Parsed()
-    kept = []
-    for sample in samples:
-        reason = refusal(sample, now)
-        if reason is None:
-            kept.append(sample)
-        else:
-            parsed.refuse(reason)
-    if not kept:
-        return kept
-    usual = statistics.median(s.interval_s for s in kept)
-    admitted = []
-    for sample in kept:
-        if sample.interval_s > INTERVAL_FACTOR * usual:
-            parsed.refuse(
+def usual_interval(samples: Iterable[Sample], now: int) -> float | None:
+    """The median ``interval_s`` of the samples :func:`refusal` admits: the audit's setting,
+    as most of its samples say (``None`` without any)."""
+    intervals = array("d", (s.interval_s for s in samples if refusal(s, now) is None))
+    return statistics.median(intervals) if intervals else None
+
+
+class Admission:
+    """The evidence rules over a stream of samples, oldest first: :func:`refusal`, an
+    interval over :data:`INTERVAL_FACTOR` times ``usual``, and a sample dated before the one
+    admitted before it (the history is appended in time order: a line out of order was
+    edited, or the clock stepped back, and either way it proves nothing)."""
+
+    def __init__(self, now: int, usual: float | None, parsed: Parsed | None = None) -> None:
+        self.now = now
+        self.longest = math.inf if usual is None else INTERVAL_FACTOR * usual
+        self.usual = usual
+        self.parsed = parsed if parsed is not None else Parsed()
+        self._last_at: int | None = None
+
+    def admits(self, sample: Sample) -> bool:
+        reason = refusal(sample, self.now)
+        if reason is None and sample.interval_s > self.longest:
+            reason = (
                 f"interval_s {sample.interval_s:g} over {INTERVAL_FACTOR:g} times the usual "
-                f"{usual:g} s"
+                f"{self.usual:g} s"
             )
-        else:
-            admitted.append(sample)
-    return admitted
+        if reason is None and self._last_at is not None and sample.at < self._last_at:
+            reason = "dated before the sample before it"
+        if reason is not None:
+            self.parsed.refuse(reason)
+            return False
+        self._last_at = sample.at
+        return True
+
+
+def admit(samples: Sequence[Sample], now: int, parsed: Parsed | None = None) -> list[Sample]:
+    """The samples of ``samples`` (oldest first) that :class:`Admission` admits; the refused
+    are counted in ``parsed`` when given."""
+    admission = Admission(now, usual_interval(samples, now), parsed)
+    return [sample for sample in samples if admission.admits(sample)]
 
 
 def identity(sample: Sample) -> tuple[int, int] | None:

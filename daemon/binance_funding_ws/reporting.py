@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from itertools import pairwise
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 
 import msgspec
 
@@ -44,12 +44,13 @@ from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
 from binance_funding_ws.durations import format_span
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.history import (
+    Admission,
     CompareRound,
     Parsed,
     Sample,
-    admit,
     identity,
     restarted,
+    usual_interval,
 )
 from binance_funding_ws.text import format_age, name_list, strip_control
 
@@ -165,13 +166,6 @@ def available(sample: Sample, max_age: float) -> bool:
     return not is_stale(round(sample.at - age * 1000), sample.at, max_age)
 
 
-def availability(samples: Sequence[Sample], max_age: float) -> float | None:
-    """The share of available samples, in percent (``None`` without samples)."""
-    if not samples:
-        return None
-    return 100.0 * sum(available(s, max_age) for s in samples) / len(samples)
-
-
 def cause_of(sample: Sample) -> str:
     """Why one unavailable sample is unavailable (one of :data:`CAUSES`)."""
     if not sample.readable:
@@ -187,38 +181,67 @@ def cause_of(sample: Sample) -> str:
     return "stale"  # connected by its own word, but its data is old: a silence not yet noticed
 
 
-def find_outages(samples: Sequence[Sample], max_age: float) -> list[Outage]:
-    outages: list[Outage] = []
-    failing: list[Sample] = []
-    last_good: Sample | None = None
-    for sample in samples:
-        if not available(sample, max_age):
-            failing.append(sample)
-            continue
-        if failing:
-            outages.append(_outage(failing, last_good, sample))
-            failing = []
-        last_good = sample
-    if failing:
-        outages.append(_outage(failing, last_good, None))
-    return outages
+MAX_NAMED_SYMBOLS = 5_000  # symbols a report names per list; a forged history has no more
 
 
-def _outage(failing: list[Sample], before: Sample | None, after: Sample | None) -> Outage:
-    causes = {cause_of(sample) for sample in failing}
-    known = [s for s in (before, *failing, after) if s is not None and identity(s) is not None]
-    if any(restarted(a, b) for a, b in pairwise(known)):
-        causes.add("daemon down")
-    if _write_errors_grew(before, after):
-        causes.add("write errors")
-    end = after.at if after is not None else None
-    return Outage(
-        start=failing[0].at,
-        end=end,
-        duration_s=((end if end is not None else failing[-1].at) - failing[0].at) / 1000,
-        cause=min(causes, key=CAUSES.index),
-        detail=failing[0].problems[0] if failing[0].problems else "",
-    )
+class _Outages:
+    """Outages as the samples go by: the open one keeps its first and last sample, its
+    causes, and the last sample whose daemon is known (a restart across it is ``daemon
+    down``), not the samples themselves."""
+
+    def __init__(self) -> None:
+        self.found: list[Outage] = []
+        self.last_good: Sample | None = None
+        self._first: Sample | None = None
+        self._last: Sample | None = None
+        self._causes: set[str] = set()
+        self._known: Sample | None = None  # the last sample with a known daemon
+
+    def add(self, sample: Sample, up: bool) -> None:
+        if not up:
+            if self._first is None:
+                self._first, self._causes = sample, set()
+                self._known = self.last_good if _known(self.last_good) else None
+            self._last = sample
+            self._causes.add(cause_of(sample))
+            self._track(sample)
+            return
+        if self._first is not None:
+            self._track(sample)
+            self._close(sample)
+        self.last_good = sample
+
+    def _track(self, sample: Sample) -> None:
+        if _known(sample):
+            if restarted(self._known, sample):
+                self._causes.add("daemon down")
+            self._known = sample
+
+    def finish(self) -> list[Outage]:
+        if self._first is not None:
+            self._close(None)
+        return self.found
+
+    def _close(self, after: Sample | None) -> None:
+        first, last = self._first, self._last
+        assert first is not None and last is not None
+        if _write_errors_grew(self.last_good, after):
+            self._causes.add("write errors")
+        end = after.at if after is not None else None
+        self.found.append(
+            Outage(
+                start=first.at,
+                end=end,
+                duration_s=((end if end is not None else last.at) - first.at) / 1000,
+                cause=min(self._causes, key=CAUSES.index),
+                detail=first.problems[0] if first.problems else "",
+            )
+        )
+        self._first = self._last = None
+
+
+def _known(sample: Sample | None) -> bool:
+    return sample is not None and identity(sample) is not None
 
 
 def _write_errors_grew(before: Sample | None, after: Sample | None) -> bool:
@@ -228,107 +251,115 @@ def _write_errors_grew(before: Sample | None, after: Sample | None) -> bool:
     return same and after.counters.write_errors > before.counters.write_errors
 
 
-def observed(
-    window: Sequence[Sample], window_s: float, gaps: Sequence[Gap], since_s: float
-) -> float:
-    """The time the audit watched: each sample vouches for the interval it opens, so a day
-    sampled every minute is a day observed (first to last sample alone is a minute short,
-    and ``--since 24h --min-period 24h`` could never be met); less the gaps, at most
-    ``since_s``."""
-    if not window:
-        return 0.0
-    covered = window_s + window[-1].interval_s - _total(gaps)
-    return max(0.0, min(since_s, covered))
-
-
-def find_gaps(samples: Sequence[Sample]) -> list[Gap]:
-    return [
-        Gap(start=a.at, end=b.at, duration_s=(b.at - a.at) / 1000)
-        for a, b in pairwise(samples)
-        if (b.at - a.at) / 1000 > 2 * a.interval_s + GAP_SLACK_S
-    ]
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """Nearest-rank percentile (``share`` 0..1) of ``values``."""
-    if not values:
+def percentile(ordered: Sequence[float], share: float) -> float | None:
+    """Nearest-rank percentile (``share`` 0..1) of ``ordered`` (sorted)."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def data_age(samples: Sequence[Sample]) -> DataAge:
-    ages = [s.last_message_age_s for s in samples if s.last_message_age_s is not None]
-    return DataAge(
-        p50_s=percentile(ages, 0.5), p99_s=percentile(ages, 0.99), max_s=max(ages, default=None)
-    )
+class _Tally:
+    """Everything the report counts, one sample at a time (oldest first): memory grows with
+    the outages, gaps and named symbols, never with the samples (a float each for the data
+    age percentiles)."""
 
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self.first: Sample | None = None
+        self.last: Sample | None = None
+        self.samples = 0
+        self.available = 0
+        self.ages = array("d")
+        self.gaps: list[Gap] = []
+        self.outages = _Outages()
+        self.activity = dict.fromkeys(("restarts", *COUNTERS), 0)
+        self._last_counted: Sample | None = None
+        self.compare = CompareTotals()
+        self.coverage = Coverage()
+        self._missing: set[str] = set()
+        self._stale: set[str] = set()
 
-def daemon_activity(samples: Sequence[Sample]) -> dict[str, int]:
-    """Restarts (pid changes) and the daemon's counters' growth over the window.
+    def add(self, sample: Sample) -> None:
+        before = self.last
+        if before is not None and (sample.at - before.at) / 1000 > _gap_after(before):
+            self.gaps.append(
+                Gap(start=before.at, end=sample.at, duration_s=(sample.at - before.at) / 1000)
+            )
+        self.first = self.first or sample
+        self.last = sample
+        self.samples += 1
+        up = available(sample, self.max_age)
+        self.available += up
+        self.outages.add(sample, up)
+        if sample.last_message_age_s is not None:
+            self.ages.append(sample.last_message_age_s)
+        if sample.counters is not None:
+            self._count_activity(sample)
+        if sample.compare is not None:
+            self._add_round(sample.compare)
 
-    A counter restarts from zero with its process, so across a restart the new process's
-    whole count is added.
-    """
-    readable = [s for s in samples if s.counters is not None]
-    totals = dict.fromkeys(("restarts", *COUNTERS), 0)
-    for a, b in pairwise(readable):
-        new_process = restarted(a, b)
-        totals["restarts"] += new_process
+    def _count_activity(self, sample: Sample) -> None:
+        """Restarts (pid changes) and the daemon's counters' growth. A counter restarts from
+        zero with its process, so across a restart the new process's whole count is added."""
+        before = self._last_counted
+        self._last_counted = sample
+        if before is None or before.counters is None or sample.counters is None:
+            return
+        new_process = restarted(before, sample)
+        self.activity["restarts"] += new_process
         for name in COUNTERS:
-            base = 0 if new_process else getattr(a.counters, name)
-            totals[name] += max(0, getattr(b.counters, name) - base)
-    return totals
+            base = 0 if new_process else getattr(before.counters, name)
+            self.activity[name] += max(0, getattr(sample.counters, name) - base)
 
-
-def compare_totals(rounds: Sequence[CompareRound]) -> CompareTotals:
-    totals = CompareTotals(rest_weight=sum(r.weight for r in rounds))
-    for r in rounds:
+    def _add_round(self, r: CompareRound) -> None:
+        totals, coverage = self.compare, self.coverage
+        totals.rest_weight += r.weight
         if r.error is not None:
             totals.failed_rounds += 1
             totals.last_error = r.error
-            continue
-        _add_round(totals, r)
-    totals.mismatched_symbols = sorted(totals.mismatches)
-    return totals
-
-
-def _add_round(totals: CompareTotals, r: CompareRound) -> None:
-    totals.rounds += 1
-    totals.funding_compared += r.compared
-    totals.mark_compared += r.compared
-    totals.funding_matched += r.funding_matched
-    totals.mark_matched += r.mark_matched
-    totals.stale_skips += len(r.stale)
-    totals.mismatches.update(r.mismatched)
-    largest = totals.largest_mark_diff_pct
-    if r.max_mark_diff_pct is not None and (largest is None or r.max_mark_diff_pct > largest):
-        totals.largest_mark_diff_pct = r.max_mark_diff_pct
-        totals.largest_mark_diff_symbol = r.max_mark_diff_symbol
-
-
-def coverage_totals(rounds: Sequence[CompareRound]) -> Coverage:
-    coverage = Coverage()
-    missing: set[str] = set()
-    stale: set[str] = set()
-    for r in rounds:
-        if r.error is not None or r.coverage_error is not None:
             coverage.skipped_rounds += 1
-            continue
+            return
+        totals.rounds += 1
+        totals.funding_compared += r.compared
+        totals.mark_compared += r.compared
+        totals.funding_matched += r.funding_matched
+        totals.mark_matched += r.mark_matched
+        totals.stale_skips += len(r.stale)
+        for symbol, finding in r.mismatched.items():
+            if symbol in totals.mismatches or len(totals.mismatches) < MAX_NAMED_SYMBOLS:
+                totals.mismatches[symbol] = finding
+        largest = totals.largest_mark_diff_pct
+        if r.max_mark_diff_pct is not None and (largest is None or r.max_mark_diff_pct > largest):
+            totals.largest_mark_diff_pct = r.max_mark_diff_pct
+            totals.largest_mark_diff_symbol = r.max_mark_diff_symbol
+        if r.coverage_error is not None:
+            coverage.skipped_rounds += 1
+            return
         coverage.rounds += 1
         coverage.listed = r.listed
-        missing.update(r.missing)
-        stale.update(r.stale_in_file)
-    coverage.missing_symbols = sorted(missing)
-    coverage.stale_symbols = sorted(stale)
-    return coverage
+        _add_names(self._missing, r.missing)
+        _add_names(self._stale, r.stale_in_file)
+
+    def finish(self) -> None:
+        self.compare.mismatched_symbols = sorted(self.compare.mismatches)
+        self.coverage.missing_symbols = sorted(self._missing)
+        self.coverage.stale_symbols = sorted(self._stale)
+
+
+def _gap_after(sample: Sample) -> float:
+    """The silence after ``sample`` that means the audit was not running, in seconds."""
+    return 2 * sample.interval_s + GAP_SLACK_S
+
+
+def _add_names(names: set[str], more: list[str]) -> None:
+    names.update(more[: max(0, MAX_NAMED_SYMBOLS - len(names))])
 
 
 # -- the report ---------------------------------------------------------------------------
 
 
 def build_report(
-    samples: Sequence[Sample],
+    samples: Iterable[Sample],
     *,
     history: str,
     now: int,
@@ -341,19 +372,36 @@ def build_report(
     bot_error: str | None = None,
 ) -> AuditReport:
     """The report of the samples taken in the ``since_s`` seconds before ``now``, of those
-    :func:`~binance_funding_ws.history.admit` admits. ``max_age`` ``None``: the threshold the
-    audit judged its last admitted sample with."""
+    :class:`~binance_funding_ws.history.Admission` admits. ``samples`` are oldest first and
+    iterated twice (a list, or a history read again: see
+    :class:`~binance_funding_ws.tools.historyfile.HistoryWindow`), first for the usual
+    interval and the audit's threshold, then to count; none is kept. ``max_age`` ``None``:
+    the threshold the audit judged its last admitted sample with."""
+    start_ms = now - since_s * 1000
+
+    def window() -> Iterator[Sample]:
+        return (s for s in samples if start_ms <= s.at <= now)
+
+    usual = usual_interval(window(), now)
     refused = Parsed()
-    window = admit(
-        sorted((s for s in samples if now - since_s * 1000 <= s.at <= now), key=_at), now, refused
-    )
     if max_age is None:
-        max_age = window[-1].max_age_s if window else DEFAULT_MAX_AGE
-    start, end = (window[0].at, window[-1].at) if window else (None, None)
+        admission = Admission(now, usual)
+        threshold = [s.max_age_s for s in window() if admission.admits(s)][-1:]
+        max_age = threshold[0] if threshold else DEFAULT_MAX_AGE
+    tally = _Tally(max_age)
+    admission = Admission(now, usual, refused)
+    for sample in window():
+        if admission.admits(sample):
+            tally.add(sample)
+    tally.finish()
+    first, last = tally.first, tally.last
+    start, end = (first.at, last.at) if first and last else (None, None)
     window_s = (end - start) / 1000 if start is not None and end is not None else 0.0
-    gaps = find_gaps(window)
-    rounds = [s.compare for s in window if s.compare is not None]
-    compare = compare_totals(rounds)
+    ages = sorted(tally.ages)
+    # Each sample vouches for the interval it opens, so a day sampled every minute is a day
+    # observed (first to last sample alone is a minute short, and --since 24h --min-period
+    # 24h could never be met); less the gaps, at most since_s.
+    covered = window_s + last.interval_s - _total(tally.gaps) if last else 0.0
     report = AuditReport(
         history=history,
         generated_at=now,
@@ -364,18 +412,20 @@ def build_report(
         start=start,
         end=end,
         window_s=window_s,
-        observed_s=observed(window, window_s, gaps, since_s),
-        samples=len(window),
+        observed_s=max(0.0, min(since_s, covered)),
+        samples=tally.samples,
         skipped_lines=skipped_lines,
         last_sample_age_s=(now - end) / 1000 if end is not None else None,
-        gaps=gaps,
-        availability_pct=availability(window, max_age),
-        data_age=data_age(window),
-        outages=find_outages(window, max_age),
-        **daemon_activity(window),
-        compare=compare,
-        coverage=coverage_totals(rounds),
-        rest_weight_per_min=compare.rest_weight / (window_s / 60) if window_s > 0 else None,
+        gaps=tally.gaps,
+        availability_pct=100.0 * tally.available / tally.samples if tally.samples else None,
+        data_age=DataAge(
+            p50_s=percentile(ages, 0.5), p99_s=percentile(ages, 0.99), max_s=max(ages, default=None)
+        ),
+        outages=tally.outages.finish(),
+        **tally.activity,
+        compare=tally.compare,
+        coverage=tally.coverage,
+        rest_weight_per_min=(tally.compare.rest_weight / (window_s / 60) if window_s > 0 else None),
         bot=bot,
         bot_error=bot_error,
         refused_samples=refused.refused,
@@ -387,10 +437,6 @@ def build_report(
     report.verdict, report.reasons = judge(report)
     report.exit_code = EXIT_SAFE if report.verdict == SAFE else EXIT_NOT_SAFE
     return report
-
-
-def _at(sample: Sample) -> int:
-    return sample.at
 
 
 def judge(report: AuditReport) -> tuple[str, list[str]]:

@@ -142,33 +142,56 @@ def _last_sample_time(path: Path) -> int:
 
 def read_history(path: Path, since: int = 0) -> Parsed:
     """Every sample at or after ``since`` (epoch ms) in ``path`` and its rotated files, oldest
-    first. Raises :class:`HistoryError` when there is no history at ``path`` or it cannot be
-    read, or when none of its lines is a sample.
+    first, in a list (for tests and small windows: ``report`` iterates a
+    :class:`HistoryWindow` instead). Raises :class:`HistoryError` as :class:`HistoryWindow`
+    does."""
+    window = HistoryWindow(path, since)
+    samples = list(window)
+    window.parsed.samples = samples
+    return window.parsed
+
+
+class HistoryWindow:
+    """The samples at or after ``since`` (epoch ms) in ``path`` and its rotated files, oldest
+    first, read anew on each iteration and never held: ``report`` iterates twice, and its
+    memory does not grow with the history.
 
     Bounded: a file whose last change is older than ``since`` is not opened, a line over
     :data:`~binance_funding_ws.history.MAX_LINE_BYTES` is skipped as it is read, and samples
-    older than ``since`` are dropped as they are parsed.
+    older than ``since`` are dropped as they are parsed. An iteration raises
+    :class:`HistoryError` when there is no history at ``path``, a file cannot be read, or
+    none of its lines is a sample (then ``parsed`` counts the lines of that iteration).
     """
-    parsed = Parsed()
-    found = 0
-    for file in [*reversed(rotated(path)), path]:
-        try:
-            handle = _open_history(file)
-        except FileNotFoundError:
-            continue
-        found += 1
-        with handle:
-            if os.fstat(handle.fileno()).st_mtime * 1000 < since:
-                continue  # its last change is older than the window: so are all its samples
+
+    def __init__(self, path: Path, since: int = 0) -> None:
+        self.path = path
+        self.since = since
+        self.parsed = Parsed()  # what the last iteration skipped and left out
+
+    def __iter__(self) -> Iterator[Sample]:
+        parsed = self.parsed = Parsed()
+        found = seen = 0
+        for file in [*reversed(rotated(self.path)), self.path]:
             try:
-                parse_lines(bounded_lines(handle.read), since, parsed)
-            except OSError as exc:
-                raise HistoryError(f"{file}: cannot read ({exc.strerror or exc})") from None
-    if not found:
-        raise HistoryError(f"{path}: no such file (is the audit running?)")
-    if not parsed.samples and not parsed.older and parsed.skipped:
-        raise HistoryError(f"{path}: no audit sample in {parsed.skipped} line(s): not a history")
-    return parsed
+                handle = _open_history(file)
+            except FileNotFoundError:
+                continue
+            found += 1
+            with handle:
+                if os.fstat(handle.fileno()).st_mtime * 1000 < self.since:
+                    continue  # its last change is older than the window: so are its samples
+                try:
+                    for sample in iter_samples(bounded_lines(handle.read), parsed, self.since):
+                        seen += 1
+                        yield sample
+                except OSError as exc:
+                    raise HistoryError(f"{file}: cannot read ({exc.strerror or exc})") from None
+        if not found:
+            raise HistoryError(f"{self.path}: no such file (is the audit running?)")
+        if not seen and not parsed.older and parsed.skipped:
+            raise HistoryError(
+                f"{self.path}: no audit sample in {parsed.skipped} line(s): not a history"
+            )
 
 
 def read_recent(path: Path, since: int, budget: int = RECENT_BYTES) -> Iterator[Sample]:
