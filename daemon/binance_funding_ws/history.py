@@ -298,11 +298,32 @@ def _within(value: float, low: float, high: float) -> bool:
     return math.isfinite(value) and low <= value <= high
 
 
-def usual_interval(samples: Iterable[Sample], now: int) -> float | None:
-    """The median ``interval_s`` of the samples :func:`refusal` admits: the audit's setting,
-    as most of its samples say (``None`` without any)."""
-    intervals = array("d", (s.interval_s for s in samples if refusal(s, now) is None))
-    return statistics.median(intervals) if intervals else None
+class Claims:
+    """What the samples :func:`refusal` admits claim about time, a few numbers each (a
+    report's first pass keeps these, not the samples): when, at what interval, and with
+    which threshold."""
+
+    def __init__(self, samples: Iterable[Sample], now: int) -> None:
+        # "d" for times too: a hand-edited time past any int64 must not stop the read.
+        self.at, self.interval_s, self.max_age_s = array("d"), array("d"), array("d")
+        for sample in samples:
+            if refusal(sample, now) is None:
+                self.at.append(sample.at)
+                self.interval_s.append(sample.interval_s)
+                self.max_age_s.append(sample.max_age_s)
+
+    def usual_interval(self) -> float | None:
+        """The median ``interval_s``: the audit's setting, as most of its samples say."""
+        return statistics.median(self.interval_s) if self.interval_s else None
+
+    def last_max_age(self, now: int) -> float | None:
+        """The ``max_age_s`` of the last sample :class:`Admission` would admit."""
+        admission = Admission(now, self.usual_interval())
+        last = None
+        for at, interval_s, max_age_s in zip(self.at, self.interval_s, self.max_age_s, strict=True):
+            if admission.in_order(at, interval_s) is None:
+                last = max_age_s
+        return last
 
 
 class Admission:
@@ -313,31 +334,35 @@ class Admission:
 
     def __init__(self, now: int, usual: float | None, parsed: Parsed | None = None) -> None:
         self.now = now
-        self.longest = math.inf if usual is None else INTERVAL_FACTOR * usual
         self.usual = usual
+        self.longest = math.inf if usual is None else INTERVAL_FACTOR * usual
         self.parsed = parsed if parsed is not None else Parsed()
-        self._last_at: int | None = None
+        self._last_at: float | None = None
 
     def admits(self, sample: Sample) -> bool:
-        reason = refusal(sample, self.now)
-        if reason is None and sample.interval_s > self.longest:
-            reason = (
-                f"interval_s {sample.interval_s:g} over {INTERVAL_FACTOR:g} times the usual "
-                f"{self.usual:g} s"
-            )
-        if reason is None and self._last_at is not None and sample.at < self._last_at:
-            reason = "dated before the sample before it"
+        reason = refusal(sample, self.now) or self.in_order(sample.at, sample.interval_s)
         if reason is not None:
             self.parsed.refuse(reason)
-            return False
-        self._last_at = sample.at
-        return True
+        return reason is None
+
+    def in_order(self, at: float, interval_s: float) -> str | None:
+        """Why a sample at ``at`` claiming ``interval_s`` does not follow the samples
+        admitted so far, or ``None`` (it is then the last admitted)."""
+        if interval_s > self.longest:
+            return (
+                f"interval_s {interval_s:g} over {INTERVAL_FACTOR:g} times the usual "
+                f"{self.usual:g} s"
+            )
+        if self._last_at is not None and at < self._last_at:
+            return "dated before the sample before it"
+        self._last_at = at
+        return None
 
 
 def admit(samples: Sequence[Sample], now: int, parsed: Parsed | None = None) -> list[Sample]:
     """The samples of ``samples`` (oldest first) that :class:`Admission` admits; the refused
     are counted in ``parsed`` when given."""
-    admission = Admission(now, usual_interval(samples, now), parsed)
+    admission = Admission(now, Claims(samples, now).usual_interval(), parsed)
     return [sample for sample in samples if admission.admits(sample)]
 
 

@@ -45,12 +45,12 @@ from binance_funding_ws.durations import format_span
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.history import (
     Admission,
+    Claims,
     CompareRound,
     Parsed,
     Sample,
     identity,
     restarted,
-    usual_interval,
 )
 from binance_funding_ws.text import format_age, name_list, strip_control
 
@@ -382,14 +382,12 @@ def build_report(
     def window() -> Iterator[Sample]:
         return (s for s in samples if start_ms <= s.at <= now)
 
-    usual = usual_interval(window(), now)
-    refused = Parsed()
+    claims = Claims(window(), now)
     if max_age is None:
-        admission = Admission(now, usual)
-        threshold = [s.max_age_s for s in window() if admission.admits(s)][-1:]
-        max_age = threshold[0] if threshold else DEFAULT_MAX_AGE
+        max_age = claims.last_max_age(now) or DEFAULT_MAX_AGE
     tally = _Tally(max_age)
-    admission = Admission(now, usual, refused)
+    refused = Parsed()
+    admission = Admission(now, claims.usual_interval(), refused)
     for sample in window():
         if admission.admits(sample):
             tally.add(sample)
