@@ -40,7 +40,7 @@ from binance_funding_ws.argtypes import (
 from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE, coverage_unknowable
 from binance_funding_ws.durations import DAY, HOUR
 from binance_funding_ws.history import (
-    INTERVAL_FACTOR,
+    Admission,
     CompareRound,
     Observation,
     Parsed,
@@ -48,7 +48,6 @@ from binance_funding_ws.history import (
     encode_sample,
     record_comparison,
     record_coverage,
-    refusal,
     sample_of,
 )
 from binance_funding_ws.metrics import (
@@ -177,20 +176,15 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def recent_history(options: AuditOptions, now: int) -> Iterator[Sample]:
     """The last day of history as evidence: read from its tail with a byte budget
     (:func:`~binance_funding_ws.tools.historyfile.read_recent`), and without the samples this
-    audit could not have written (:func:`~binance_funding_ws.history.refusal`, or an interval
-    over a few times its own). A forged line cannot pin a REST ban or fake availability."""
+    audit could not have written (:class:`~binance_funding_ws.history.Admission`, with its
+    own interval as the usual one). A forged line cannot pin a REST ban or fake availability."""
     if not options.history.exists() and not rotated(options.history):
         return  # a first run
     refused = Parsed()
-    longest = INTERVAL_FACTOR * options.interval
+    admission = Admission(now, options.interval, refused)  # its own interval is the usual
     for sample in read_recent(options.history, now - int(DAY * 1000)):
-        reason = refusal(sample, now)
-        if reason is None and sample.interval_s > longest:
-            reason = f"interval_s {sample.interval_s:g} over {longest:g}"
-        if reason is None:
+        if admission.admits(sample):
             yield sample
-        else:
-            refused.refuse(reason)
     if refused.refused:
         log.warning(
             "%s: %d sample(s) with claims out of range ignored (first: %s)",
