@@ -20,7 +20,13 @@ from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws.history import MAX_LINE_BYTES, CompareRound, Sample, encode_sample
 from binance_funding_ws.reporting import available
 from binance_funding_ws.state import now_ms
-from binance_funding_ws.tools.historyfile import HistoryError, read_history, read_recent
+from binance_funding_ws.tools.historyfile import (
+    RECENT_BYTES,
+    HistoryError,
+    read_history,
+    read_recent,
+    rotate,
+)
 from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
 
 MAX_AGE = 2.0  # seconds: the audit's and the report's threshold in these tests
@@ -317,3 +323,13 @@ def test_the_metrics_file_is_called_the_metrics_file(tmp_path):
     assert result.returncode == 0 and len(samples(history)) == 1
     assert f"metrics file {metrics} is a directory, not a regular file" in result.stderr
     assert "state file " + str(metrics) not in result.stderr
+
+
+def test_a_history_headed_by_junk_is_rotated_away_not_read_every_minute(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    now = now_ms()
+    with history.open("wb") as handle:
+        handle.write(b"x" * (RECENT_BYTES + 1) + b"\n")  # no sample where the first should be
+        handle.write(aged_sample(now - 1000))
+    rotate(history, now, keep_s=8 * 86_400)
+    assert not history.exists() and (tmp_path / "audit.jsonl.1").is_file()

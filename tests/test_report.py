@@ -492,6 +492,15 @@ def test_coverage_means_fresh_in_the_file():
     assert (round_found.listed, round_found.missing, round_found.stale_in_file) == (
         3, ["NEWUSDT"], ["OLDUSDT"]
     )  # fmt: skip
+    # A silent feed (a stall, a killed daemon) is an outage, not a coverage gap: not judged.
+    silent = record_coverage(
+        CompareRound(started_at=now, duration_s=0.1), listed, doc, now + 60_000, 30.0
+    )
+    assert silent.coverage_error is not None and silent.stale_in_file == silent.missing == []
+    # An entry dated ahead does not set the pace (nor count as fresh).
+    ahead = document(funding=[mark("BTCUSDT", now - 500), mark("OLDUSDT", now + 10**9)])
+    paced = record_coverage(CompareRound(started_at=now, duration_s=0.1), listed, ahead, now, 30.0)
+    assert paced.stale_in_file == ["OLDUSDT"]
     report = report_of(clean_day(stale_in_file=["OLDUSDT"]))
     assert report.verdict == NOT_SAFE and report.coverage.stale_symbols == ["OLDUSDT"]
     assert report.reasons == [

@@ -127,19 +127,26 @@ def record_coverage(
     now: int,
     max_age: float,
 ) -> CompareRound:
-    """Fill ``round_`` with the file's coverage of REST's ``TRADING`` perpetuals: coverage
-    means fresh in the file, so an entry that is stale by the one stale rule at ``max_age``
-    is named (``stale_in_file``) as a missing one is (``missing``)."""
+    """Fill ``round_`` with the file's coverage of REST's ``TRADING`` perpetuals. Coverage
+    means fresh in the file: an entry more than ``max_age`` behind the feed's freshest (the
+    one stale rule, judged against the feed rather than the clock) is named in
+    ``stale_in_file``, as a missing one is in ``missing``. A file with no fresh data at all
+    is an outage, the availability rule's business: its coverage is not judged."""
     tradable = sorted(
         s.symbol for s in listed if s.status == "TRADING" and s.contractType in PERPETUALS
     )
     round_.listed = len(tradable)
-    round_.missing = missing_from_file(list(listed), document)
     funding = document.funding
+    ahead = now + MAX_CLOCK_SKEW_S * 1000  # a future date proves nothing, nor sets the pace
+    freshest = max((e.event_time for e in funding.values() if e.event_time <= ahead), default=None)
+    if freshest is None or is_stale(freshest, now, max_age):
+        round_.coverage_error = "skipped: no fresh market data in the file (an outage)"
+        return round_
+    round_.missing = missing_from_file(list(listed), document)
     round_.stale_in_file = [
         symbol
         for symbol in tradable
-        if symbol in funding and is_stale(funding[symbol].event_time, now, max_age)
+        if symbol in funding and is_stale(funding[symbol].event_time, freshest, max_age)
     ]
     return round_
 

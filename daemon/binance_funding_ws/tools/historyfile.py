@@ -117,13 +117,18 @@ def _check_free(path: Path, count: int) -> None:
 
 
 def _first_sample_time(path: Path) -> int | None:
+    """The first sample's time, from the file's first :data:`RECENT_BYTES`. A larger file
+    without a sample there (junk, or one endless line) is as old as can be: rotated away,
+    rather than read whole every minute."""
     try:
         with _open_history(path) as handle:
-            for sample in iter_samples(bounded_lines(handle.read), Parsed()):
+            size = os.fstat(handle.fileno()).st_size
+            head = bounded_lines(_reader(handle, RECENT_BYTES))
+            for sample in iter_samples(head, Parsed()):
                 return sample.at
     except (FileNotFoundError, HistoryError):
         return None
-    return None
+    return 0 if size > RECENT_BYTES else None
 
 
 def _last_sample_time(path: Path) -> int:
