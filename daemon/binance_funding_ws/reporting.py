@@ -18,7 +18,8 @@ The rules, in one place:
   refused and counted, never taken as availability.
 * **Coverage** means fresh in the file: a ``TRADING`` perpetual is covered in a coverage round
   when the file holds an entry for it that is not stale (the one stale rule, at the audit's
-  ``--max-age``). A missing entry and a stale one both leave it uncovered.
+  ``--max-age``, against the feed's freshest entry). A missing entry and a stale one both
+  leave it uncovered.
 * **Verdict.** ``NOT_SAFE`` when availability is below the SLO, a symbol mismatched REST in
   any compare round, or a ``TRADING`` perpetual was missing from the file or stale in it in
   any coverage round; else ``NOT_YET`` when less than ``min_period`` was observed or no
