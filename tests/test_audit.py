@@ -17,10 +17,16 @@ from pathlib import Path
 import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
-from binance_funding_ws.history import Sample
+from binance_funding_ws.history import MAX_LINE_BYTES, CompareRound, Sample, encode_sample
 from binance_funding_ws.reporting import available
 from binance_funding_ws.state import now_ms
-from binance_funding_ws.tools.historyfile import HistoryError, read_history
+from binance_funding_ws.tools.historyfile import (
+    RECENT_BYTES,
+    HistoryError,
+    read_history,
+    read_recent,
+    rotate,
+)
 from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
 
 MAX_AGE = 2.0  # seconds: the audit's and the report's threshold in these tests
@@ -240,3 +246,90 @@ def test_an_unwritable_history_is_exit_2(running, tmp_path):
     result = once(daemon.state_file, tmp_path / "no-such-dir" / "audit.jsonl", sim.rest_url())
     assert result.returncode == 2 and "cannot append" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the history as evidence: what the audit reads back, and where it rotates ----------------
+
+
+def aged_sample(at: int, **changes) -> bytes:
+    """One history line as an audit writes it, taken at ``at`` (epoch ms)."""
+    fields = dict(at=at, interval_s=60.0, max_age_s=MAX_AGE, readable=False, verdict="UNREADABLE")
+    return encode_sample(Sample(**(fields | changes)))
+
+
+def test_a_planted_rotated_link_or_directory_never_stops_the_audit(tmp_path):
+    """Names the rotation uses, planted: a symlink (to a file that must stay untouched) and
+    a directory. The audit neither follows nor replaces them, and appends its sample."""
+    history = tmp_path / "audit.jsonl"
+    day_ago = now_ms() - 2 * 86_400_000
+    history.write_bytes(aged_sample(day_ago))  # a day old: rotation is due
+    (tmp_path / "audit.jsonl.1").write_bytes(aged_sample(day_ago - 86_400_000))
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"root's\n")
+    (tmp_path / "audit.jsonl.7").symlink_to(secret)
+    (tmp_path / "audit.jsonl.2").mkdir()  # blocks H.1 -> H.2
+    result = once(tmp_path / "absent.json", history, "http://127.0.0.1:9")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "audit.jsonl.2: not a regular file; not rotating onto it" in result.stderr
+    assert history.read_bytes().count(b"\n") == 2, "the sample appended to the unrotated file"
+    assert secret.read_bytes() == b"root's\n" and (tmp_path / "audit.jsonl.7").is_symlink()
+
+    (tmp_path / "audit.jsonl.2").rmdir()  # the operator removes it: the rotation goes on
+    result = once(tmp_path / "absent.json", history, "http://127.0.0.1:9")
+    assert result.returncode == 0 and "not rotating" not in result.stderr
+    assert [s.at for s in read_history(history).samples][:2] == [day_ago - 86_400_000, day_ago]
+    assert (tmp_path / "audit.jsonl.2").is_file() and (tmp_path / "audit.jsonl.7").is_symlink()
+    assert secret.read_bytes() == b"root's\n"
+
+
+def test_a_forged_ban_in_the_history_does_not_silence_the_audit(tmp_path):
+    """A line claiming REST banned the audit for ten years would stop every compare round."""
+    history = tmp_path / "audit.jsonl"
+    at = now_ms() - 60_000
+    forever = CompareRound(
+        started_at=at, duration_s=0.1, error="banned", retry_at=at + 10 * 365 * 86_400_000
+    )
+    history.write_bytes(aged_sample(at, compare=forever))
+    result = once(tmp_path / "absent.json", history, "http://127.0.0.1:9", "--compare-every", "60")
+    assert result.returncode == 0, result.stderr
+    assert "1 sample(s) with claims out of range ignored" in result.stderr
+    latest = samples(history)[-1]
+    assert latest.compare is not None and latest.compare.started_at == latest.at, "a round ran"
+
+
+def test_the_audit_reads_back_only_a_bounded_tail(tmp_path):
+    """What the audit reads at each start does not grow with the history: a budget of bytes
+    from the end, lines over the cap skipped unread."""
+    history = tmp_path / "audit.jsonl"
+    start = now_ms() - 3_600_000
+    with history.open("wb") as handle:
+        handle.write(b'{"pad":"' + b"x" * (3 * MAX_LINE_BYTES) + b'"}\n')
+        for n in range(3000):
+            handle.write(aged_sample(start + n * 1000))
+    line = len(aged_sample(start))
+    found = list(read_recent(history, 0, budget=100 * line))
+    assert 99 <= len(found) <= 100 and found[-1].at == start + 2999 * 1000
+    assert len(list(read_recent(history, start + 2990 * 1000))) == 10, "the window, too"
+    assert len(list(read_recent(history, 0))) == 3000, "the long line is skipped, not read"
+
+
+def test_the_metrics_file_is_called_the_metrics_file(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    metrics = tmp_path / "funding.prom"
+    metrics.mkdir()
+    result = once(
+        tmp_path / "absent.json", history, "http://127.0.0.1:9", "--metrics-file", str(metrics)
+    )
+    assert result.returncode == 0 and len(samples(history)) == 1
+    assert f"metrics file {metrics} is a directory, not a regular file" in result.stderr
+    assert "state file " + str(metrics) not in result.stderr
+
+
+def test_a_history_headed_by_junk_is_rotated_away_not_read_every_minute(tmp_path):
+    history = tmp_path / "audit.jsonl"
+    now = now_ms()
+    with history.open("wb") as handle:
+        handle.write(b"x" * (RECENT_BYTES + 1) + b"\n")  # no sample where the first should be
+        handle.write(aged_sample(now - 1000))
+    rotate(history, now, keep_s=8 * 86_400)
+    assert not history.exists() and (tmp_path / "audit.jsonl.1").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -166,3 +167,45 @@ def test_log_lines_fold_input_onto_one_printable_line():
     lines = stream.getvalue().splitlines()
     assert lines[0] == "WARNING bad input: X FORGED line"
     assert lines[1] == "ERROR unexpected" and lines[2].startswith("Traceback")
+
+
+# -- one safe open for every reader of a file the service user can write ------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "symlink"])
+def test_every_reader_refuses_what_the_state_reader_refuses(tmp_path, kind):
+    """The audit history and the bot's stats are opened as the state file is: the same
+    refusal, in the same words, at once."""
+    from binance_funding_ws.tools.historyfile import HistoryError, read_history
+    from binance_funding_ws.tools.report import read_bot_stats
+
+    path = tmp_path / "file"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        (tmp_path / "real").write_bytes(b"{}\n")
+        path.symlink_to(tmp_path / "real")
+    with pytest.raises(StateFileError) as state_error:
+        read_state(path)
+    expected = str(state_error.value)
+    with pytest.raises(HistoryError) as history_error:
+        read_history(path)
+    assert str(history_error.value) == expected
+    assert read_bot_stats(path) == (None, expected)
+
+
+def test_the_bot_stats_file_is_called_the_stats_file_in_errors(tmp_path, caplog):
+    from binance_funding_ws.consumer.source import FundingSource
+
+    state = tmp_path / "state.json"
+    state.write_bytes(encode_state(fresh_doc()))
+    stats = tmp_path / "stats.json"
+    stats.mkdir()  # a clumsy operator's path
+    with caplog.at_level("WARNING"):
+        FundingSource(state, max_age=30, rest_url=None, stats_file=stats).close()
+    assert f"bot stats file {stats} is a directory, not a regular file" in caplog.text
+    assert "state file" not in caplog.text

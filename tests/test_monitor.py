@@ -30,6 +30,7 @@ import funding_monitor.app
 from binance_funding_ws.health import Summary, stale_entries
 from binance_funding_ws.history import encode_sample
 from binance_funding_ws.reporting import AuditReport
+from daemon_helpers import run_cli
 from funding_monitor.app import MonitorApp
 from funding_monitor.audit import (
     CHART_BUCKETS,
@@ -582,7 +583,7 @@ def test_history_outcome_is_the_report_of_the_last_24_hours():
         "gaps        1 (audit not running), 1h 01m in all",
         "data age    p50 0.8 s, p99 0.8 s, max 3m 20s",
         "outages     2 outages (longest 5m 00s), 7m 00s in all",
-        "coverage    276 check(s) of 15 TRADING perpetuals (0 skipped); missing none",
+        "coverage    276 check(s) of 15 TRADING perpetuals (0 skipped); missing none; stale none",
         "  ETHUSDT: funding rate 0.00010000 vs 0.00990000",
     ):
         assert expected in lines
@@ -623,6 +624,27 @@ def test_history_outcome_safe_empty_missing_and_not_a_history():
     assert running.interval_s == 60.0 and silence(running) is None
     stopped = outcome(audit_samples(FIXED_NOW - 600, count=60))  # the timer stopped 10 min ago
     assert silence(stopped) == 630.0
+
+
+def hand_edited(samples: list) -> list:
+    """The last day, with lines edited by hand: an age past any float, a threshold of 0."""
+    samples[-1].max_age_s = 0.0  # the last line: the one whose threshold the screen uses
+    samples[-2].last_message_age_s = 1e306
+    samples[-3].interval_s = 86400.0
+    return samples
+
+
+def test_a_hand_edited_history_is_refused_and_counted_not_a_crash():
+    found = outcome(hand_edited(audit_samples(outage=False, mismatch=False, gap=False)))
+    report = found.report
+    assert report is not None and report.refused_samples == 3
+    assert report.max_age_s == 60.0, "the threshold of the last sample that is evidence"
+    assert report.samples == 1437 and report.verdict == "NOT_YET", "the refused left holes"
+    assert sum(bucket.samples for bucket in found.buckets) == 1437, "refused: not charted"
+    assert (
+        "refused     3 sample(s) with claims out of range (first: interval_s 86400 out of range)"
+        in report_lines(found)
+    )
 
 
 def test_history_text_from_the_host_is_folded_and_cleaned():
@@ -824,6 +846,27 @@ def test_history_screen_shows_the_report_charts_and_outages(tmp_path):
     asyncio.run(scenario())
 
 
+def test_the_history_screen_of_a_hand_edited_history_opens(tmp_path):
+    path, history = tmp_path / "s.json", tmp_path / "audit.jsonl"
+    write_state(path)
+    write_history(history, hand_edited(audit_samples()))
+
+    async def scenario() -> None:
+        app = make_app(path, history=history)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: "NOT_SAFE" in audit_text(app), "the history read")
+            await pilot.press("h")
+            screen = app.screen
+            assert isinstance(screen, HistoryScreen)
+            facts = screen.query_one("#facts")
+            await wait_for(pilot, lambda: "refused" in str(facts.render()), "the report")
+            charts = str(screen.query_one("#charts").render())
+            assert "data age, the oldest per column: 0 to 3m 20s" in charts
+            assert app.is_running
+
+    asyncio.run(scenario())
+
+
 def test_no_history_file_is_not_an_error_and_r_reads_it_once_written(tmp_path):
     path, history = tmp_path / "s.json", tmp_path / "audit.jsonl"
     write_state(path)
@@ -944,17 +987,34 @@ def test_once_text_strips_terminal_control_and_json_keeps_the_raw_value(tmp_path
     assert facts["last_error"] == "\x1b]0;pwned\x07boom\x1b[2J"
 
 
-def test_once_refuses_a_fifo_at_once(tmp_path):
-    fifo = tmp_path / "state.json"
-    os.mkfifo(fifo)  # nobody writes it: reading would wait forever
-    result = once("--state-file", str(fifo))
-    assert result.returncode == 2
-    assert f"  problem     {fifo}: not a regular file\n" in result.stdout
+def _planted(tmp_path: Path, kind: str) -> Path:
+    if kind == "/dev/zero":  # endless: would read until memory ran out
+        return Path("/dev/zero")
+    path = tmp_path / "state.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody writes it: reading would wait forever
+    else:
+        write_state(tmp_path / "real.json")
+        path.symlink_to(tmp_path / "real.json")  # a file someone else may point anywhere
+    return path
 
 
-def test_once_refuses_a_device_and_an_oversized_file(tmp_path):
-    result = once("--state-file", "/dev/zero")  # endless: would read until memory ran out
-    assert result.returncode == 2 and "/dev/zero: not a regular file" in result.stdout
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "/dev/zero"])
+def test_once_refuses_what_status_refuses_with_the_same_line_and_exit_2(tmp_path, kind):
+    """One safe open for every reader: the monitor's local file is refused as ``status``
+    refuses it, in the same words, with the same exit code, at once."""
+    path = _planted(tmp_path, kind)
+    result = once("--state-file", str(path))
+    status = run_cli("status", "--state-file", str(path))
+    assert (result.returncode, status.returncode) == (2, 2), result.stdout
+    problems = [line for line in result.stdout.splitlines() if line.startswith("  problem")]
+    assert problems == [line for line in status.stdout.splitlines() if line.startswith("  problem")]
+    expected = "is a symbolic link; not following it" if kind == "symlink" else "not a regular file"
+    assert len(problems) == 1 and expected in problems[0], problems
+    assert "Traceback" not in result.stderr
+
+
+def test_once_refuses_an_oversized_file(tmp_path):
     big = tmp_path / "big.json"
     with big.open("wb") as handle:
         handle.truncate(MAX_STATE_BYTES + 1)  # sparse: no disk used

@@ -16,9 +16,19 @@ import pytest
 
 from binance_funding_ws.argtypes import seconds
 from binance_funding_ws.botstats import BotStats, encode_bot_stats
+from binance_funding_ws.comparison import ExchangeSymbol
 from binance_funding_ws.durations import format_span, parse_duration
 from binance_funding_ws.health import Counters
-from binance_funding_ws.history import CompareRound, Sample, encode_sample, parse_lines
+from binance_funding_ws.history import (
+    MAX_LINE_BYTES,
+    OVERSIZED,
+    CompareRound,
+    Sample,
+    bounded_lines,
+    encode_sample,
+    parse_lines,
+    record_coverage,
+)
 from binance_funding_ws.metrics import (
     RollingAvailability,
     availability_metric,
@@ -37,6 +47,7 @@ from binance_funding_ws.reporting import (
 from binance_funding_ws.state import now_ms
 from binance_funding_ws.tools.historyfile import append, read_history, rotate, rotated
 from daemon_helpers import run_cli
+from factories import document, mark
 
 T0 = 1_795_500_000_000  # epoch ms of the first sample
 DAY_MS = 86_400_000
@@ -374,12 +385,23 @@ def write_history(path, samples) -> None:
     path.write_bytes(b"".join(encode_sample(s) for s in samples))
 
 
+def shifted(samples: list[Sample], shift_ms: int) -> list[Sample]:
+    """``samples`` moved ``shift_ms`` later, their compare rounds with them (the command
+    judges against the clock, and refuses a round that did not start near its sample)."""
+    moved = []
+    for s in samples:
+        r = s.compare and msgspec.structs.replace(
+            s.compare, started_at=s.compare.started_at + shift_ms
+        )
+        moved.append(msgspec.structs.replace(s, at=s.at + shift_ms, compare=r))
+    return moved
+
+
 def test_report_command_text_json_and_exit_codes(tmp_path):
     history = tmp_path / "audit.jsonl"
     samples = [good(s) for s in range(40)]
     samples[5].compare = round_(5)
-    shift = now_ms() - 1000 - samples[-1].at  # the command judges against the clock
-    write_history(history, [msgspec.structs.replace(s, at=s.at + shift) for s in samples])
+    write_history(history, shifted(samples, now_ms() - 1000 - samples[-1].at))
     result = run_cli("report", "--history", str(history), "--min-period", "30s", "--max-age", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("binance-funding-ws report: SAFE")
@@ -442,3 +464,151 @@ def test_a_hand_edited_history_cannot_crash_the_text():
     assert f"epoch ms {10**30} (invalid)" in text
     assert parse_lines([b'{"v":1,"at":-5,"interval_s":1,"max_age_s":1,"readable":false,'
                         b'"verdict":"UNREADABLE"}\n']).skipped == 1  # fmt: skip
+
+
+# -- the history as evidence ---------------------------------------------------------------
+
+
+def clean_day(**changes) -> list[Sample]:
+    samples = [good(s) for s in range(60)]
+    samples[5].compare = round_(5, **changes)
+    return samples
+
+
+def test_coverage_means_fresh_in_the_file():
+    """A TRADING perpetual whose entry is in the file but stale is no more covered than a
+    missing one: named in the round, in the report, and the verdict is not SAFE."""
+    now = 3 * 3600 * 1000 + 10_000
+    doc = document(funding=[mark("BTCUSDT", now - 500), mark("OLDUSDT", now - 3 * 3600 * 1000)])
+    listed = [
+        ExchangeSymbol("BTCUSDT", "TRADING", "PERPETUAL"),
+        ExchangeSymbol("OLDUSDT", "TRADING", "PERPETUAL"),
+        ExchangeSymbol("NEWUSDT", "TRADING", "PERPETUAL"),
+        ExchangeSymbol("GONEUSDT", "SETTLING", "PERPETUAL"),
+    ]
+    round_found = record_coverage(
+        CompareRound(started_at=now, duration_s=0.1), listed, doc, now, 30.0
+    )
+    assert (round_found.listed, round_found.missing, round_found.stale_in_file) == (
+        3, ["NEWUSDT"], ["OLDUSDT"]
+    )  # fmt: skip
+    # A silent feed (a stall, a killed daemon) is an outage, not a coverage gap: not judged.
+    silent = record_coverage(
+        CompareRound(started_at=now, duration_s=0.1), listed, doc, now + 60_000, 30.0
+    )
+    assert silent.coverage_error is not None and silent.stale_in_file == silent.missing == []
+    # An entry dated ahead does not set the pace (nor count as fresh).
+    ahead = document(funding=[mark("BTCUSDT", now - 500), mark("OLDUSDT", now + 10**9)])
+    paced = record_coverage(CompareRound(started_at=now, duration_s=0.1), listed, ahead, now, 30.0)
+    assert paced.stale_in_file == ["OLDUSDT"]
+    report = report_of(clean_day(stale_in_file=["OLDUSDT"]))
+    assert report.verdict == NOT_SAFE and report.coverage.stale_symbols == ["OLDUSDT"]
+    assert report.reasons == [
+        "1 TRADING perpetual(s) stale in the file (no fresh entry for the bot): OLDUSDT"
+    ]
+    assert "stale in the file: OLDUSDT" in render_text(report)
+    assert report_of(clean_day()).verdict == SAFE
+
+
+def test_an_old_history_line_without_the_stale_list_still_reads():
+    line = encode_sample(clean_day()[5]).replace(b',"stale_in_file":[]', b"")
+    assert b"stale_in_file" not in line
+    (sample,) = parse_lines([line]).samples
+    assert sample.compare.stale_in_file == []
+
+
+FORGED = [
+    ({"interval_s": 86400.0}, "interval_s 86400 out of range"),
+    ({"interval_s": 600.0}, "interval_s 600 over 4 times the usual 1 s"),
+    ({"max_age_s": 0.0}, "max_age_s 0 out of range"),
+    ({"max_age_s": 1e300}, "max_age_s 1e+300 out of range"),
+    ({"last_message_age_s": 1e306}, "last_message_age_s 1e+306 out of range"),
+    ({"last_write_age_s": float("nan")}, "last_write_age_s nan out of range"),
+    ({"counters": counters(reconnects=-5)}, "a count out of range"),
+    ({"stale_funding": -1}, "a count out of range"),
+    ({"compare": round_(30, retry_at=T0 + 10 * DAY_MS)}, "a compare round's retry_at out of range"),
+    ({"compare": round_(30, weight=10**12)}, "a compare round's weight 1000000000000 out of range"),
+    ({"compare": round_(30, max_mark_diff_pct=float("inf"))}, "max_mark_diff_pct is not a number"),
+]
+
+
+@pytest.mark.parametrize(("forged", "reason"), FORGED)
+def test_a_sample_claiming_the_impossible_is_refused_and_counted(forged, reason):
+    """One hand-edited line among honest ones: refused, counted, named; never evidence, and
+    never a crash of the text."""
+    samples = [bad(s) for s in range(60)]  # an hour of stale data: 0 % available
+    samples[30] = good(30, **forged)
+    report = report_of(samples)
+    assert report.refused_samples == 1 and reason in report.first_refusal
+    assert report.samples == 59 and report.availability_pct == 0.0
+    assert report.verdict == NOT_SAFE
+    assert "refused      1 sample(s) with claims out of range" in render_text(report)
+
+
+def test_one_long_interval_cannot_vouch_for_a_day_nor_a_future_threshold_for_the_window():
+    samples = [good(s) for s in range(60)]
+    samples[5].compare = round_(5)
+    forged = good(60, interval_s=86400.0)  # "I watched for a day"
+    report = report_of([*samples, forged], min_period_s=3600)
+    assert report.verdict == NOT_YET and report.observed_s == 60.0
+    # A stale day, and one line ahead of the clock claiming any data is fresh enough: the
+    # report's threshold stays the audit's (no --max-age given).
+    stale = [bad(s) for s in range(60)]
+    ahead = good(70, max_age_s=1e300, last_message_age_s=5.0)
+    report = report_of([*stale, ahead], max_age=None, now=stale[-1].at + 500)
+    assert report.max_age_s == 2.0 and report.availability_pct == 0.0
+
+
+def test_history_lines_are_read_with_a_size_cap():
+    line = encode_sample(good(0))
+    huge = b'{"v":1,"pad":"' + b"x" * (3 * MAX_LINE_BYTES) + b'"}\n'
+    data = line + huge + line + b"y" * (2 * MAX_LINE_BYTES)  # and an endless torn last line
+    stream = iter([data[i : i + 65536] for i in range(0, len(data), 65536)])
+    lines = list(bounded_lines(lambda n: next(stream, b"")))
+    assert lines[:3] == [line, OVERSIZED, line] and len(lines) == 4
+    assert max(map(len, lines)) <= MAX_LINE_BYTES
+    parsed = parse_lines(lines)
+    assert (len(parsed.samples), parsed.skipped) == (2, 1), "the torn line is not counted"
+
+
+def _history_of(tmp_path, lines: list[bytes]):
+    history = tmp_path / "audit.jsonl"
+    history.write_bytes(b"".join(lines))
+    return history
+
+
+def test_the_command_refuses_hand_edited_lines_in_one_line_and_never_crashes(tmp_path):
+    """Each reproduction as a user would make it: edit a line of a real history by hand."""
+    samples = shifted([bad(s) for s in range(60)], now_ms() - 1000 - bad(59).at)
+    lines = [encode_sample(s) for s in samples]
+    lines[10] = lines[10].replace(b'"last_message_age_s":5.0', b'"last_message_age_s":1e306')
+    lines[20] = lines[20].replace(b'"max_age_s":2.0', b'"max_age_s":0')
+    lines[30] = lines[30].replace(b'"interval_s":1.0', b'"interval_s":86400')
+    ahead = msgspec.structs.replace(samples[-1], at=samples[-1].at + 3_600_000, max_age_s=1e300)
+    history = _history_of(tmp_path, [*lines, encode_sample(ahead)])
+    result = run_cli("report", "--history", str(history))
+    assert result.returncode == 1 and result.stderr == "", result.stderr
+    assert "NOT_SAFE" in result.stdout.splitlines()[0]
+    assert "refused      3 sample(s) with claims out of range" in result.stdout
+    assert "available    0.000 % of samples (connected, data at most 2 s old" in result.stdout
+    result = run_cli("report", "--history", str(history), "--json")
+    found = json.loads(result.stdout)
+    assert (found["refused_samples"], found["samples"], found["availability_pct"]) == (3, 57, 0.0)
+
+
+def test_the_bot_line_is_balanced_and_refuses_negative_counts():
+    written = BotStats(
+        updated_at=T0 + 39_000, started_at=T0 + 39_000 - 86_400_000, mode="fallback",
+        max_age_s=30.0, websocket=86_000, rest=3, unavailable=0, rest_errors=1,
+        rest_requests=4, rest_skipped=0, invalid_symbols=0, file_errors=0,
+        top_rest_symbols={"NEWUSDT": 3},
+    )  # fmt: skip
+    text = render_text(report_of(timeline(), bot=decode_bot_stats(encode_bot_stats(written))))
+    (line,) = [line for line in text.splitlines() if line.startswith("  bot")]
+    assert line.count("(") == line.count(")") == 1, line
+    assert line.endswith(
+        "(fallback; state file 86,000, unavailable 0, REST errors 1; stats 0.5 s old)"
+    )
+    negative = encode_bot_stats(msgspec.structs.replace(written, rest=-3))
+    with pytest.raises(ValueError, match="negative count: rest"):
+        decode_bot_stats(negative)

@@ -13,10 +13,17 @@ The rules, in one place:
   that grew across it (same daemon) makes it ``write errors``.
 * **Gap.** Consecutive samples more than two intervals and a second apart: the audit was
   not running. The time observed is the window (first to last sample) less its gaps.
+* **Evidence.** Only samples :func:`~binance_funding_ws.history.admit` admits count: one
+  whose claims are out of range (a future time, an impossible interval, age or threshold) is
+  refused and counted, never taken as availability.
+* **Coverage** means fresh in the file: a ``TRADING`` perpetual is covered in a coverage round
+  when the file holds an entry for it that is not stale (the one stale rule, at the audit's
+  ``--max-age``, against the feed's freshest entry). A missing entry and a stale one both
+  leave it uncovered.
 * **Verdict.** ``NOT_SAFE`` when availability is below the SLO, a symbol mismatched REST in
-  any compare round, or a ``TRADING`` perpetual was missing from the file in any coverage
-  round; else ``NOT_YET`` when less than ``min_period`` was observed or no compare or coverage
-  round completed; else ``SAFE``.
+  any compare round, or a ``TRADING`` perpetual was missing from the file or stale in it in
+  any coverage round; else ``NOT_YET`` when less than ``min_period`` was observed or no
+  compare or coverage round completed; else ``SAFE``.
 
 :func:`build_report` returns one :class:`AuditReport` (a msgspec Struct: ``report --json``
 prints it, and the monitor can show it); :func:`render_text` is its text.
@@ -26,17 +33,26 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from itertools import pairwise
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 
 import msgspec
 
+from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
 from binance_funding_ws.botstats import BotStats
 from binance_funding_ws.botstats import decode_bot_stats as _decode_bot_stats
 from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
 from binance_funding_ws.durations import format_span
 from binance_funding_ws.health import is_stale
-from binance_funding_ws.history import CompareRound, Sample, identity, restarted
+from binance_funding_ws.history import (
+    Admission,
+    Claims,
+    CompareRound,
+    Parsed,
+    Sample,
+    identity,
+    restarted,
+)
 from binance_funding_ws.text import format_age, name_list, strip_control
 
 SAFE, NOT_YET, NOT_SAFE = "SAFE", "NOT_YET", "NOT_SAFE"
@@ -99,6 +115,7 @@ class Coverage(msgspec.Struct, kw_only=True):
     skipped_rounds: int = 0  # REST failed, or the feed was not connected long enough
     listed: int = 0  # TRADING perpetuals in the last round
     missing_symbols: list[str] = msgspec.field(default_factory=list)
+    stale_symbols: list[str] = msgspec.field(default_factory=list)  # in the file, but stale
 
 
 class AuditReport(msgspec.Struct, kw_only=True):
@@ -132,6 +149,8 @@ class AuditReport(msgspec.Struct, kw_only=True):
     rest_weight_per_min: float | None
     bot: BotStats | None = None
     bot_error: str | None = None
+    refused_samples: int = 0  # samples whose claims were out of range: not evidence
+    first_refusal: str | None = None  # why the first of them was refused
     verdict: str
     reasons: list[str]
     exit_code: int
@@ -146,13 +165,6 @@ def available(sample: Sample, max_age: float) -> bool:
     if not sample.readable or sample.state != "connected" or age is None:
         return False
     return not is_stale(round(sample.at - age * 1000), sample.at, max_age)
-
-
-def availability(samples: Sequence[Sample], max_age: float) -> float | None:
-    """The share of available samples, in percent (``None`` without samples)."""
-    if not samples:
-        return None
-    return 100.0 * sum(available(s, max_age) for s in samples) / len(samples)
 
 
 def cause_of(sample: Sample) -> str:
@@ -170,38 +182,67 @@ def cause_of(sample: Sample) -> str:
     return "stale"  # connected by its own word, but its data is old: a silence not yet noticed
 
 
-def find_outages(samples: Sequence[Sample], max_age: float) -> list[Outage]:
-    outages: list[Outage] = []
-    failing: list[Sample] = []
-    last_good: Sample | None = None
-    for sample in samples:
-        if not available(sample, max_age):
-            failing.append(sample)
-            continue
-        if failing:
-            outages.append(_outage(failing, last_good, sample))
-            failing = []
-        last_good = sample
-    if failing:
-        outages.append(_outage(failing, last_good, None))
-    return outages
+MAX_NAMED_SYMBOLS = 5_000  # symbols a report names per list; a forged history has no more
 
 
-def _outage(failing: list[Sample], before: Sample | None, after: Sample | None) -> Outage:
-    causes = {cause_of(sample) for sample in failing}
-    known = [s for s in (before, *failing, after) if s is not None and identity(s) is not None]
-    if any(restarted(a, b) for a, b in pairwise(known)):
-        causes.add("daemon down")
-    if _write_errors_grew(before, after):
-        causes.add("write errors")
-    end = after.at if after is not None else None
-    return Outage(
-        start=failing[0].at,
-        end=end,
-        duration_s=((end if end is not None else failing[-1].at) - failing[0].at) / 1000,
-        cause=min(causes, key=CAUSES.index),
-        detail=failing[0].problems[0] if failing[0].problems else "",
-    )
+class _Outages:
+    """Outages as the samples go by: the open one keeps its first and last sample, its
+    causes, and the last sample whose daemon is known (a restart across it is ``daemon
+    down``), not the samples themselves."""
+
+    def __init__(self) -> None:
+        self.found: list[Outage] = []
+        self.last_good: Sample | None = None
+        self._first: Sample | None = None
+        self._last: Sample | None = None
+        self._causes: set[str] = set()
+        self._known: Sample | None = None  # the last sample with a known daemon
+
+    def add(self, sample: Sample, up: bool) -> None:
+        if not up:
+            if self._first is None:
+                self._first, self._causes = sample, set()
+                self._known = self.last_good if _known(self.last_good) else None
+            self._last = sample
+            self._causes.add(cause_of(sample))
+            self._track(sample)
+            return
+        if self._first is not None:
+            self._track(sample)
+            self._close(sample)
+        self.last_good = sample
+
+    def _track(self, sample: Sample) -> None:
+        if _known(sample):
+            if restarted(self._known, sample):
+                self._causes.add("daemon down")
+            self._known = sample
+
+    def finish(self) -> list[Outage]:
+        if self._first is not None:
+            self._close(None)
+        return self.found
+
+    def _close(self, after: Sample | None) -> None:
+        first, last = self._first, self._last
+        assert first is not None and last is not None
+        if _write_errors_grew(self.last_good, after):
+            self._causes.add("write errors")
+        end = after.at if after is not None else None
+        self.found.append(
+            Outage(
+                start=first.at,
+                end=end,
+                duration_s=((end if end is not None else last.at) - first.at) / 1000,
+                cause=min(self._causes, key=CAUSES.index),
+                detail=first.problems[0] if first.problems else "",
+            )
+        )
+        self._first = self._last = None
+
+
+def _known(sample: Sample | None) -> bool:
+    return sample is not None and identity(sample) is not None
 
 
 def _write_errors_grew(before: Sample | None, after: Sample | None) -> bool:
@@ -211,122 +252,155 @@ def _write_errors_grew(before: Sample | None, after: Sample | None) -> bool:
     return same and after.counters.write_errors > before.counters.write_errors
 
 
-def observed(
-    window: Sequence[Sample], window_s: float, gaps: Sequence[Gap], since_s: float
-) -> float:
-    """The time the audit watched: each sample vouches for the interval it opens, so a day
-    sampled every minute is a day observed (first to last sample alone is a minute short,
-    and ``--since 24h --min-period 24h`` could never be met); less the gaps, at most
-    ``since_s``."""
-    if not window:
-        return 0.0
-    covered = window_s + window[-1].interval_s - _total(gaps)
-    return max(0.0, min(since_s, covered))
-
-
-def find_gaps(samples: Sequence[Sample]) -> list[Gap]:
-    return [
-        Gap(start=a.at, end=b.at, duration_s=(b.at - a.at) / 1000)
-        for a, b in pairwise(samples)
-        if (b.at - a.at) / 1000 > 2 * a.interval_s + GAP_SLACK_S
-    ]
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """Nearest-rank percentile (``share`` 0..1) of ``values``."""
-    if not values:
+def percentile(ordered: Sequence[float], share: float) -> float | None:
+    """Nearest-rank percentile (``share`` 0..1) of ``ordered`` (sorted)."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def data_age(samples: Sequence[Sample]) -> DataAge:
-    ages = [s.last_message_age_s for s in samples if s.last_message_age_s is not None]
-    return DataAge(
-        p50_s=percentile(ages, 0.5), p99_s=percentile(ages, 0.99), max_s=max(ages, default=None)
-    )
+class _Tally:
+    """Everything the report counts, one sample at a time (oldest first): memory grows with
+    the outages, gaps and named symbols, never with the samples (a float each for the data
+    age percentiles)."""
 
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self.first: Sample | None = None
+        self.last: Sample | None = None
+        self.samples = 0
+        self.available = 0
+        self.ages = array("d")
+        self.gaps: list[Gap] = []
+        self.outages = _Outages()
+        self.activity = dict.fromkeys(("restarts", *COUNTERS), 0)
+        self._last_counted: Sample | None = None
+        self.compare = CompareTotals()
+        self.coverage = Coverage()
+        self._missing: set[str] = set()
+        self._stale: set[str] = set()
 
-def daemon_activity(samples: Sequence[Sample]) -> dict[str, int]:
-    """Restarts (pid changes) and the daemon's counters' growth over the window.
+    def add(self, sample: Sample) -> None:
+        before = self.last
+        if before is not None and (sample.at - before.at) / 1000 > _gap_after(before):
+            self.gaps.append(
+                Gap(start=before.at, end=sample.at, duration_s=(sample.at - before.at) / 1000)
+            )
+        self.first = self.first or sample
+        self.last = sample
+        self.samples += 1
+        up = available(sample, self.max_age)
+        self.available += up
+        self.outages.add(sample, up)
+        if sample.last_message_age_s is not None:
+            self.ages.append(sample.last_message_age_s)
+        if sample.counters is not None:
+            self._count_activity(sample)
+        if sample.compare is not None:
+            self._add_round(sample.compare)
 
-    A counter restarts from zero with its process, so across a restart the new process's
-    whole count is added.
-    """
-    readable = [s for s in samples if s.counters is not None]
-    totals = dict.fromkeys(("restarts", *COUNTERS), 0)
-    for a, b in pairwise(readable):
-        new_process = restarted(a, b)
-        totals["restarts"] += new_process
+    def _count_activity(self, sample: Sample) -> None:
+        """Restarts (pid changes) and the daemon's counters' growth. A counter restarts from
+        zero with its process, so across a restart the new process's whole count is added."""
+        before = self._last_counted
+        self._last_counted = sample
+        if before is None or before.counters is None or sample.counters is None:
+            return
+        new_process = restarted(before, sample)
+        self.activity["restarts"] += new_process
         for name in COUNTERS:
-            base = 0 if new_process else getattr(a.counters, name)
-            totals[name] += max(0, getattr(b.counters, name) - base)
-    return totals
+            base = 0 if new_process else getattr(before.counters, name)
+            self.activity[name] += max(0, getattr(sample.counters, name) - base)
 
-
-def compare_totals(rounds: Sequence[CompareRound]) -> CompareTotals:
-    totals = CompareTotals(rest_weight=sum(r.weight for r in rounds))
-    for r in rounds:
+    def _add_round(self, r: CompareRound) -> None:
+        totals, coverage = self.compare, self.coverage
+        totals.rest_weight += r.weight
         if r.error is not None:
             totals.failed_rounds += 1
             totals.last_error = r.error
-            continue
-        _add_round(totals, r)
-    totals.mismatched_symbols = sorted(totals.mismatches)
-    return totals
-
-
-def _add_round(totals: CompareTotals, r: CompareRound) -> None:
-    totals.rounds += 1
-    totals.funding_compared += r.compared
-    totals.mark_compared += r.compared
-    totals.funding_matched += r.funding_matched
-    totals.mark_matched += r.mark_matched
-    totals.stale_skips += len(r.stale)
-    totals.mismatches.update(r.mismatched)
-    largest = totals.largest_mark_diff_pct
-    if r.max_mark_diff_pct is not None and (largest is None or r.max_mark_diff_pct > largest):
-        totals.largest_mark_diff_pct = r.max_mark_diff_pct
-        totals.largest_mark_diff_symbol = r.max_mark_diff_symbol
-
-
-def coverage_totals(rounds: Sequence[CompareRound]) -> Coverage:
-    coverage = Coverage()
-    missing: set[str] = set()
-    for r in rounds:
-        if r.error is not None or r.coverage_error is not None:
             coverage.skipped_rounds += 1
-            continue
+            return
+        totals.rounds += 1
+        totals.funding_compared += r.compared
+        totals.mark_compared += r.compared
+        totals.funding_matched += r.funding_matched
+        totals.mark_matched += r.mark_matched
+        totals.stale_skips += len(r.stale)
+        for symbol, finding in r.mismatched.items():
+            if symbol in totals.mismatches or len(totals.mismatches) < MAX_NAMED_SYMBOLS:
+                totals.mismatches[symbol] = finding
+        largest = totals.largest_mark_diff_pct
+        if r.max_mark_diff_pct is not None and (largest is None or r.max_mark_diff_pct > largest):
+            totals.largest_mark_diff_pct = r.max_mark_diff_pct
+            totals.largest_mark_diff_symbol = r.max_mark_diff_symbol
+        if r.coverage_error is not None:
+            coverage.skipped_rounds += 1
+            return
         coverage.rounds += 1
         coverage.listed = r.listed
-        missing.update(r.missing)
-    coverage.missing_symbols = sorted(missing)
-    return coverage
+        _add_names(self._missing, r.missing)
+        _add_names(self._stale, r.stale_in_file)
+
+    def finish(self) -> None:
+        self.compare.mismatched_symbols = sorted(self.compare.mismatches)
+        self.coverage.missing_symbols = sorted(self._missing)
+        self.coverage.stale_symbols = sorted(self._stale)
+
+
+def _gap_after(sample: Sample) -> float:
+    """The silence after ``sample`` that means the audit was not running, in seconds."""
+    return 2 * sample.interval_s + GAP_SLACK_S
+
+
+def _add_names(names: set[str], more: list[str]) -> None:
+    names.update(more[: max(0, MAX_NAMED_SYMBOLS - len(names))])
 
 
 # -- the report ---------------------------------------------------------------------------
 
 
 def build_report(
-    samples: Sequence[Sample],
+    samples: Iterable[Sample],
     *,
     history: str,
     now: int,
     since_s: float,
-    max_age: float,
+    max_age: float | None,
     min_period_s: float,
     slo_pct: float,
     skipped_lines: int = 0,
     bot: BotStats | None = None,
     bot_error: str | None = None,
 ) -> AuditReport:
-    """The report of the samples taken in the ``since_s`` seconds before ``now``."""
-    window = sorted((s for s in samples if now - since_s * 1000 <= s.at <= now), key=_at)
-    start, end = (window[0].at, window[-1].at) if window else (None, None)
+    """The report of the samples taken in the ``since_s`` seconds before ``now``, of those
+    :class:`~binance_funding_ws.history.Admission` admits. ``samples`` are oldest first and
+    iterated twice (a list, or a history read again: see
+    :class:`~binance_funding_ws.tools.historyfile.HistoryWindow`), first for the usual
+    interval and the audit's threshold, then to count; none is kept. ``max_age`` ``None``:
+    the threshold the audit judged its last admitted sample with."""
+    start_ms = now - since_s * 1000
+
+    def window() -> Iterator[Sample]:
+        return (s for s in samples if start_ms <= s.at <= now)
+
+    claims = Claims(window(), now)
+    if max_age is None:
+        max_age = claims.last_max_age(now) or DEFAULT_MAX_AGE
+    tally = _Tally(max_age)
+    refused = Parsed()
+    admission = Admission(now, claims.usual_interval(), refused)
+    for sample in window():
+        if admission.admits(sample):
+            tally.add(sample)
+    tally.finish()
+    first, last = tally.first, tally.last
+    start, end = (first.at, last.at) if first and last else (None, None)
     window_s = (end - start) / 1000 if start is not None and end is not None else 0.0
-    gaps = find_gaps(window)
-    rounds = [s.compare for s in window if s.compare is not None]
-    compare = compare_totals(rounds)
+    ages = sorted(tally.ages)
+    # Each sample vouches for the interval it opens, so a day sampled every minute is a day
+    # observed (first to last sample alone is a minute short, and --since 24h --min-period
+    # 24h could never be met); less the gaps, at most since_s.
+    covered = window_s + last.interval_s - _total(tally.gaps) if last else 0.0
     report = AuditReport(
         history=history,
         generated_at=now,
@@ -337,20 +411,24 @@ def build_report(
         start=start,
         end=end,
         window_s=window_s,
-        observed_s=observed(window, window_s, gaps, since_s),
-        samples=len(window),
+        observed_s=max(0.0, min(since_s, covered)),
+        samples=tally.samples,
         skipped_lines=skipped_lines,
         last_sample_age_s=(now - end) / 1000 if end is not None else None,
-        gaps=gaps,
-        availability_pct=availability(window, max_age),
-        data_age=data_age(window),
-        outages=find_outages(window, max_age),
-        **daemon_activity(window),
-        compare=compare,
-        coverage=coverage_totals(rounds),
-        rest_weight_per_min=compare.rest_weight / (window_s / 60) if window_s > 0 else None,
+        gaps=tally.gaps,
+        availability_pct=100.0 * tally.available / tally.samples if tally.samples else None,
+        data_age=DataAge(
+            p50_s=percentile(ages, 0.5), p99_s=percentile(ages, 0.99), max_s=max(ages, default=None)
+        ),
+        outages=tally.outages.finish(),
+        **tally.activity,
+        compare=tally.compare,
+        coverage=tally.coverage,
+        rest_weight_per_min=(tally.compare.rest_weight / (window_s / 60) if window_s > 0 else None),
         bot=bot,
         bot_error=bot_error,
+        refused_samples=refused.refused,
+        first_refusal=refused.first_refusal,
         verdict=NOT_YET,
         reasons=[],
         exit_code=EXIT_NOT_SAFE,
@@ -358,10 +436,6 @@ def build_report(
     report.verdict, report.reasons = judge(report)
     report.exit_code = EXIT_SAFE if report.verdict == SAFE else EXIT_NOT_SAFE
     return report
-
-
-def _at(sample: Sample) -> int:
-    return sample.at
 
 
 def judge(report: AuditReport) -> tuple[str, list[str]]:
@@ -376,6 +450,12 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
     if missing:
         unsafe.append(
             f"{len(missing)} TRADING perpetual(s) missing from the file: {name_list(missing)}"
+        )
+    stale = report.coverage.stale_symbols
+    if stale:
+        unsafe.append(
+            f"{len(stale)} TRADING perpetual(s) stale in the file (no fresh entry for the bot): "
+            f"{name_list(stale)}"
         )
     if unsafe:
         return NOT_SAFE, unsafe
@@ -394,12 +474,35 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
     return (NOT_YET, not_yet) if not_yet else (SAFE, [])
 
 
+BOT_COUNTS = (
+    "websocket",
+    "rest",
+    "unavailable",
+    "rest_errors",
+    "rest_requests",
+    "rest_skipped",
+    "invalid_symbols",
+    "file_errors",
+)
+
+
 def decode_bot_stats(data: bytes) -> BotStats:
-    """The bot's stats file (written by its FundingSource); ``ValueError``, one line, if not."""
+    """The bot's stats file (written by its FundingSource); ``ValueError``, one line, if not.
+    A count below zero, or a start after the last update, is no count the bot writes."""
     try:
-        return _decode_bot_stats(data)
+        stats = _decode_bot_stats(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"not a bot stats object ({exc})") from None
+    negative = [name for name in BOT_COUNTS if getattr(stats, name) < 0]
+    if negative or any(count < 0 for count in stats.top_rest_symbols.values()):
+        raise ValueError(
+            f"not a bot stats object (negative count: {', '.join(negative) or 'top_rest_symbols'})"
+        )
+    if stats.started_at > stats.updated_at or not math.isfinite(stats.max_age_s):
+        raise ValueError(
+            "not a bot stats object (started_at after updated_at, or max_age_s not a number)"
+        )
+    return stats
 
 
 # -- text ---------------------------------------------------------------------------------
@@ -455,6 +558,11 @@ def _window_lines(r: AuditReport) -> list[str]:
     ]
     if r.skipped_lines:
         lines.append(f"  skipped      {r.skipped_lines} unreadable history line(s)")
+    if r.refused_samples:
+        lines.append(
+            f"  refused      {r.refused_samples} sample(s) with claims out of range, not "
+            f"counted (first: {r.first_refusal})"
+        )
     return lines
 
 
@@ -493,7 +601,8 @@ def _compare_lines(r: AuditReport) -> list[str]:
     lines += [f"    {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
     lines += [
         f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
-        f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}",
+        f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}; "
+        f"stale in the file: {name_list(cov.stale_symbols)}",
         f"  REST weight  {c.rest_weight:,} over the window{_rest_rate(r.rest_weight_per_min)}",
     ]
     return lines
@@ -518,9 +627,8 @@ def _bot_lines(r: AuditReport) -> list[str]:
     since = format_span((b.updated_at - b.started_at) / 1000)
     return [
         f"  bot          REST fallbacks by the bot: {b.rest:,} in {since} ({b.mode}; "
-        f"(state file {b.websocket:,}, unavailable {b.unavailable:,}, "
-        f"REST errors {b.rest_errors:,}; "
-        f"stats {age} old)"
+        f"state file {b.websocket:,}, unavailable {b.unavailable:,}, "
+        f"REST errors {b.rest_errors:,}; stats {age} old)"
     ]
 
 
@@ -528,6 +636,6 @@ def _verdict_line(r: AuditReport) -> str:
     if r.verdict == SAFE:
         return (
             f"SAFE to drop the REST fallback: {format_age(r.observed_s)} observed, "
-            f"{_pct(r.availability_pct)} available, no mismatch, no missing symbol"
+            f"{_pct(r.availability_pct)} available, no mismatch, no missing or stale symbol"
         )
     return f"{r.verdict}: " + "; ".join(r.reasons)

@@ -236,27 +236,19 @@ def read_state(path: str | os.PathLike[str]) -> StateDocument:
 def read_bounded(path: str | os.PathLike[str], limit: int = MAX_STATE_BYTES) -> bytes:
     """The bytes of the regular file at ``path``, at most ``limit`` of them.
 
-    Untrusted paths are read with care: a symlink is not followed, the open never blocks (a
-    FIFO would hang a reader for ever), anything but a regular file (a FIFO, a device such as
-    ``/dev/zero``, a directory) is refused, and a file over ``limit`` is refused rather than
-    read until memory runs out.
+    Opened with :func:`open_regular` (no symlink followed, no blocking on a FIFO, nothing but
+    a regular file), and a file over ``limit`` is refused rather than read until memory runs
+    out. Raises :class:`StateFileError`.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise StateFileError("missing", f"{path}: no such file (is the daemon running?)") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        fd = open_regular(path)
+    except StateFileError as exc:
+        if exc.reason == "missing":
             raise StateFileError(
-                "unreadable", f"{path}: is a symbolic link; not following it"
+                "missing", f"{path}: no such file (is the daemon running?)"
             ) from None
-        raise StateFileError("unreadable", f"{path}: cannot read ({exc.strerror})") from None
+        raise
     try:
-        kind = stat.S_IFMT(os.fstat(fd).st_mode)
-        if kind != stat.S_IFREG:
-            what = _FILE_KINDS.get(kind, "not a regular file")
-            raise StateFileError("unreadable", f"{path}: {what}, not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
@@ -268,6 +260,40 @@ def read_bounded(path: str | os.PathLike[str], limit: int = MAX_STATE_BYTES) -> 
             "corrupt", f"{path}: larger than {limit // (1024 * 1024)} MiB; refusing to read it"
         )
     return data
+
+
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of the regular file at ``path``: the one safe open of every
+    reader of a file the service user can write (the state file, the audit history, the bot's
+    stats, the monitor's local files).
+
+    A symlink is not followed (``O_NOFOLLOW``), the open never blocks (a FIFO would hang a
+    reader for ever), never becomes a controlling terminal, and anything but a regular file
+    (a FIFO, a device such as ``/dev/zero``, a directory, a socket) is refused after
+    ``fstat``. Raises :class:`StateFileError` (reason ``missing`` or ``unreadable``) with a
+    one-line message; the caller owns the descriptor.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise StateFileError("missing", f"{path}: no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateFileError(
+                "unreadable", f"{path}: is a symbolic link; not following it"
+            ) from None
+        raise StateFileError("unreadable", f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    except OSError as exc:
+        os.close(fd)
+        raise StateFileError("unreadable", f"{path}: cannot read ({exc.strerror})") from None
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        what = _FILE_KINDS.get(kind, "not a regular file")
+        raise StateFileError("unreadable", f"{path}: {what}, not a regular file")
+    return fd
 
 
 _FILE_KINDS = {

@@ -58,12 +58,28 @@ _ESCAPE_SEQUENCE = (
     r"|\x1b[\]PX^_].*?(?:\x07|\x1b\\|\Z)"
     r"|\x1b[ -/]*[0-~]"
 )
-_CONTROL = re.compile(f"{_ESCAPE_SEQUENCE}|[\\x00-\\x1f\\x7f-\\x9f]", re.DOTALL)
-_LINE_BREAKING = re.compile(r"[\t\n\v\f\r]+")
+# Unicode format characters (category Cf) are invisible but not inert: the bidi controls
+# (U+202A-202E, U+2066-2069) reorder what follows (a symbol shown as another, "Trojan
+# Source"), zero-width ones (U+200B-200D, U+2060, U+FEFF) make two names look the same, and
+# tags hide text. All of Cf as of Unicode 15.1 (Python 3.13), a superset of older tables;
+# written out because ``re`` has no ``\p{Cf}`` and scanning ``unicodedata`` at import costs
+# a third of a second. tests/test_text.py checks it against the running Python's table.
+_FORMAT = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+)
+_CONTROL = re.compile(
+    f"{_ESCAPE_SEQUENCE}|[\\x00-\\x1f\\x7f-\\x9f{_FORMAT}\u2028\u2029]", re.DOTALL
+)
+# Line and paragraph separators (U+2028, U+2029) break lines too: a space, like \n.
+_LINE_BREAKING = re.compile(r"[\t\n\v\f\r\u2028\u2029]+")
 
 
 def strip_control(text: str) -> str:
-    """``text`` without terminal control: escape sequences, C0, DEL and C1 characters removed.
+    """``text`` without terminal control: escape sequences, C0, DEL, C1 and Unicode format
+    (Cf: bidi, zero-width) characters removed.
 
     Tabs and line breaks become one space (words stay apart, and nothing can start a line of
     its own that looks like ours). Printable text, any script, is left alone. Everything from

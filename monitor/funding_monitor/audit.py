@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
-from binance_funding_ws.history import CompareRound, Sample
+from binance_funding_ws.history import CompareRound, Sample, admit
 from binance_funding_ws.reporting import (
     GAP_SLACK_S,
     SAFE,
@@ -93,17 +92,20 @@ def outcome_of(
     """The report of the last 24 h before ``now_ms`` and the chart of it."""
     if not seen and skipped:  # as `report` says of such a file
         return HistoryOutcome(where, error=f"{where}: no audit sample in {skipped} line(s)")
-    max_age = samples[-1].max_age_s if samples else DEFAULT_MAX_AGE  # the audit's own
-    report = build_report(
+    report = build_report(  # it counts the samples it refuses as evidence
         samples,
         history=where,
         now=now_ms,
         since_s=WINDOW_S,
-        max_age=max_age,
+        max_age=None,  # the audit's own
         min_period_s=REPORT_DEFAULTS.min_period,
         slo_pct=REPORT_DEFAULTS.slo,
         skipped_lines=skipped,
     )
+    # Only what the report takes as evidence is drawn: a hand-edited line (a max_age_s of 0,
+    # an age of 1e306, a time ahead) is refused, never charted.
+    samples = admit(samples, now_ms)
+    max_age = report.max_age_s
     start = now_ms - int(WINDOW_S * 1000)
     return HistoryOutcome(
         where,
@@ -265,6 +267,8 @@ def compare_text(last: LastCompare | None) -> str:
     )
     if r.missing:
         text += f" · missing {one_line(name_list(sorted(r.missing)))}"
+    if r.stale_in_file:
+        text += f" · stale {one_line(name_list(sorted(r.stale_in_file)))}"
     return text
 
 
@@ -273,7 +277,8 @@ def verdict_line(report: AuditReport) -> str:
     if report.verdict == SAFE:
         return (
             f"SAFE to drop the REST fallback: {format_age(report.observed_s)} observed, "
-            f"{percent(report.availability_pct)} available, no mismatch, no missing symbol"
+            f"{percent(report.availability_pct)} available, no mismatch, no missing or stale "
+            "symbol"
         )
     return one_line(f"{report.verdict}: " + "; ".join(report.reasons))
 
@@ -340,6 +345,11 @@ def _window_lines(r: AuditReport) -> list[str]:
     ]
     if r.skipped_lines:
         lines.append(f"skipped     {r.skipped_lines} history line(s) that are not samples")
+    if r.refused_samples:
+        lines.append(
+            f"refused     {r.refused_samples} sample(s) with claims out of range "
+            f"(first: {one_line(r.first_refusal)})"
+        )
     return lines
 
 
@@ -353,7 +363,8 @@ def _compare_lines(r: AuditReport) -> list[str]:
         f"mismatched  {one_line(name_list(c.mismatched_symbols))}",
         *(f"  {one_line(f'{s}: {finding}')}" for s, finding in sorted(c.mismatches.items())),
         f"coverage    {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
-        f"({cov.skipped_rounds} skipped); missing {one_line(name_list(cov.missing_symbols))}",
+        f"({cov.skipped_rounds} skipped); missing {one_line(name_list(cov.missing_symbols))}; "
+        f"stale {one_line(name_list(cov.stale_symbols))}",
     ]
 
 

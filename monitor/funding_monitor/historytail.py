@@ -11,7 +11,8 @@ after a rotation, the end of ``H.1``. Reading it over SSH must stay cheap howeve
   again; a file that grew is read from where the last read stopped, after checking that the
   bytes just before that point are still the ones read (else it was replaced: read anew).
 * **Whole lines.** A last line without its newline (torn by a crash, or being written) is
-  left for the next read; lines that are not samples are counted, not fatal.
+  left for the next read; lines that are not samples, or longer than the readers' cap
+  (:data:`~binance_funding_ws.history.MAX_LINE_BYTES`), are counted, not fatal.
 
 One :class:`HistoryTail` per host, used by that host's poller thread only.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field, replace
 
-from binance_funding_ws.history import Sample, parse_lines
+from binance_funding_ws.history import Sample, bounded_lines, parse_lines
 from funding_monitor.sources import FileAccess, FileVersion, SourceError
 
 MAX_HISTORY_BYTES = 8 * 1024 * 1024  # ~15,000 samples: 24 h at any interval from 6 s on
@@ -167,7 +168,8 @@ def _add_lines(segment: Segment, data: bytes, offset: int, begin: int) -> None:
         if begin and not segment.check:  # a line boundary, even without a line after it
             segment.end, segment.check = offset + begin, data[max(0, begin - CHECK_BYTES) : begin]
         return
-    parsed = parse_lines(io.BytesIO(data[begin:last]))  # splits at "\n" only, as files do
+    # Split at "\n" only, as files do, with the readers' line cap (a longer line: skipped).
+    parsed = parse_lines(bounded_lines(io.BytesIO(data[begin:last]).read))
     segment.samples += parsed.samples
     segment.skipped += parsed.skipped
     segment.seen += len(parsed.samples)

@@ -35,7 +35,7 @@ from typing import Protocol, cast
 
 import paramiko
 
-from binance_funding_ws.state import StateDocument, StateFileError, decode_state
+from binance_funding_ws.state import StateDocument, StateFileError, decode_state, open_regular
 from funding_monitor.model import ErrorKind, ServiceState, parse_systemctl_show
 
 UNIT_PATTERN = re.compile(r"^[A-Za-z0-9@_.:-]{1,200}$")
@@ -127,19 +127,14 @@ class LocalSource:
 
     def read_state(self) -> StateDocument | None:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = _open_regular(self.path)
             with open(fd, "rb") as handle:
                 info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise SourceError("unreadable", f"{self.path}: not a regular file")
                 _check_size(info.st_size, str(self.path))
                 key = (info.st_ino, info.st_size, info.st_mtime_ns)
                 if key == self._seen:
                     return None
                 data = handle.read(MAX_STATE_BYTES + 1)  # it may have grown since fstat
-        except FileNotFoundError:
-            self._seen = None
-            raise SourceError("missing", f"{self.path}: no such file") from None
         except OSError as exc:
             self._seen = None
             raise SourceError("unreadable", f"{self.path}: {exc.strerror or exc}") from None
@@ -171,20 +166,9 @@ class LocalSource:
         return _local_version(info)
 
     def read_range(self, path: str, offset: int, length: int) -> tuple[FileVersion, bytes]:
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags)
-        except FileNotFoundError:
-            raise SourceError("missing", f"{path}: no such file") from None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise SourceError(
-                    "unreadable", f"{path}: a symbolic link; not following it"
-                ) from None
-            raise SourceError("unreadable", f"{path}: {exc.strerror or exc}") from None
+        fd = _open_regular(path)
         try:
             info = os.fstat(fd)
-            _require_regular(info.st_mode, path)
             data = _pread(fd, offset, min(length, info.st_size - offset))
         except OSError as exc:
             raise SourceError("unreadable", f"{path}: {exc.strerror or exc}") from None
@@ -194,6 +178,17 @@ class LocalSource:
 
     def close(self) -> None:
         pass
+
+
+def _open_regular(path: str | os.PathLike[str]) -> int:
+    """The one safe open (:func:`binance_funding_ws.state.open_regular`, as ``status`` reads):
+    its refusals, with the same one-line messages, as :class:`SourceError`."""
+    try:
+        return open_regular(path)
+    except StateFileError as exc:
+        raise SourceError(
+            "missing" if exc.reason == "missing" else "unreadable", str(exc)
+        ) from None
 
 
 def _local_version(info: os.stat_result) -> FileVersion:

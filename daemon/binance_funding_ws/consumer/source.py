@@ -185,9 +185,11 @@ class _Reporter:
         self._source = source
         self._counters = counters
         self._interval = interval
-        self._writer = None
-        if source.stats_file is not None:
-            self._writer = AtomicWriter(Path(source.stats_file), what="stats file")
+        self._writer = (
+            None
+            if source.stats_file is None
+            else AtomicWriter(Path(source.stats_file), what="bot stats file")
+        )
         self._failing = False
         self._reported = dict.fromkeys(COUNTERS, 0)
         self._reported_at = time.monotonic()

@@ -248,8 +248,8 @@ class AtomicWriter:
         what: str = "state file",  # how errors name the file
     ) -> None:
         self.path = path
-        self.what = what
         self.mode = mode
+        self.what = what  # how errors name the file: the state, metrics or bot stats file
         self._guard = guard
         self._prefix = f".{path.name}."
         self._suffix = ".tmp"

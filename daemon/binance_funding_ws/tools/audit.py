@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +37,17 @@ from binance_funding_ws.argtypes import (
     add_state_file,
     options_from,
 )
-from binance_funding_ws.comparison import (
-    WEIGHT_BUDGET_PER_MINUTE,
-    coverage_unknowable,
-    missing_from_file,
-)
+from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE, coverage_unknowable
 from binance_funding_ws.durations import DAY, HOUR
 from binance_funding_ws.history import (
+    Admission,
     CompareRound,
     Observation,
+    Parsed,
     Sample,
     encode_sample,
     record_comparison,
+    record_coverage,
     sample_of,
 )
 from binance_funding_ws.metrics import (
@@ -60,9 +60,15 @@ from binance_funding_ws.metrics import (
 from binance_funding_ws.runtime.logs import setup_logging
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import StateFileError, now_ms, read_state
-from binance_funding_ws.text import error_line, format_age
+from binance_funding_ws.text import error_line, format_age, one_line
 from binance_funding_ws.tools.compare import DEFAULT_REST_URL, add_rest_arguments, compare_round
-from binance_funding_ws.tools.historyfile import HistoryError, append, recent_samples, rotate
+from binance_funding_ws.tools.historyfile import (
+    HistoryError,
+    append,
+    read_recent,
+    rotate,
+    rotated,
+)
 from binance_funding_ws.tools.rest import (
     WEIGHT_EXCHANGE_INFO,
     WEIGHT_PREMIUM_INDEX_ALL,
@@ -159,12 +165,33 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     setup_logging("INFO")
     options = options_from(AuditOptions, args)
     try:
-        auditor = Auditor(options, recent_samples(options.history, now_ms() - int(DAY * 1000)))
+        auditor = Auditor(options, recent_history(options, now_ms()))
     except (HistoryError, OSError) as exc:
         print(error_line(PROG, exc), file=sys.stderr)
         return EXIT_UNWRITABLE
     _warn_if_costly(options.compare_every)
     return auditor.once() if options.once else auditor.forever()
+
+
+def recent_history(options: AuditOptions, now: int) -> Iterator[Sample]:
+    """The last day of history as evidence: read from its tail with a byte budget
+    (:func:`~binance_funding_ws.tools.historyfile.read_recent`), and without the samples this
+    audit could not have written (:class:`~binance_funding_ws.history.Admission`, with its
+    own interval as the usual one). A forged line cannot pin a REST ban or fake availability."""
+    if not options.history.exists() and not rotated(options.history):
+        return  # a first run
+    refused = Parsed()
+    admission = Admission(now, options.interval, refused)  # its own interval is the usual
+    for sample in read_recent(options.history, now - int(DAY * 1000)):
+        if admission.admits(sample):
+            yield sample
+    if refused.refused:
+        log.warning(
+            "%s: %d sample(s) with claims out of range ignored (first: %s)",
+            options.history,
+            refused.refused,
+            refused.first_refusal,
+        )
 
 
 def _warn_if_costly(compare_every: float) -> None:
@@ -226,9 +253,7 @@ def _check_coverage(round_: CompareRound, options: AuditOptions, client: RestCli
         round_.coverage_error = coverage_unknowable(document, now_ms(), options.max_age)
         if round_.coverage_error is not None:
             return
-        listed = client.exchange_info()
-        round_.missing = missing_from_file(listed, document)
-        round_.listed = sum(1 for s in listed if s.status == "TRADING")
+        record_coverage(round_, client.exchange_info(), document, now_ms(), options.max_age)
     except (RestError, StateFileError) as exc:
         round_.coverage_error = str(exc)
         round_.retry_at = _retry_at(round_.started_at, exc)
@@ -244,18 +269,15 @@ def _retry_at(started_at: int, exc: Exception) -> int | None:
 class Auditor:
     """Takes samples, decides when a round is due, and records both."""
 
-    def __init__(self, options: AuditOptions, recent: list[Sample]) -> None:
+    def __init__(self, options: AuditOptions, recent: Iterable[Sample]) -> None:
         self.options = options
         self.rolling = RollingAvailability(options.max_age)
-        for sample in recent:
-            self.rolling.add(sample)
-        readable = [s for s in recent if s.readable]
-        self.last_readable = readable[-1] if readable else None
-        self.last_sample = recent[-1] if recent else None
-        rounds = [s.compare for s in recent if s.compare is not None]
-        self.last_round = rounds[-1] if rounds else None
-        ran = [r for r in rounds if r.error is None]
-        self.last_good_round = ran[-1] if ran else None
+        self.last_readable: Sample | None = None
+        self.last_sample: Sample | None = None
+        self.last_round: CompareRound | None = None
+        self.last_good_round: CompareRound | None = None
+        for sample in recent:  # one at a time: the history is never held whole
+            self._remember(sample)
 
     def observe(self, now: int) -> Sample:
         """Look at the state file once."""
@@ -297,6 +319,9 @@ class Auditor:
         history = self.options.history
         try:
             rotate(history, sample.at, self.options.keep)
+        except (HistoryError, OSError) as exc:  # rotation can wait; the sample cannot
+            log.error("cannot rotate %s: %s", history, _reason(exc))
+        try:
             append(history, encode_sample(sample))
         except OSError as exc:  # a missed sample shows as a gap in the report
             log.error("cannot append to %s: %s", history, exc.strerror or exc)
@@ -323,7 +348,9 @@ class Auditor:
         elif before is not None:  # a recovery is news too: at warning, so journald keeps it
             log.warning("state file %s again", sample.verdict)
         round_ = sample.compare
-        if round_ is not None and (round_.error or round_.mismatched or round_.missing):
+        if round_ is not None and (
+            round_.error or round_.mismatched or round_.missing or round_.stale_in_file
+        ):
             log.warning("compare round: %s", _round_line(round_))
 
     def _write_metrics(self, sample: Sample) -> None:
@@ -379,6 +406,10 @@ class Auditor:
         return pending
 
 
+def _reason(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or one_line(exc)
+
+
 def _sample_line(sample: Sample) -> str:
     age = sample.last_message_age_s
     data = f"last data {format_age(age)} ago" if age is not None else "no data"
@@ -393,7 +424,8 @@ def _round_line(r: CompareRound) -> str:
         return f"failed ({r.error})"
     mismatched = ", ".join(sorted(r.mismatched)) or "none"
     missing = ", ".join(r.missing) if r.coverage_error is None else f"unknown ({r.coverage_error})"
+    stale = ", ".join(r.stale_in_file) or "none"
     return (
         f"{r.compared} compared, mismatched {mismatched}, {len(r.stale)} stale; "
-        f"missing {missing or 'none'}; weight {r.weight}"
+        f"missing {missing or 'none'}; stale in the file {stale}; weight {r.weight}"
     )

@@ -15,9 +15,8 @@ from typing import TextIO
 
 import msgspec
 
-from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, add_max_age, add_seconds, options_from
+from binance_funding_ws.argtypes import add_max_age, add_seconds, options_from
 from binance_funding_ws.durations import DAY
-from binance_funding_ws.history import Sample
 from binance_funding_ws.reporting import (
     EXIT_UNREADABLE,
     AuditReport,
@@ -28,7 +27,7 @@ from binance_funding_ws.reporting import (
 )
 from binance_funding_ws.state import StateFileError, now_ms, read_bounded
 from binance_funding_ws.text import error_line
-from binance_funding_ws.tools.historyfile import HistoryError, read_history
+from binance_funding_ws.tools.historyfile import HistoryError, HistoryWindow
 
 PROG = "binance-funding-ws report"
 MAX_BOT_STATS_BYTES = 1024 * 1024
@@ -90,36 +89,29 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def run(options: ReportOptions, out: TextIO = sys.stdout) -> int:
     now = now_ms()
+    window = HistoryWindow(options.history, now - int(options.since * 1000))
+    bot, bot_error = read_bot_stats(options.bot_stats)
     try:
-        parsed = read_history(options.history, now - int(options.since * 1000))
+        report = build_report(  # reads the window twice, holding no sample
+            window,
+            history=str(options.history),
+            now=now,
+            since_s=options.since,
+            max_age=options.max_age,  # None: the audit's own, from its last admitted sample
+            min_period_s=options.min_period,
+            slo_pct=options.slo,
+            bot=bot,
+            bot_error=bot_error,
+        )
     except HistoryError as exc:
         print(error_line(PROG, exc), file=sys.stderr)
         if options.json:  # --json always prints JSON, a failure included
             failure = {"exit_code": EXIT_UNREADABLE, "error": str(exc)}
             out.write(msgspec.json.encode(failure).decode() + "\n")
         return EXIT_UNREADABLE
-    bot, bot_error = read_bot_stats(options.bot_stats)
-    report = build_report(
-        parsed.samples,
-        history=str(options.history),
-        now=now,
-        since_s=options.since,
-        max_age=_max_age(options.max_age, parsed.samples),
-        min_period_s=options.min_period,
-        slo_pct=options.slo,
-        skipped_lines=parsed.skipped,
-        bot=bot,
-        bot_error=bot_error,
-    )
+    report.skipped_lines = window.parsed.skipped
     out.write(as_json(report) if options.json else render_text(report))
     return report.exit_code
-
-
-def _max_age(asked: float | None, samples: list[Sample]) -> float:
-    """The threshold asked for, else the one the audit judged its last sample with."""
-    if asked is not None:
-        return asked
-    return samples[-1].max_age_s if samples else DEFAULT_MAX_AGE
 
 
 def read_bot_stats(path: Path | None) -> tuple[BotStats | None, str | None]:
