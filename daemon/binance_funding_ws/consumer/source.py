@@ -115,7 +115,7 @@ class FundingSource:
         self, quotes: Mapping[str, Q], endpoint: Endpoint[Q], symbol: object, max_age: float
     ) -> Q | None:
         # The fast path: the caller's string is a key of the file (keys are valid symbols).
-        quote = quotes.get(symbol) if symbol.__class__ is str else None  # type: ignore[arg-type]
+        quote = quotes.get(symbol) if type(symbol) is str else None
         if quote is None:
             name = normalize_symbol(symbol)
             if name is None:  # never looked up, never put into a URL

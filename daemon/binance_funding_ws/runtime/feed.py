@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -363,7 +363,7 @@ class Feed:
         self._draining = []
         if self._dialing is not None:
             self._dialing.cancel()
-        closing = [self._close(link) for link in links if link is not None]
+        closing: list[Awaitable[None]] = [self._close(link) for link in links if link is not None]
         closing.extend(self._closing)
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)

@@ -57,11 +57,12 @@ from binance_funding_ws.metrics import (
     render,
     sample_metrics,
 )
+from binance_funding_ws.rest import DEFAULT_REST_URL
 from binance_funding_ws.runtime.logs import setup_logging
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import StateFileError, now_ms, read_state
 from binance_funding_ws.text import error_line, format_age, one_line
-from binance_funding_ws.tools.compare import DEFAULT_REST_URL, add_rest_arguments, compare_round
+from binance_funding_ws.tools.compare import add_rest_arguments, compare_round
 from binance_funding_ws.tools.historyfile import (
     HistoryError,
     append,

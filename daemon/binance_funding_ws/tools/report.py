@@ -16,11 +16,11 @@ from typing import TextIO
 import msgspec
 
 from binance_funding_ws.argtypes import add_max_age, add_seconds, options_from
+from binance_funding_ws.botstats import BotStats
 from binance_funding_ws.durations import DAY
 from binance_funding_ws.reporting import (
     EXIT_UNREADABLE,
     AuditReport,
-    BotStats,
     build_report,
     decode_bot_stats,
     render_text,
