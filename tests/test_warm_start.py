@@ -93,7 +93,8 @@ def test_a_restart_with_the_exchange_away_keeps_every_symbol_and_its_age(sim, tm
 def test_restored_entries_give_way_to_newer_rows_only(sim, tmp_path):
     state = tmp_path / "state.json"
     ahead = now_ms() + 20_000  # newer than anything the simulator sends for 20 s
-    doc = document(funding=[mark("BTCUSDT", ahead, p="1.00000000"), mark("OLDUSDT", now_ms())])
+    rows = [mark("BTCUSDT", ahead, p="1.00000000"), mark("OLDUSDT", now_ms())]
+    doc = document(updated_at=now_ms(), funding=rows)
     state.write_bytes(encode_state(doc))
     daemon = DaemonProcess(sim.ws_url(), state)
     doc = daemon.wait_connected()
@@ -143,7 +144,7 @@ def test_only_the_newest_three_bad_files_are_kept(sim, tmp_path):
 def test_entries_older_than_forget_after_are_dropped_and_logged_once(sim, tmp_path):
     state = tmp_path / "state.json"
     old = now_ms() - 2 * 3600 * 1000
-    state.write_bytes(encode_state(document(funding=[mark("GONEUSDT", old)])))
+    state.write_bytes(encode_state(document(updated_at=now_ms(), funding=[mark("GONEUSDT", old)])))
     daemon = DaemonProcess(sim.ws_url(), state, "--forget-after", "3600")
     doc = daemon.wait_connected()
     assert "GONEUSDT" not in doc.funding and len(doc.funding) == 33
@@ -155,7 +156,7 @@ def test_entries_older_than_forget_after_are_dropped_and_logged_once(sim, tmp_pa
 def test_forget_after_zero_keeps_everything(sim, tmp_path):
     state = tmp_path / "state.json"
     old = now_ms() - 30 * 86400 * 1000
-    state.write_bytes(encode_state(document(funding=[mark("GONEUSDT", old)])))
+    state.write_bytes(encode_state(document(updated_at=now_ms(), funding=[mark("GONEUSDT", old)])))
     daemon = DaemonProcess(sim.ws_url(), state, "--forget-after", "0")
     doc = daemon.wait_connected()
     assert "GONEUSDT" in doc.funding
@@ -173,7 +174,7 @@ def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():
     against restored entries: a restored row newer than a streamed one wins."""
     restored = document(funding=[mark("BTCUSDT", 5_000, p="1.0"), mark("ETHUSDT", 1_000)])
     book = MarketBook()
-    book.restore(restored.funding, restored.tickers)
+    book.restore(restored.funding, restored.tickers, written_at=10_000, now=now_ms())
     frame = FrameDecoder().decode(
         combined("!markPrice@arr@1s", [mark("BTCUSDT", 4_000, p="2.0"), mark("ETHUSDT", 4_000)])
     )
@@ -186,7 +187,7 @@ def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():
 def test_a_previous_file_is_no_way_around_the_symbol_cap():
     restored = document(funding=[mark(f"S{n}USDT", 1_000 + n) for n in range(10)])
     book = MarketBook(max_symbols=4)
-    book.restore(restored.funding, restored.tickers)
+    book.restore(restored.funding, restored.tickers, written_at=10_000, now=now_ms())
     assert sorted(book.funding) == ["S6USDT", "S7USDT", "S8USDT", "S9USDT"]  # the newest
     book.forget(["S6USDT"], [])
     frame = FrameDecoder().decode(combined("!markPrice@arr@1s", [mark("NEWUSDT", 5_000)]))
