@@ -1,4 +1,5 @@
-"""Issue #11: a restart loses nothing. The daemon starts from the previous state file.
+"""A restart loses nothing: the daemon starts from the previous state file, its own or the
+earlier script's, and trusts it no more than the feed.
 
 Real daemons in subprocesses, the real simulator, real files; an exchange that is unreachable
 is a loopback port nothing listens on.
@@ -9,12 +10,19 @@ from __future__ import annotations
 import socket
 import threading
 
+import msgspec
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
 from binance_funding_ws.frames import FrameDecoder
-from binance_funding_ws.market import MarketBook
-from binance_funding_ws.state import StateDocument, encode_state, now_ms
+from binance_funding_ws.market import MarketBook, describe_dropped
+from binance_funding_ws.state import (
+    FundingEntry,
+    StateDocument,
+    encode_state,
+    missing_symbols,
+    now_ms,
+)
 from daemon_helpers import DaemonProcess, run_cli, status_json, try_read, wait_for
 from factories import combined, document, mark
 
@@ -192,3 +200,147 @@ def test_a_previous_file_is_no_way_around_the_symbol_cap():
     book.forget(["S6USDT"], [])
     frame = FrameDecoder().decode(combined("!markPrice@arr@1s", [mark("NEWUSDT", 5_000)]))
     assert book.apply(frame, received_at=5_000).accepted == 1  # the forgotten place is free
+
+
+# -- the previous file passes the live rows' gate ----------------------------------------
+
+TEN_YEARS_MS = 10 * 365 * 86_400_000
+
+
+def funding_entry(event_time: int, **changes: object) -> FundingEntry:
+    """An entry as a previous file may hold it, built directly: a file is not bound by what
+    the feed's decoder lets through."""
+    entry = FundingEntry(
+        "11794.15000000", "11784.62659091", "11784.25641265", "0.00038167",
+        event_time + 3_600_000, event_time, event_time,
+    )  # fmt: skip
+    return msgspec.structs.replace(entry, **changes)
+
+
+def previous_file(funding: dict[str, FundingEntry], updated_at: int) -> bytes:
+    """Our own format, holding exactly ``funding``."""
+    doc = document(updated_at=updated_at, funding=[])
+    missing = missing_symbols(funding, {})
+    return encode_state(msgspec.structs.replace(doc, funding=funding, missing=missing))
+
+
+def test_a_restore_keeps_only_keys_that_are_symbols():
+    now = now_ms()
+    keys = ["BTCUSDT", "1000PEPEUSDT", "BTCUSD_PERP", "", "btcusdt", "\x1b[2J\x1b[31mUSDT",
+            "BTC\nUSDT", "K" * 100_000, "BTCUSDT\u202e", "ÉTHUSDT"]  # fmt: skip
+    book = MarketBook()
+
+    dropped = book.restore({key: funding_entry(now) for key in keys}, {}, written_at=now, now=now)
+
+    assert sorted(book.funding) == ["1000PEPEUSDT", "BTCUSDT", "BTCUSD_PERP"]
+    assert [group.symbols for group in dropped] == [keys[3:]]
+    warning = describe_dropped(dropped)
+    assert warning.startswith("7 entries not restored: 7 not keyed by a symbol")
+    assert warning.isprintable() and len(warning) < 400  # escaped, cut short, 3 named
+    assert "'btcusdt'" in warning and "\\x1b[2J" in warning and "(+4 more)" in warning
+
+
+def test_a_restore_refuses_decimals_and_text_longer_than_the_feed_allows():
+    now = now_ms()
+    funding = {
+        "HUGEUSDT": funding_entry(now, mark_price="1" * 5_000_000),  # the grammar holds
+        "LONGUSDT": funding_entry(now, funding_rate="0." + "1" * 63),  # 65 characters
+        "PAIRUSDT": funding_entry(now, pair="P" * 100_000),
+        "EDGEUSDT": funding_entry(now, index_price="1." + "0" * 62),  # 64: the feed's limit
+    }
+    book = MarketBook()
+
+    dropped = book.restore(funding, {}, written_at=now, now=now)
+
+    assert list(book.funding) == ["EDGEUSDT"]
+    assert [(group.reason, group.symbols) for group in dropped] == [
+        (
+            "with a value that is not a decimal of at most 64 characters",
+            ["HUGEUSDT", "LONGUSDT", "PAIRUSDT"],
+        )
+    ]
+
+
+def test_a_restore_refuses_entries_dated_past_the_files_write_time_or_the_clock():
+    now = now_ms()
+    written = now - 3_600_000
+    book = MarketBook()
+    book.restore(
+        {"ATUSDT": funding_entry(written + 60_000), "PASTUSDT": funding_entry(written + 60_001)},
+        {},
+        written_at=written,
+        now=now,
+    )
+    assert list(book.funding) == ["ATUSDT"]  # 60 s past the write: clock skew; more: refused
+
+    future_file = MarketBook()  # a file claiming to be written ten years from now
+    dropped = future_file.restore(
+        {"FUTUSDT": funding_entry(now + TEN_YEARS_MS), "SKEWUSDT": funding_entry(now + 59_000)},
+        {},
+        written_at=now + TEN_YEARS_MS,
+        now=now,
+    )
+    assert list(future_file.funding) == ["SKEWUSDT"] and dropped[0].symbols == ["FUTUSDT"]
+
+
+def test_junk_does_not_count_against_the_cap_and_the_freshest_good_entries_win():
+    now = now_ms()
+    junk = {f"JUNK{n}USDT": funding_entry(now + TEN_YEARS_MS) for n in range(6_000)}
+    good = {f"S{n}USDT": funding_entry(now - 1_000 * n) for n in range(7)}
+    book = MarketBook(max_symbols=5)
+
+    dropped = book.restore({**junk, **good}, {}, written_at=now, now=now)
+
+    assert sorted(book.funding) == ["S0USDT", "S1USDT", "S2USDT", "S3USDT", "S4USDT"]
+    assert [(len(group.symbols), group.reason) for group in dropped] == [
+        (6_000, "dated more than 60 s past the file's write time or the clock"),
+        (2, "over --max-symbols (5)"),
+    ]
+    assert dropped[1].symbols == ["S5USDT", "S6USDT"]
+    assert describe_dropped(dropped).startswith("6,002 entries not restored: 6,000 dated")
+
+
+def warm_start_warnings(daemon: DaemonProcess) -> list[str]:
+    """The warnings the warm start logged (each refusal must be one line, whatever the file)."""
+    return [
+        line
+        for line in daemon.log_text().splitlines()
+        if "WARNING" in line and "runtime.warmstart" in line
+    ]
+
+
+def test_future_dated_junk_in_the_previous_file_neither_pins_nor_crowds_out_live_data(
+    sim, tmp_path
+):
+    """6,000 junk symbols ten years ahead, BTCUSDT at 123.0 ten years ahead, and keys and
+    decimals no feed row could carry: refused, counted, named in one warning."""
+    state = tmp_path / "state.json"
+    now = now_ms()
+    ahead = now + TEN_YEARS_MS
+    funding = {f"JUNK{n:04d}USDT": funding_entry(ahead) for n in range(6_000)}
+    funding["BTCUSDT"] = funding_entry(ahead, mark_price="123.0")
+    for key in ("", "btcusdt", "\x1b]0;owned\x07USDT", "K" * 100_000):
+        funding[key] = funding_entry(now - 1_000)
+    funding["HUGEUSDT"] = funding_entry(now - 1_000, mark_price="9" * 5_000_000)
+    funding["OLDUSDT"] = funding_entry(now - 60_000)  # honest: restored, ageing
+    state.write_bytes(previous_file(funding, updated_at=now))
+
+    daemon = DaemonProcess(sim.ws_url(), state)
+    doc = daemon.wait_state(
+        lambda d: d.connection_status.pid == daemon.pid and len(d.funding) == 34,
+        20,
+        "every live symbol and the honest restored one",
+    )
+
+    live = [instrument.symbol for instrument in sim.sim._market.instruments]
+    assert sorted(doc.funding) == sorted([*live, "OLDUSDT"])
+    btc = doc.funding["BTCUSDT"]
+    assert btc.mark_price != "123.0" and btc.event_time <= now_ms() + 60_000
+    assert doc.connection_status.restored_funding == 1
+    assert doc.connection_status.errors >= 6_006
+    assert len(state.read_bytes()) < 100_000  # not the 15 MB file republished every second
+    (warning,) = warm_start_warnings(daemon)
+    assert "6,006 entries not restored: " in warning
+    for part in ("4 not keyed by a symbol", "1 with a value that is not a decimal", "6,001 dated"):
+        assert part in warning
+    assert len(warning) < 1_000 and "\x1b" not in warning and "\x07" not in warning
