@@ -7,8 +7,12 @@ is a loopback port nothing listens on.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import socket
 import threading
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -16,6 +20,7 @@ import pytest
 from binance_funding_sim import SimulatorConfig, SimulatorThread
 from binance_funding_ws.frames import FrameDecoder
 from binance_funding_ws.market import MarketBook, describe_dropped
+from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import (
     FundingEntry,
     StateDocument,
@@ -24,7 +29,7 @@ from binance_funding_ws.state import (
     now_ms,
 )
 from daemon_helpers import DaemonProcess, run_cli, status_json, try_read, wait_for
-from factories import combined, document, mark
+from factories import combined, document, mark, ticker
 
 
 @pytest.fixture
@@ -344,3 +349,171 @@ def test_future_dated_junk_in_the_previous_file_neither_pins_nor_crowds_out_live
     for part in ("4 not keyed by a symbol", "1 with a value that is not a decimal", "6,001 dated"):
         assert part in warning
     assert len(warning) < 1_000 and "\x1b" not in warning and "\x07" not in warning
+
+
+# -- the earlier script's file -------------------------------------------------------------
+
+
+def write_like_the_earlier_script(state: Path, content: dict) -> bytes:
+    """``json.dump(indent=2)`` to ``<stem>.tmp``, then a rename, as the earlier script did."""
+    tmp = state.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        json.dump(content, handle, indent=2)
+    tmp.replace(state)
+    return state.read_bytes()
+
+
+def earlier_content(funding: list[dict], tickers: list[dict]) -> dict:
+    status = {"connected": True, "messages_received": 10_200, "reconnects": 0}
+    return {
+        "connection_status": status,
+        "tickers": {row["s"]: row for row in tickers},
+        "funding": {row["s"]: row for row in funding},
+    }
+
+
+class RawSampler(Sampler):
+    """Reads the file as the bot's earlier reader did (plain JSON): every sample must parse
+    and hold funding data, whichever format it is in."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.missing = 0
+        self.funding_sizes: list[int] = []
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                content = json.loads(self.path.read_bytes())
+            except FileNotFoundError:
+                self.missing += 1
+            except ValueError:
+                self.unreadable += 1
+            else:
+                self.funding_sizes.append(len(content.get("funding") or {}))
+            self._stop.wait(0.002)
+
+
+def test_the_earlier_scripts_file_is_imported_kept_as_pre_and_its_tmp_removed(tmp_path):
+    state = tmp_path / ".funding_state.json"
+    now = now_ms()
+    funding = [
+        mark("BTCUSDT", now - 5_000, p="97012.40000000", r="0.00010000", T=now + 3_600_000),
+        mark("ETHUSDT", now - 4_000, p="3401.17000000", r="-0.00002500", T=now + 3_600_000),
+        mark("MATICUSDT", now - 86_400_000, p="0.38000000", r="0.00000000", T=0),  # SETTLING
+    ]
+    tickers = [ticker("BTCUSDT", now - 6_000, c="97010.10"), ticker("ETHUSDT", now - 7_000)]
+    original = write_like_the_earlier_script(state, earlier_content(funding, tickers))
+    written_ns = (now - 2_000) * 1_000_000
+    os.utime(state, ns=(written_ns, written_ns))
+    leftover = state.with_suffix(".tmp")  # a crash of the earlier writer mid-write
+    leftover.write_text('{\n  "connection_status": {')
+
+    with RawSampler(state) as sampler:
+        daemon = DaemonProcess(unreachable_url(), state)
+        doc = daemon.wait_state(
+            lambda d: d.connection_status.pid == daemon.pid and d.connection_status.writes >= 2,
+            15,
+            "the daemon's own writes",
+        )
+    assert sampler.missing == 0 and sampler.unreadable == 0
+    assert sampler.funding_sizes and min(sampler.funding_sizes) == 3  # never an empty map
+
+    for row in funding:  # the exchange's values and event times, exactly
+        entry = doc.funding[row["s"]]
+        assert (entry.mark_price, entry.funding_rate, entry.index_price) == (
+            row["p"],
+            row["r"],
+            row["i"],
+        )
+        assert (entry.event_time, entry.next_funding_time) == (row["E"], row["T"])
+        assert entry.received_at == now - 2_000  # the earlier file's write time
+    assert doc.tickers["BTCUSDT"].last_price == "97010.10"
+    assert {s: e.event_time for s, e in doc.tickers.items()} == {t["s"]: t["E"] for t in tickers}
+    status = doc.connection_status
+    assert (status.restored_funding, status.restored_tickers, status.errors) == (3, 2, 0)
+
+    (kept,) = tmp_path.glob(".funding_state.json.pre-*")
+    assert re.fullmatch(r"\.funding_state\.json\.pre-\d{8}T\d{6}\.\d{3}Z", kept.name)
+    assert kept.read_bytes() == original
+    assert not leftover.exists() and not list(tmp_path.glob("*.corrupt-*"))
+    lines = daemon.log_text().splitlines()
+    (imported,) = [line for line in lines if "earlier script's file" in line]
+    assert "imported 3 funding and 2 ticker entries" in imported and str(kept) in imported
+    assert "INFO" in imported and warm_start_warnings(daemon) == []
+    assert any("earlier script's leftover temporary file" in line for line in lines)
+
+
+def test_the_earlier_scripts_leftover_tmp_goes_but_nothing_else_of_a_like_name(tmp_path):
+    state = tmp_path / ".funding_state.json"
+    writer = AtomicWriter(state)
+    leftover = tmp_path / ".funding_state.tmp"
+    leftover.write_text("{")
+    writer.remove_leftovers()
+    assert not leftover.exists()
+
+    target = tmp_path / "precious"
+    target.write_text("keep")
+    leftover.symlink_to(target)  # a link of that name is not the earlier writer's file
+    writer.remove_leftovers()
+    assert leftover.is_symlink() and target.read_text() == "keep"
+
+    odd = tmp_path / "state.tmp"  # a state file named *.tmp is never its own leftover
+    odd.write_text("{}")
+    AtomicWriter(odd).remove_leftovers()
+    assert odd.read_text() == "{}"
+
+
+def _huge(now: int) -> bytes:
+    padding = "x" * (64 * 1024 * 1024)
+    return json.dumps({"connection_status": {"note": padding}, "funding": {}}).encode()
+
+
+def _deep(now: int) -> bytes:
+    return (
+        b'{"connection_status": {}, "funding": {"BTCUSDT": '
+        + b"[" * 200_000
+        + b"]" * 200_000
+        + b"}}"
+    )
+
+
+def _wrong_types(now: int) -> bytes:
+    funding: dict[str, object] = {f"BAD{n}USDT": n for n in range(500)}
+    funding |= {f"LIST{n}USDT": [mark(f"LIST{n}USDT", now)] for n in range(500)}
+    funding["NULLUSDT"] = None
+    funding["OLDUSDT"] = mark("OLDUSDT", now - 60_000)
+    content = {"connection_status": [], "tickers": {"BTCUSDT": "x"}, "funding": funding}
+    return json.dumps(content, indent=2).encode()
+
+
+def _many_symbols(now: int) -> bytes:
+    rows = [mark(f"S{n:06d}USDT", now - 3_600_000 - n) for n in range(100_000)]
+    return json.dumps(earlier_content(rows, []), indent=2).encode()
+
+
+@pytest.mark.parametrize(
+    ("build", "warning"),
+    [
+        (_huge, "larger than 64 MiB"),
+        (_deep, "nested too deeply"),
+        (_wrong_types, "1,002 entries not restored: 1,001 funding rows that are not"),
+        (_many_symbols, "95,000 entries not restored: 95,000 over --max-symbols (5,000)"),
+    ],
+    ids=["huge", "deeply-nested", "rows-of-the-wrong-type", "100k-symbols"],
+)
+def test_a_hostile_earlier_file_is_refused_in_one_line_and_the_daemon_runs(
+    sim, tmp_path, build, warning
+):
+    state = tmp_path / ".funding_state.json"
+    state.write_bytes(build(now_ms()))
+    daemon = DaemonProcess(sim.ws_url(), state)
+    doc = daemon.wait_state(
+        lambda d: d.connection_status.pid == daemon.pid and d.connection_status.messages > 0,
+        60,
+        "the daemon's own file, the feed flowing",
+    )
+    assert len(doc.funding) <= 5_000
+    (line,) = warm_start_warnings(daemon)
+    assert warning in line and len(line) < 1_000
+    assert daemon.proc.poll() is None and "Traceback" not in daemon.log_text()
