@@ -517,3 +517,52 @@ def test_a_hostile_earlier_file_is_refused_in_one_line_and_the_daemon_runs(
     (line,) = warm_start_warnings(daemon)
     assert warning in line and len(line) < 1_000
     assert daemon.proc.poll() is None and "Traceback" not in daemon.log_text()
+
+
+# -- files kept aside -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "pre"])
+def test_planted_names_never_make_the_file_just_kept_aside_go(sim, tmp_path, kind):
+    """Names that sort after every timestamp, a link and a directory of the stamp's very
+    shape: the log's "kept as" names a file that is there, and nothing is followed."""
+    state = tmp_path / "state.json"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "precious"
+    target.write_text("keep")
+    prefix = f"state.json.{kind}-"
+    planted = [tmp_path / f"{prefix}zzz{n}" for n in range(3)]
+    planted += [tmp_path / f"{prefix}99991231T23595{n}.999Z" for n in range(3)]
+    for path in planted:
+        path.write_text("planted")
+    link = tmp_path / f"{prefix}99991231T235959.998Z"
+    link.symlink_to(target)
+    folder = tmp_path / f"{prefix}99991231T235959.997Z"
+    folder.mkdir()
+    if kind == "corrupt":
+        content = b'{"schema_version": 1, "torn'
+        state.write_bytes(content)
+    else:
+        content = write_like_the_earlier_script(state, earlier_content([], []))
+
+    daemon = DaemonProcess(sim.ws_url(), state)
+    daemon.wait_state(lambda d: d.connection_status.pid == daemon.pid, 15, "the daemon's file")
+
+    (kept,) = re.findall(r"kept as (\S+?)[;\s]", daemon.log_text())
+    assert Path(kept).read_bytes() == content  # said kept, and kept
+    assert link.is_symlink() and target.read_text() == "keep" and folder.is_dir()
+    assert all(path.exists() for path in planted[:3])  # not of the stamp's shape: not ours
+
+
+def test_only_the_newest_three_earlier_files_are_kept(tmp_path):
+    state = tmp_path / ".funding_state.json"
+    for n in range(5):
+        rows = [mark("BTCUSDT", now_ms() - 1_000, p=f"{n}.0")]
+        write_like_the_earlier_script(state, earlier_content(rows, []))
+        daemon = DaemonProcess(unreachable_url(), state)
+        daemon.wait_state(lambda d, daemon=daemon: d.connection_status.pid == daemon.pid, 10, "")
+        daemon.kill()
+    kept = [json.loads(p.read_bytes()) for p in tmp_path.glob(".funding_state.json.pre-*")]
+    prices = sorted(content["funding"]["BTCUSDT"]["p"] for content in kept)
+    assert prices == ["2.0", "3.0", "4.0"]
