@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import attrgetter
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import msgspec
@@ -602,6 +603,21 @@ class _EntryCheck(NamedTuple):
             and all(value is None or _short_text(value) for value in texts)
         )
 
+    def all_ok(self, entries: Sequence[object]) -> bool:
+        """Whether every entry passes :meth:`ok`, checked a column at a time in C, as the
+        publish path checks rows (:func:`_all_decimals`); ``False`` may be a false alarm
+        (leading zeros): the caller then checks entry by entry. At a file's 5,000 symbols,
+        entry by entry costs ~0.2 s of the start."""
+        decimals = [list(map(attrgetter(name), entries)) for name in self.decimals]
+        decimals += [_present(list(map(attrgetter(name), entries))) for name in self.optional]
+        texts = [_present(list(map(attrgetter(name), entries))) for name in self.texts]
+        columns = decimals + texts
+        return (
+            all(set(map(type, column)) <= {str} for column in columns)
+            and all(max(map(len, column), default=0) <= MAX_TEXT for column in columns)
+            and _all_decimals(decimals)
+        )
+
 
 def _short_text(value: object) -> bool:
     return isinstance(value, str) and len(value) <= MAX_TEXT
@@ -638,12 +654,14 @@ def restorable(
     for symbol, entry in entries.items():
         if normalize_symbol(symbol) != symbol:
             refused[_NOT_SYMBOLS].append(symbol)
-        elif not check.ok(entry):
-            refused[_NOT_DECIMALS].append(symbol)
         elif entry.event_time > not_after:
             refused[_AHEAD].append(symbol)
         else:
             kept[symbol] = entry
+    if not check.all_ok(list(kept.values())):
+        refused[_NOT_DECIMALS] = [symbol for symbol, entry in kept.items() if not check.ok(entry)]
+        for symbol in refused[_NOT_DECIMALS]:
+            del kept[symbol]
     for reason, symbols in refused.items():
         if symbols:
             add_dropped(dropped, reason, symbols)
