@@ -71,7 +71,19 @@ class Previous(NamedTuple):
 
 
 def restore_previous(path: Path, book: MarketBook, tracker: ConnectionTracker, now: int) -> None:
-    """Fill ``book`` from the previous file at ``path``, if usable; log and count it."""
+    """Fill ``book`` from the previous file at ``path``, if usable; log and count it.
+
+    Never raises: whatever a file holds, the daemon starts (a bug here would otherwise stop
+    it at every restart, for as long as the file is there).
+    """
+    try:
+        _restore(path, book, tracker, now)
+    except Exception:
+        log.error("warm start failed; starting with what was restored, if anything",
+                  exc_info=True)  # fmt: skip
+
+
+def _restore(path: Path, book: MarketBook, tracker: ConnectionTracker, now: int) -> None:
     previous = load_previous(path, now)
     if previous is None:
         return
