@@ -8,6 +8,8 @@ Rules (from the exchange facts):
 * A row older than what is already held for its symbol is ignored; a row with the same or a
   newer event time wins. That makes overlapping connections (make-before-break rotation)
   harmless: the same update delivered twice changes nothing.
+* Entries restored from a previous file (warm start) pass the same gate as live rows, and
+  ``--max-symbols`` keeps the freshest of them (:meth:`MarketBook.restore`).
 
 Work is split in two so the receive path stays cheap: :meth:`MarketBook.apply` only records
 the newest row per symbol; :meth:`MarketBook.publish`, called once per write interval,
