@@ -134,12 +134,20 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         high=DAY,
         help="how long unhealthy before DEGRADED is said",
     )
-    parser.add_argument(
+    beat = parser.add_mutually_exclusive_group()
+    beat.add_argument(
         "--heartbeat-url",
         type=heartbeat_url,
         metavar="URL",
         help="fetched (GET) after every healthy sample, never while unhealthy: a "
-        "healthchecks.io / Uptime Kuma push URL",
+        "healthchecks.io / Uptime Kuma push URL (visible in the process list: a secret one "
+        "goes in --heartbeat-url-file)",
+    )
+    beat.add_argument(
+        "--heartbeat-url-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding the heartbeat URL (one line, # comments; as --notify-file)",
     )
     parser.add_argument(
         "--digest-at",
@@ -175,6 +183,18 @@ def read_notify_file(path: Path) -> list[tuple[int, str]]:
         raise NotifyConfigError(f"{path}: not UTF-8 text") from None
     except NotifyFileError as exc:
         raise NotifyConfigError(str(exc)) from None
+
+
+def read_heartbeat_file(path: Path) -> str:
+    """The one http(s) URL in ``path`` (read as a notify file is)."""
+    lines = read_notify_file(path)
+    if len(lines) != 1:
+        raise NotifyConfigError(f"{path}: expected one heartbeat URL, found {len(lines)}")
+    number, url = lines[0]
+    try:
+        return heartbeat_url(url)
+    except argparse.ArgumentTypeError as exc:
+        raise NotifyConfigError(f"{path} line {number}: {exc}") from None
 
 
 def load_apprise() -> object:
@@ -300,7 +320,22 @@ def deliver(
             child.kill()
         child.wait()
         _log_child_errors(child, urls)
-    return attempts
+    return attempts + _unanswered(queued, attempts, timeout)
+
+
+def _unanswered(
+    queued: dict[str, list[Message]], attempts: list[Attempt], timeout: float
+) -> list[Attempt]:
+    """For each service still sending at the deadline (slow, or an endless answer): the
+    message it was given, not delivered."""
+    late = []
+    for url, messages in queued.items():
+        answered = [a for a in attempts if a.url == url]
+        if any(not a.ok for a in answered) or len(answered) >= len(messages):
+            continue
+        seq = messages[len(answered)].seq
+        late.append(Attempt(seq, url, False, f"no answer within {timeout:.1f} s"))
+    return late
 
 
 def _lines_until(child: subprocess.Popen[bytes], deadline: float) -> list[bytes]:
@@ -388,15 +423,18 @@ def notify_options(args: argparse.Namespace) -> NotifyOptions | None:
     """The audit's notification options; ``None`` when none is configured. Raises
     :class:`NotifyConfigError` (one line) for a bad notify file or URL."""
     located = configured_urls(args.notify, args.notify_file)
+    beat = args.heartbeat_url
+    if args.heartbeat_url_file is not None:
+        beat = read_heartbeat_file(args.heartbeat_url_file)
     if located:
         require_apprise()
-    if not located and args.heartbeat_url is None:
+    if not located and beat is None:
         if args.digest_at is not None:
             raise NotifyConfigError("--digest-at needs --notify or --notify-file")
         return None
     return NotifyOptions(
         located=located,
-        heartbeat_url=args.heartbeat_url,
+        heartbeat_url=beat,
         notify_after=args.notify_after,
         digest_at=notices.parse_clock(args.digest_at) if args.digest_at else None,
         timeout=args.timeout,

@@ -1,0 +1,455 @@
+"""Notifications with real parts: the simulator, a real daemon, the audit as a process, Apprise
+sending to a webhook receiver on 127.0.0.1 (``json://``), the heartbeat fetched from it.
+
+Every wait is on a condition (a message received, a sample in the history); the durations
+are the faults themselves (the simulator's stall, the receiver's 30 s of 500s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from binance_funding_sim.server import SimulatorConfig, SimulatorThread
+from binance_funding_ws.history import Sample
+from binance_funding_ws.state import now_ms
+from binance_funding_ws.tools.historyfile import HistoryError, read_history
+from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
+
+SECRET = "s3cr3t-w3bh00k-t0k3n"  # the part of every URL here that must never be shown
+MAX_AGE = 2.0
+
+
+@dataclass
+class Received:
+    at: int  # epoch ms
+    method: str
+    path: str
+    title: str = ""
+    body: str = ""
+    status: int = 200
+
+
+class Receiver:
+    """A webhook receiver: records what Apprise posts (``json://``) and heartbeat GETs.
+
+    ``answer`` decides each POST's fate: an HTTP status, or ``"html"``, ``"endless"`` (a 200
+    whose body never ends) or ``"silent"`` (never answers)."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.answer: Callable[[], int | str] = lambda: 200
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                answer = receiver.answer()
+                # An answer that never completes is no delivery, as the sender sees it.
+                status = answer if isinstance(answer, int) else {"html": 404}.get(answer, 599)
+                receiver.record(
+                    Received(now_ms(), "POST", self.path, payload.get("title", ""),
+                             payload.get("message", ""), status)
+                )  # fmt: skip
+                if answer == "silent":
+                    time.sleep(60)
+                    return
+                if answer == "html":
+                    self._send(404, b"<html><body><h1>Not Found</h1></body></html>", "text/html")
+                elif answer == "endless":
+                    self._endless()
+                else:
+                    self._send(status, b"{}", "application/json")
+
+            def do_GET(self) -> None:
+                receiver.record(Received(now_ms(), "GET", self.path))
+                self._send(200, b"OK", "text/plain")
+
+            def _send(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _endless(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(1 << 30))  # a gigabyte, announced
+                self.end_headers()
+                chunk = b"<p>" + b"x" * 65530 + b"</p>"
+                with contextlib.suppress(OSError):
+                    for _ in range((1 << 30) // len(chunk)):
+                        self.wfile.write(chunk)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def record(self, item: Received) -> None:
+        with self.lock:
+            self.received.append(item)
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook/{SECRET}"
+
+    def heartbeat_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/ping/{SECRET}"
+
+    def messages(self, delivered_only: bool = True) -> list[Received]:
+        with self.lock:
+            return [
+                r for r in self.received
+                if r.method == "POST" and (r.status < 300 or not delivered_only)
+            ]  # fmt: skip
+
+    def beats(self) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.method == "GET"]
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+def notify_file(tmp_path: Path, *urls: str) -> Path:
+    path = tmp_path / "notify.urls"
+    path.write_text("# where the audit's messages go\n" + "".join(u + "\n" for u in urls))
+    path.chmod(0o640)
+    return path
+
+
+def samples(history: Path) -> list[Sample]:
+    try:
+        return read_history(history).samples
+    except HistoryError:
+        return []
+
+
+class SecretWatch:
+    """Looks at every process's command line while a test runs: the secret must be in none."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.looks = 0
+
+    def look(self) -> bool:
+        self.looks += 1
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    cmdline = (entry / "cmdline").read_bytes()
+                    if SECRET.encode() in cmdline:
+                        self.seen.append(cmdline.decode(errors="replace"))
+        return True
+
+
+@contextlib.contextmanager
+def audit(state: Path, history: Path, rest_url: str, *extra: str) -> Iterator[Path]:
+    """The audit sampling until SIGTERM (it must exit 0); yields its log's path."""
+    log_path = history.with_suffix(".log")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*COMMAND, "audit", "--state-file", str(state), "--history", str(history),
+             "--rest-url", rest_url, *extra],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield log_path
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0, log_path.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def assert_secret_nowhere(tmp_path: Path, *outputs: str) -> None:
+    """The URL's secret path is in no file the audit wrote (history, outbox, state, metrics,
+    logs) and in no output."""
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name not in ("notify.urls", "heartbeat.url"):
+            assert SECRET.encode() not in path.read_bytes(), path
+    for text in outputs:
+        assert SECRET not in text
+
+
+def seconds_in(title: str) -> float:
+    """The duration in a RECOVERED title (``3.4 s``, ``12 s``, ``1m 05s``)."""
+    match = re.search(r"after (?:(\d+)m (\d+)s|([\d.]+) s)", title)
+    assert match, title
+    if match[3] is not None:
+        return float(match[3])
+    return int(match[1]) * 60 + int(match[2])
+
+
+def test_a_stall_is_said_degraded_then_recovered_once_each_through_30s_of_refusals(
+    tmp_path, receiver
+):
+    """The receiver answers 500 for the first 30 s of the outage: both messages wait in the
+    outbox and arrive once it answers again, once each, in order; heartbeats come after
+    healthy samples only; the secret is nowhere."""
+    state, history = tmp_path / "state.json", tmp_path / "audit.jsonl"
+    metrics = tmp_path / "audit.prom"
+    urls = notify_file(tmp_path, receiver.url())
+    beat = tmp_path / "heartbeat.url"
+    beat.write_text(receiver.heartbeat_url() + "\n")
+    stall_s, refuse_s = 6.0, 30.0
+    watch = SecretWatch()
+    with SimulatorThread(SimulatorConfig(tick=0.2, symbols=8)) as sim:
+        daemon = DaemonProcess(sim.ws_url(), state, write_interval=0.1, stall_timeout=1.0)
+        daemon.wait_connected()
+        with audit(
+            state, history, sim.rest_url(), "--interval", "0.3", "--max-age", str(MAX_AGE),
+            "--notify-file", str(urls), "--notify-after", "1s", "--timeout", "8",
+            "--heartbeat-url-file", str(beat), "--metrics-file", str(metrics),
+        ) as log_path:  # fmt: skip
+            wait_for(lambda: len(receiver.beats()) >= 3, 30, "heartbeats while healthy")
+            outage = time.monotonic()
+            receiver.answer = lambda: 500 if time.monotonic() - outage < refuse_s else 200
+            sim.call("stall", stall_s)
+            wait_for(
+                lambda: watch.look() and len(receiver.messages()) >= 2,
+                refuse_s + 60,
+                "DEGRADED and RECOVERED delivered",
+                step=0.2,
+            )
+            healthy_again = now_ms()
+            wait_for(lambda: any(b.at > healthy_again for b in receiver.beats()), 30, "a beat")
+        log_text = log_path.read_text()
+
+    delivered = receiver.messages()
+    kinds = [m.title.split()[0] for m in delivered]
+    assert kinds == ["DEGRADED", "RECOVERED"], [m.title for m in delivered]
+    degraded, recovered = delivered
+    host = degraded.title.split()[1].rstrip(":")
+    assert degraded.title.startswith(f"DEGRADED {host}: stalled, data ") and "old" in degraded.title
+    assert "Next:" in degraded.body and "Next:" in recovered.body
+    assert degraded.at - int(time.time() * 1000) < 0
+    refused = [m for m in receiver.messages(delivered_only=False) if m.status == 500]
+    assert refused and all("DEGRADED" in m.title for m in refused)  # in order: nothing overtook
+    lasted = seconds_in(recovered.title)
+    assert stall_s - MAX_AGE - 1.0 <= lasted <= stall_s + 10.0, recovered.title
+
+    found = samples(history)
+    attempts = [
+        d for s in found if s.notices for d in s.notices.deliveries if d.kind != "HEARTBEAT"
+    ]
+    assert [d.ok for d in attempts if d.kind == "DEGRADED"][-1] is True
+    failures = [d for d in attempts if not d.ok]
+    assert failures and all("500" in (d.error or "") for d in failures), failures
+    assert all(d.service == "json://127.0.0.1" for d in attempts)
+    assert found[-1].notices is not None and found[-1].notices.waiting == 0
+
+    # Heartbeats: after every healthy sample, never after an unhealthy one.
+    for s in found:
+        beats = [d for d in (s.notices.deliveries if s.notices else []) if d.kind == "HEARTBEAT"]
+        assert len(beats) == (1 if s.verdict == "HEALTHY" else 0), s
+    for beat in receiver.beats():
+        before = [s for s in found if s.at <= beat.at]
+        assert before and before[-1].verdict == "HEALTHY", beat
+    assert any(s.verdict != "HEALTHY" for s in found)
+
+    assert_secret_nowhere(tmp_path, log_text)
+    assert watch.looks > 10 and watch.seen == []
+
+
+def once(state: Path, history: Path, rest_url: str, *extra: str) -> subprocess.CompletedProcess:
+    return run_cli(
+        "audit", "--once", "--state-file", str(state), "--history", str(history),
+        "--rest-url", rest_url, "--interval", "60", *extra, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_rest_divergence_is_said_mismatch_naming_the_symbol_once_across_runs(tmp_path, receiver):
+    urls = notify_file(tmp_path, receiver.url())
+    history = tmp_path / "audit.jsonl"
+    with (
+        SimulatorThread(SimulatorConfig(tick=0.2, symbols=8)) as sim,
+        DaemonProcess(sim.ws_url(), tmp_path / "state.json", write_interval=0.1) as daemon,
+    ):
+        daemon.wait_connected()
+        sim.call("diverge", "ETHUSDT", lastFundingRate="0.00999900")
+        extra = ("--compare-every", "1", "--notify-file", str(urls))
+        for _ in range(2):  # the second round finds the same: not said again
+            result = once(daemon.state_file, history, sim.rest_url(), *extra)
+            assert result.returncode == 0, result.stderr
+    titles = [m.title for m in receiver.messages()]
+    assert len(titles) == 1 and titles[0].startswith("MISMATCH "), titles
+    assert "ETHUSDT differ from REST" in titles[0]
+    assert "ETHUSDT" in receiver.messages()[0].body
+    assert_secret_nowhere(tmp_path, result.stdout, result.stderr)
+
+
+def test_report_notify_file_sends_one_message_with_the_verdict_and_keeps_its_exit_code(
+    tmp_path, receiver
+):
+    urls = notify_file(tmp_path, receiver.url())
+    history = tmp_path / "audit.jsonl"
+    state = tmp_path / "absent.json"
+    assert once(state, history, "http://127.0.0.1:9").returncode == 0  # one sample: NOT_SAFE
+    plain = run_cli("report", "--history", str(history))
+    sent = run_cli("report", "--history", str(history), "--notify-file", str(urls))
+    assert sent.returncode == plain.returncode == 1, sent.stderr
+    verdict = plain.stdout.splitlines()[-1]
+    assert verdict.startswith("  verdict      NOT_SAFE")
+    assert sent.stdout.splitlines()[-1] == verdict and sent.stderr == ""
+    (only,) = receiver.messages()
+    assert re.match(r"REPORT \S+: NOT_SAFE, 0\.000 % available$", only.title), only.title
+    assert "verdict      NOT_SAFE" in only.body
+    receiver.answer = lambda: 503
+    refused = run_cli("report", "--history", str(history), "--notify-file", str(urls))
+    assert refused.returncode == 1 and refused.stdout.splitlines()[-1] == verdict
+    assert "not delivered: json://127.0.0.1 refused" in refused.stderr
+    assert_secret_nowhere(tmp_path, sent.stdout, refused.stderr)
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [(500, "500"), (404, "404"), ("html", "404"), ("endless", ""), ("silent", "")],
+)
+def test_a_failing_endpoint_never_stops_the_audit_and_the_message_waits(
+    tmp_path, receiver, answer, why
+):
+    """4xx, 5xx, HTML, a gigabyte answer, no answer: the sample is recorded with the reason,
+    the message stays in the outbox, and it is delivered once the endpoint answers."""
+    urls = notify_file(tmp_path, receiver.url())
+    history, state = tmp_path / "audit.jsonl", tmp_path / "absent.json"
+    receiver.answer = lambda: answer
+    # A loaded machine starts the sender slowly: the deadline leaves it room.
+    extra = ("--notify-file", str(urls), "--notify-after", "0", "--timeout", "8")
+    result = once(state, history, "http://127.0.0.1:9", *extra)
+    assert result.returncode == 0, result.stderr
+    (first,) = samples(history)
+    (attempt,) = first.notices.deliveries
+    assert not attempt.ok and attempt.kind == "DEGRADED" and why in (attempt.error or "no answer")
+    assert first.notices.waiting == 1 and first.notices.waiting_titles[0].startswith("DEGRADED")
+    assert "not delivered (kept in the outbox)" in result.stderr
+
+    receiver.answer = lambda: 200
+    assert once(state, history, "http://127.0.0.1:9", *extra).returncode == 0
+    (delivered,) = receiver.messages()
+    assert delivered.title.split()[0] == "DEGRADED" and "file missing" in delivered.title
+    assert samples(history)[-1].notices.waiting == 0
+    assert once(state, history, "http://127.0.0.1:9", *extra).returncode == 0
+    assert len(receiver.messages()) == 1  # said once, though the file is still missing
+    assert_secret_nowhere(tmp_path, result.stdout, result.stderr)
+
+
+def notify(*args: str) -> subprocess.CompletedProcess:
+    return run_cli("notify", *args, timeout=120)
+
+
+def test_notify_sends_a_test_message_and_names_the_masked_service_that_refused(tmp_path, receiver):
+    urls = notify_file(tmp_path, receiver.url())
+    sent = notify("--notify-file", str(urls), "--message", "deploy test")
+    assert sent.returncode == 0 and "json://127.0.0.1" in sent.stdout, sent.stderr
+    (message,) = receiver.messages()
+    assert message.body == "deploy test" and message.path == f"/hook/{SECRET}"
+    receiver.answer = lambda: 401
+    refused = notify("--notify-file", str(urls), "--message", "again")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("binance-funding-ws notify: error: json://127.0.0.1 refused")
+    assert "401" in refused.stderr
+    assert_secret_nowhere(tmp_path, sent.stdout, refused.stdout, refused.stderr)
+
+
+def test_an_unusable_notify_file_is_one_line_naming_it(tmp_path):
+    good = f"json://127.0.0.1:9/hook/{SECRET}"
+    bad_line = tmp_path / "bad-line"
+    bad_line.write_text(f"# ok\n{good}\nnot a url {SECRET}\n")
+    unknown = tmp_path / "unknown"
+    unknown.write_text(f"{good}\nnosuchservice://{SECRET}/x\n")
+    world = tmp_path / "world"
+    world.write_text(good + "\n")
+    world.chmod(0o666)
+    link = tmp_path / "link"
+    link.symlink_to(world)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge"
+    huge.write_text("# padding\n" * 100_000)
+    cases = {
+        bad_line: "bad-line line 3: not an Apprise URL",
+        unknown: "unknown line 2: not a valid Apprise URL (nosuchservice://…)",
+        world: "world-writable; refusing it",
+        link: "is a symbolic link; not following it",
+        fifo: "a FIFO, not a regular file",
+        huge: "larger than 64 KiB",
+        tmp_path / "absent": "no such file",
+    }
+    for path, said in cases.items():
+        result = notify("--notify-file", str(path), "--message", "x")
+        assert result.returncode == 2, (path, result.stderr)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and said in lines[0], (path, result.stderr)
+        assert SECRET not in result.stderr and "Traceback" not in result.stderr
+    on_argv = notify("--notify", f"{SECRET}-no-scheme", "--message", "x")
+    assert on_argv.returncode == 2 and SECRET not in on_argv.stderr
+
+
+def test_a_bad_notify_file_costs_the_audit_its_notifications_not_its_samples(tmp_path):
+    bad = tmp_path / "notify.urls"
+    bad.write_text(f"json://127.0.0.1:9/{SECRET}\nnot-a-url\n")
+    history = tmp_path / "audit.jsonl"
+    result = once(
+        tmp_path / "absent.json", history, "http://127.0.0.1:9", "--notify-file", str(bad)
+    )
+    assert result.returncode == 2 and "notify.urls line 2: not an Apprise URL" in result.stderr
+    assert len(samples(history)) == 1  # the sample was still taken
+    assert SECRET not in result.stderr
+
+
+def test_the_daemons_run_path_never_imports_apprise():
+    code = (
+        "import sys\n"
+        "from binance_funding_ws import cli\n"
+        "from binance_funding_ws.runtime import command, service, feed, writer\n"
+        "cli.build_parser().parse_args(['run', '--state-file', '/tmp/x.json'])\n"
+        "import apprise\n"  # importable here, so its absence above is not an accident
+        "del sys.modules['apprise']\n"
+    )
+    probe = (
+        "import sys\n"
+        "from binance_funding_ws import cli\n"
+        "from binance_funding_ws.runtime import command, service, feed, writer\n"
+        "cli.build_parser().parse_args(['run', '--state-file', '/tmp/x.json'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apprise', 'requests')))\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
