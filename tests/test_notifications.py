@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -435,21 +436,31 @@ def test_a_bad_notify_file_costs_the_audit_its_notifications_not_its_samples(tmp
 
 
 def test_the_daemons_run_path_never_imports_apprise():
-    code = (
-        "import sys\n"
-        "from binance_funding_ws import cli\n"
-        "from binance_funding_ws.runtime import command, service, feed, writer\n"
-        "cli.build_parser().parse_args(['run', '--state-file', '/tmp/x.json'])\n"
-        "import apprise\n"  # importable here, so its absence above is not an accident
-        "del sys.modules['apprise']\n"
-    )
+    """``run`` loads the command line (with the notification options) and the daemon's
+    modules; Apprise, importable here, stays out of its process."""
+    assert importlib.util.find_spec("apprise") is not None
     probe = (
         "import sys\n"
         "from binance_funding_ws import cli\n"
-        "from binance_funding_ws.runtime import command, service, feed, writer\n"
+        "from binance_funding_ws.runtime import command, feed, service, writer\n"
         "cli.build_parser().parse_args(['run', '--state-file', '/tmp/x.json'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apprise', 'requests')))\n"
     )
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_daily_digest_is_sent_once_a_day_through_the_outbox(tmp_path, receiver):
+    urls = notify_file(tmp_path, receiver.url())
+    history, state = tmp_path / "audit.jsonl", tmp_path / "absent.json"
+    today = time.strftime("%H:%M", time.gmtime())  # already reached today: due now
+    beat = f"http://127.0.0.1:{receiver.port}/ping"
+    extra = ("--notify-file", str(urls), "--digest-at", today, "--heartbeat-url", beat)
+    for _ in range(2):
+        assert once(state, history, "http://127.0.0.1:9", *extra).returncode == 0
+    (digest,) = receiver.messages()  # once a day; and no DEGRADED before --notify-after
+    assert re.match(r"REPORT \S+: NOT_SAFE, 0\.000 % available$", digest.title), digest.title
+    assert "binance-funding-ws report: NOT_SAFE" in digest.body
+    assert receiver.beats() == []  # the file is missing: unhealthy, no heartbeat
+    kinds = [d.kind for s in samples(history) for d in s.notices.deliveries]
+    assert kinds == ["REPORT"]
