@@ -464,3 +464,55 @@ def test_the_daily_digest_is_sent_once_a_day_through_the_outbox(tmp_path, receiv
     assert receiver.beats() == []  # the file is missing: unhealthy, no heartbeat
     kinds = [d.kind for s in samples(history) for d in s.notices.deliveries]
     assert kinds == ["REPORT"]
+
+
+def test_the_monitor_shows_the_messages_sent_and_those_waiting(tmp_path, receiver):
+    """From the history the real audit wrote: ``--once --json`` and the history screen."""
+    import asyncio
+
+    from monitor_helpers import wait_for as wait_on_screen
+    from monitor_helpers import write_state
+
+    from funding_monitor.app import MonitorApp
+    from funding_monitor.poller import Poller
+    from funding_monitor.screens import HistoryScreen
+    from funding_monitor.sources import LocalSource
+
+    urls = notify_file(tmp_path, receiver.url())
+    history, absent = tmp_path / "audit.jsonl", tmp_path / "absent.json"
+    extra = ("--notify-file", str(urls), "--notify-after", "0", "--timeout", "8")
+    receiver.answer = lambda: 502
+    assert once(absent, history, "http://127.0.0.1:9", *extra).returncode == 0
+    state = tmp_path / "s.json"
+    write_state(state, now=time.time())
+    monitor = [sys.executable, "-m", "funding_monitor", "--once", "--state-file", str(state),
+               "--history", str(history)]  # fmt: skip
+    facts = json.loads(subprocess.run([*monitor, "--json"], capture_output=True, text=True,
+                                      check=False, timeout=60).stdout)  # fmt: skip
+    said = facts["notifications"]
+    assert said["waiting"] == 1 and said["waiting_titles"][0].startswith("DEGRADED ")
+    (refused,) = said["sent"]
+    assert not refused["ok"] and "502" in refused["error"]
+    assert refused["service"] == "json://127.0.0.1"
+
+    receiver.answer = lambda: 200
+    assert once(absent, history, "http://127.0.0.1:9", *extra).returncode == 0
+    text = subprocess.run(monitor, capture_output=True, text=True, check=False, timeout=60).stdout
+    assert "  outbox      empty\n" in text
+    assert re.search(r"  sent        [\d.]+ s ago to json://127\.0\.0\.1: DEGRADED ", text), text
+    assert "NOT delivered: Failed to send JSON POST notification" in text
+    assert SECRET not in text
+
+    async def scenario() -> None:
+        app = MonitorApp([Poller(LocalSource(state), 0.2, history=str(history))], local=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_on_screen(pilot, lambda: app.hosts[0].view.history is not None, "history")
+            await pilot.press("h")
+            screen = app.screen
+            assert isinstance(screen, HistoryScreen)
+            facts = screen.query_one("#facts")
+            await wait_on_screen(pilot, lambda: "outbox" in str(facts.render()), "the notices")
+            shown = str(facts.render())
+            assert "outbox      empty" in shown and "to json://127.0.0.1: DEGRADED " in shown
+
+    asyncio.run(scenario())
