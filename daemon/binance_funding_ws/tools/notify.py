@@ -51,6 +51,7 @@ from binance_funding_ws.notices import (
     mask_url,
     redact,
 )
+from binance_funding_ws.reporting import AuditReport
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import StateFileError, now_ms, read_bounded
 from binance_funding_ws.text import error_line, one_line
@@ -154,6 +155,12 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         type=clock_of_day,
         metavar="HH:MM",
         help="send the last 24 h report once a day at this time (UTC) [none]",
+    )
+    parser.add_argument(
+        "--bot-stats",
+        type=Path,
+        metavar="PATH",
+        help="the bot's FundingSource stats (JSON), for the daily report's REST fallbacks",
     )
 
 
@@ -416,6 +423,7 @@ class NotifyOptions:
     history: Path
     state_file: Path
     max_age: float
+    bot_stats: Path | None = None
     host: str = field(default_factory=host_name)
 
 
@@ -441,6 +449,7 @@ def notify_options(args: argparse.Namespace) -> NotifyOptions | None:
         history=args.history,
         state_file=args.state_file,
         max_age=args.max_age,
+        bot_stats=args.bot_stats,
     )
 
 
@@ -536,7 +545,8 @@ class Notifier:
         if at is None or not notices.digest_due(self.state, sample.at, at):
             return []
         self.state.digest_day = notices.utc_day(sample.at)
-        report = last_day_report(self.options.history, sample, self.options.max_age)
+        o = self.options
+        report = last_day_report(o.history, sample, o.max_age, o.bot_stats)
         if report is None:
             return []
         first_safe = report.verdict == "SAFE" and self.state.safe_said_for != release_key()
@@ -581,11 +591,13 @@ def _load(path: Path, kind: type[msgspec.Struct]) -> tuple[msgspec.Struct, bytes
     return value, data
 
 
-def last_day_report(history: Path, current: Sample | None, max_age: float) -> object | None:
+def last_day_report(
+    history: Path, current: Sample | None, max_age: float, bot_stats: Path | None = None
+) -> AuditReport | None:
     """The ``report`` of the last 24 h (with its defaults), ``current`` included."""
     from binance_funding_ws.reporting import build_report
     from binance_funding_ws.tools.historyfile import HistoryError, recent_samples
-    from binance_funding_ws.tools.report import ReportOptions
+    from binance_funding_ws.tools.report import ReportOptions, read_bot_stats
 
     defaults = ReportOptions(history=history)
     now = current.at if current is not None else now_ms()
@@ -596,6 +608,7 @@ def last_day_report(history: Path, current: Sample | None, max_age: float) -> ob
         return None
     if current is not None:
         samples.append(current)
+    bot, bot_error = read_bot_stats(bot_stats)
     return build_report(
         samples,
         history=str(history),
@@ -604,6 +617,8 @@ def last_day_report(history: Path, current: Sample | None, max_age: float) -> ob
         max_age=max_age,
         min_period_s=defaults.min_period,
         slo_pct=defaults.slo,
+        bot=bot,
+        bot_error=bot_error,
     )
 
 
@@ -650,7 +665,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_SENT
 
 
-def report_notify(report: object, urls: Sequence[str]) -> list[str]:
+def report_notify(report: AuditReport, urls: Sequence[str]) -> list[str]:
     """``report --notify``: the verdict as one message, now; the refusals (masked)."""
-    message = notices.report_message(report, host_name(), first_safe=True)  # type: ignore[arg-type]
+    message = notices.report_message(report, host_name(), first_safe=True)
     return send_now(message, urls)
