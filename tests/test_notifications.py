@@ -516,3 +516,31 @@ def test_the_monitor_shows_the_messages_sent_and_those_waiting(tmp_path, receive
             assert "outbox      empty" in shown and "to json://127.0.0.1: DEGRADED " in shown
 
     asyncio.run(scenario())
+
+
+def test_urls_without_apprise_installed_are_one_clear_line(tmp_path):
+    """As on a droplet deployed without the notify extra: Apprise cannot be imported."""
+    urls = notify_file(tmp_path, f"json://127.0.0.1:9/hook/{SECRET}")
+    without_apprise = (
+        "import sys\n"
+        "sys.modules['apprise'] = None\n"  # what an absent package looks like to import
+        "from binance_funding_ws.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    runs = {
+        "notify": ["notify", "--notify-file", str(urls), "--message", "x"],
+        "audit": ["audit", "--once", "--state-file", str(tmp_path / "absent.json"),
+                  "--history", str(tmp_path / "audit.jsonl"), "--rest-url",
+                  "http://127.0.0.1:9", "--notify-file", str(urls)],
+    }  # fmt: skip
+    for command, args in runs.items():
+        argv = [sys.executable, "-c", without_apprise, *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 2, (command, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+        assert errors == [
+            f"binance-funding-ws {command}: error: notifications need Apprise, which is not "
+            "installed: pip install 'binance-funding-ws[notify]' (or apprise)"
+        ], result.stderr
+        assert "Traceback" not in result.stderr and SECRET not in result.stderr
+    assert len(samples(tmp_path / "audit.jsonl")) == 1  # the audit still took its sample
