@@ -1,8 +1,8 @@
-"""Command line: ``binance-funding-ws run | status | compare | audit | report``.
+"""Command line: ``binance-funding-ws run | status | compare | audit | report | notify``.
 
 Each command lives in its own module (``runtime.command``, ``tools.status``,
-``tools.compare``, ``tools.audit``, ``tools.report``) with ``add_parser`` and ``main``; this
-module only dispatches. Bad arguments end with one line on stderr and exit code 2.
+``tools.compare``, ``tools.audit``, ``tools.report``, ``tools.notify``) with ``add_parser`` and
+``main``; this module only dispatches. Bad arguments end with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Protocol
 
 from binance_funding_ws import __version__
 from binance_funding_ws.runtime import command as run_command
-from binance_funding_ws.tools import audit, compare, report, status
+from binance_funding_ws.tools import audit, compare, notify, report, status
 
 
 class Command(Protocol):
@@ -34,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "compare": compare,
     "audit": audit,
     "report": report,
+    "notify": notify,
 }
 
 

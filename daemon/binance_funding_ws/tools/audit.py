@@ -62,6 +62,7 @@ from binance_funding_ws.runtime.logs import setup_logging
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import StateFileError, now_ms, read_state
 from binance_funding_ws.text import error_line, format_age, one_line
+from binance_funding_ws.tools import notify
 from binance_funding_ws.tools.compare import add_rest_arguments, compare_round
 from binance_funding_ws.tools.historyfile import (
     HistoryError,
@@ -154,6 +155,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     audit.add_argument(
         "--once", action="store_true", help="one sample (and a round when due), then exit"
     )
+    notify.add_audit_arguments(audit)
     return audit
 
 
@@ -170,8 +172,19 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (HistoryError, OSError) as exc:
         print(error_line(PROG, exc), file=sys.stderr)
         return EXIT_UNWRITABLE
+    # A bad notify file costs the notifications, never the samples: the audit records on
+    # and exits 2 (a failed unit: systemctl --failed shows it).
+    notify_failed = False
+    try:
+        notifier_options = notify.notify_options(args)
+        if notifier_options is not None:
+            auditor.notifier = notify.Notifier(notifier_options)
+    except notify.NotifyConfigError as exc:
+        print(error_line(PROG, exc), file=sys.stderr)
+        notify_failed = True
     _warn_if_costly(options.compare_every)
-    return auditor.once() if options.once else auditor.forever()
+    code = auditor.once() if options.once else auditor.forever()
+    return EXIT_UNWRITABLE if notify_failed else code
 
 
 def recent_history(options: AuditOptions, now: int) -> Iterator[Sample]:
@@ -279,6 +292,7 @@ class Auditor:
         self.last_good_round: CompareRound | None = None
         for sample in recent:  # one at a time: the history is never held whole
             self._remember(sample)
+        self.notifier: notify.Notifier | None = None  # --notify..., --heartbeat-url
 
     def observe(self, now: int) -> Sample:
         """Look at the state file once."""
@@ -311,6 +325,8 @@ class Auditor:
     def record(self, sample: Sample) -> bool:
         """Append ``sample`` (rotating first) and refresh the metrics; False if not written."""
         self._note_change(sample)
+        if self.notifier is not None:  # before the append: the line records the outcome
+            sample.notices = self.notifier.on_sample(sample)
         self._remember(sample)
         written = self._append(sample)
         self._write_metrics(sample)
