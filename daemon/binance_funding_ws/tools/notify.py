@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -563,7 +564,7 @@ class Notifier:
             if data == before:
                 continue  # unchanged: no write, no fsync
             try:
-                AtomicWriter(path, mode=0o640).write(data)
+                AtomicWriter(path, mode=0o640, what="notification file").write(data)
             except OSError as exc:
                 log.error("cannot write %s: %s", path, exc.strerror or exc)
                 continue
@@ -573,7 +574,10 @@ class Notifier:
                 self._outbox_bytes = data
 
 
-def _load(path: Path, kind: type[msgspec.Struct]) -> tuple[msgspec.Struct, bytes | None]:  # type: ignore[type-arg]
+_Stored = TypeVar("_Stored", bound=msgspec.Struct)
+
+
+def _load(path: Path, kind: type[_Stored]) -> tuple[_Stored, bytes | None]:
     """The stored state or outbox; a fresh one (and one warning) when it cannot be used."""
     try:
         data = read_bounded(path, MAX_NOTICE_FILE_BYTES)
@@ -638,7 +642,7 @@ class _WithCurrent:
 # -- binance-funding-ws notify -----------------------------------------------------------------
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "notify",
         help="send one message to the notification services now (a test); exit 0/1/2",
