@@ -38,4 +38,7 @@ fi
 # Types: the runtime as the oldest Python it supports sees it; the controller's tools as theirs.
 .venv/bin/mypy --python-version 3.10 daemon/binance_funding_ws
 .venv/bin/mypy --python-version 3.11 monitor/funding_monitor simulator/binance_funding_sim
-exec .venv/bin/pytest "$@"
+# Workers: most tests wait (on a daemon, a droplet's systemd, SSH, ansible), so four share two
+# cores well; the tests of one droplet stay together in order (xdist_group, see tests/).
+# The 15 slowest tests are listed at the end, to keep the suite's budget in sight.
+exec .venv/bin/pytest -n "${TEST_WORKERS:-4}" --dist loadgroup --durations=15 "$@"

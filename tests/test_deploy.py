@@ -25,7 +25,8 @@ from binance_funding_ws.state import StateFileError, decode_state, now_ms
 from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, skip_reason
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+# One droplet for the module, its tests in order: on one xdist worker.
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("droplet-deploy")]
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"

@@ -19,7 +19,12 @@ import pytest
 from droplet import Droplet, ensure_rootfs, skip_reason
 
 # The first test may build the cached rootfs (debootstrap, about a minute on a clean machine).
-pytestmark = [pytest.mark.root, pytest.mark.timeout(900)]
+# One droplet for the module, its tests in order: on one xdist worker.
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group("droplet-harness"),
+]
 
 ANSIBLE = Path(sys.executable).with_name("ansible")
 BECOME_ID = ("-m", "command", "-a", "id -un")  # who a become task runs as
