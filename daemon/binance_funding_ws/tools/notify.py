@@ -601,12 +601,14 @@ def last_day_report(
     """The ``report`` of the last 24 h (with its defaults), ``current`` included; read as
     ``report`` reads it (:class:`~binance_funding_ws.tools.historyfile.HistoryWindow`)."""
     from binance_funding_ws.reporting import build_report
-    from binance_funding_ws.tools.historyfile import HistoryError, HistoryWindow
+    from binance_funding_ws.tools.historyfile import HistoryError, HistoryWindow, rotated
     from binance_funding_ws.tools.report import ReportOptions, read_bot_stats
 
     defaults = ReportOptions(history=history)
     now = current.at if current is not None else now_ms()
-    window = _WithCurrent(HistoryWindow(history, now - int(defaults.since * 1000)), current)
+    first_run = not history.exists() and not rotated(history)  # the current sample only
+    since = now - int(defaults.since * 1000)
+    window = _WithCurrent(() if first_run else HistoryWindow(history, since), current)
     bot, bot_error = read_bot_stats(bot_stats)
     try:
         return build_report(
