@@ -332,7 +332,8 @@ def as_trader(droplet: Droplet, script: str) -> None:
 AUDIT = "binance-funding-ws-audit"
 HISTORY = "/var/lib/binance-funding-ws/audit.jsonl"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's node_exporter textfile directory
-METRICS = f"{TEXTFILE_DIR}/binance-funding-ws.prom"
+METRICS = f"{TEXTFILE_DIR}/binance-funding-ws.prom"  # root's link to the audit's own file:
+AUDIT_METRICS = "/var/lib/binance-funding-ws/binance-funding-ws.prom"  # beside the history
 
 
 @pytest.fixture(scope="module")
@@ -361,6 +362,76 @@ def judged_coverage(samples: list) -> list:
         for s in samples
         if s.compare is not None and s.compare.error is None and s.compare.coverage_error is None
     ]
+
+
+def test_a_root_textfile_directory_stays_roots_and_gets_a_root_link_to_the_metrics(
+    droplet, audit_inventory
+):
+    # node_exporter's directory as an operator has it: root's, 0750, with root's own apt.prom.
+    # The service user must get nothing in it: it could fake any metric, or plant links for
+    # root's own textfile jobs to write through.
+    droplet.ssh("install", "-d", "-o", "root", "-g", "root", "-m", "0750", TEXTFILE_DIR)
+    droplet.ssh("sh", "-c", f"echo 'apt_upgrades_pending 0' > {TEXTFILE_DIR}/apt.prom")
+    result = playbook("deploy.yml", audit_inventory)
+    assert result.returncode == 0
+    stat = droplet.ssh("stat", "-c", "%U:%G %a", TEXTFILE_DIR).stdout.split()
+    assert stat == ["root:root", "750"]
+    assert sorted(droplet.ssh("ls", "-A", TEXTFILE_DIR).stdout.split()) == [
+        "apt.prom",
+        "binance-funding-ws.prom",
+    ]
+    assert droplet.ssh("cat", f"{TEXTFILE_DIR}/apt.prom").stdout == "apt_upgrades_pending 0\n"
+    assert droplet.ssh("stat", "-c", "%U %F", METRICS).stdout.strip() == "root symbolic link"
+    assert droplet.ssh("readlink", METRICS).stdout.strip() == AUDIT_METRICS
+    # Exported: read through the link, as node_exporter's textfile collector reads (docs/alerts.md).
+    wait_for(
+        lambda: "binance_funding_ws_connected 1" in droplet.ssh("cat", METRICS, check=False).stdout,
+        60,
+        "the audit's metrics, read through the textfile directory",
+        step=1,
+    )
+    assert droplet.ssh("stat", "-c", "%U", AUDIT_METRICS).stdout.strip() == "trader"
+    planted = f"touch {TEXTFILE_DIR}/fake.prom"
+    assert droplet.ssh("runuser", "-u", "trader", "--", "sh", "-c", planted, check=False).returncode
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    """What a deploy that one check refused said (Ansible's YAML output wraps its lines)."""
+    assert result.returncode != 0 and recap(result)["failed"] == 1
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def test_a_history_directory_swapped_for_a_link_is_refused_and_its_target_stays_root(
+    droplet, audit_inventory
+):
+    # The history in a directory of the user's home: the user can make its directory a link to
+    # a root-only directory; the deploy must not follow it and hand the target over.
+    link, target = "/home/trader/audit", "/var/lib/root-only-target"
+    droplet.ssh("install", "-d", "-o", "root", "-g", "root", "-m", "0700", target)
+    as_trader(droplet, f"ln -s {target} {link}")
+    try:
+        history = ("-e", f"funding_audit_history={link}/audit.jsonl")
+        said = refused(playbook("deploy.yml", audit_inventory, *history))
+        assert f"refusing to deploy: {link} is a symbolic link (to {target})" in said
+        assert "set funding_audit_history to a path without it" in said
+        assert droplet.ssh("stat", "-c", "%U:%G %a", target).stdout.split() == ["root:root", "700"]
+        assert droplet.ssh("ls", "-A", target).stdout == ""
+    finally:
+        as_trader(droplet, f"rm {link}")
+    # The audit that was there runs on, with its history where it was.
+    assert droplet.ssh("systemctl", "is-active", f"{AUDIT}.timer").stdout.strip() == "active"
+
+
+def test_an_existing_history_directory_of_roots_keeps_its_owner_and_the_deploy_says_why(
+    droplet, audit_inventory
+):
+    kept = "/var/lib/roots-own-directory"
+    droplet.ssh("install", "-d", "-o", "root", "-g", "root", "-m", "0750", kept)
+    history = ("-e", f"funding_audit_history={kept}/audit.jsonl")
+    said = refused(playbook("deploy.yml", audit_inventory, *history))
+    why = f"refusing to deploy: {kept}, the directory of funding_audit_history, belongs to root"
+    assert why in said
+    assert droplet.ssh("stat", "-c", "%U:%G %a", kept).stdout.split() == ["root:root", "750"]
 
 
 def test_the_audit_samples_on_a_timer_as_the_service_user(droplet, audit_inventory):
@@ -405,6 +476,8 @@ def test_the_audit_unit_exposure_is_2_or_lower(droplet):
 def test_a_rerun_with_the_audit_changes_nothing(droplet, audit_inventory):
     result = playbook("deploy.yml", audit_inventory)
     assert result.returncode == 0 and recap(result)["changed"] == 0
+    checked = playbook("deploy.yml", audit_inventory, "--check", "--diff")
+    assert checked.returncode == 0 and recap(checked)["changed"] == 0
 
 
 def test_report_playbook_prints_the_report_and_fails_only_when_strict(audit_inventory):
@@ -428,7 +501,8 @@ def test_disabling_the_audit_removes_it_and_keeps_its_history(droplet, audit_inv
         show = droplet.ssh("systemctl", "show", f"{AUDIT}.{kind}", "--property=LoadState")
         assert show.stdout.strip() == "LoadState=not-found"
     assert len(audit_history(droplet)) >= kept
-    assert droplet.ssh("test", "-e", METRICS, check=False).returncode == 1
+    assert droplet.ssh("test", "-L", METRICS, check=False).returncode == 1  # the link is gone
+    assert droplet.ssh("ls", "-A", TEXTFILE_DIR).stdout.split() == ["apt.prom"]  # root's stays
     # Back to the inventory's settings (the audit on, at its defaults) for the tests that follow.
     assert playbook("deploy.yml", inventory).returncode == 0
     assert droplet.ssh("systemctl", "is-active", f"{AUDIT}.timer").stdout.strip() == "active"
