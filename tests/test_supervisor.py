@@ -35,6 +35,16 @@ START_MS = 1_780_000_000_000  # the fake wall clock at the start, epoch ms
 STEP = 0.25  # seconds between two ticks of the fake clock (a binary fraction: exact sums)
 
 
+@dataclass(frozen=True)
+class Frame:
+    """A market frame as the supervisor sees it: its newest row's event time."""
+
+    event_time: int
+
+    def latest_event_time(self) -> int:
+        return self.event_time
+
+
 class FakeFeed:
     """The shell's part played by the test: numbered fake links, a fake clock, and the
     supervisor's actions carried out (a link closed, a candidate to dial, a log line).
@@ -92,8 +102,8 @@ class FakeFeed:
     def frame(self, number: int, event_time: int | None = None) -> None:
         """A market frame on link ``number``, its newest row from ``event_time`` (now)."""
         assert number in self.open, f"connection {number} is closed: it delivers nothing"
-        event_time = self.epoch_ms if event_time is None else event_time
-        self.execute(self.supervisor.market_frame(number, event_time, self.now, self.epoch_ms))
+        frame = Frame(self.epoch_ms if event_time is None else event_time)
+        self.execute(self.supervisor.market_frame(number, frame, self.now, self.epoch_ms))
 
     def lose(self, number: int, reason: str = "closed with code 1008 too many requests") -> None:
         self.open.remove(number)
@@ -486,7 +496,8 @@ def test_frames_from_a_link_being_closed_decide_nothing():
     feed.frame(old)
     assert feed.closed == [old]
     # Frames already received on it still reach the supervisor: they change nothing.
-    assert feed.supervisor.market_frame(old, feed.epoch_ms, feed.now, feed.epoch_ms) == NO_ACTIONS
+    frame = Frame(feed.epoch_ms)
+    assert feed.supervisor.market_frame(old, frame, feed.now, feed.epoch_ms) == NO_ACTIONS
     assert feed.supervisor.lost(old, "closed by the daemon", feed.now, feed.epoch_ms) == NO_ACTIONS
     assert feed.supervisor.primary.number == candidate and feed.state == "connected"
 

@@ -200,8 +200,7 @@ class Feed:
         unlisted = tracker.on_market_data(frame.stream, received_at)
         if unlisted is not None:
             self._input_log.log(logging.WARNING, "streams", f"bad input: {unlisted}")
-        event_time = frame.latest_event_time()
-        self._execute(self.supervisor.market_frame(number, event_time, self._clock(), received_at))
+        self._execute(self.supervisor.market_frame(number, frame, self._clock(), received_at))
 
     # -- closing --------------------------------------------------------------------------
 
