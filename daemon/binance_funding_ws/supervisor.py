@@ -39,12 +39,12 @@ Invariants (tests/test_supervisor.py checks each):
 1. At most one primary and one candidate. A candidate, or a candidate's dial in flight,
    exists only while the primary it replaces is primary; when that primary is given up the
    candidate is closed and a dial still in flight is closed as soon as it opens.
-2. ``connection_status.state`` is ``connected`` only while a primary exists that has
-   delivered market data (itself, or the candidate it was promoted from).
+2. ``connection_status.state`` is ``connected`` only while there is a primary and it has
+   delivered market data (a promoted candidate has: its first frame promoted it).
 3. Make-before-break: a candidate becomes primary only on its first market frame, while the
    old primary is still open; the old primary is closed only once it has delivered a frame
-   at least as new as that first frame, or after ``rotation_grace``. So every update is
-   delivered by some link that was open when it was sent.
+   at least as new as that first frame, or after ``rotation_grace``. So when the old link
+   catches up within the grace, every update reaches the merge from one link or the other.
 4. A link the supervisor stops tracking gets exactly one :class:`Close`, unless it was
    reported :meth:`~Supervisor.lost` (already closed); a link is never closed twice.
 5. A primary silent for more than ``stall_timeout`` (no market frame since it opened or
