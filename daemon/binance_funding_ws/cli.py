@@ -1,8 +1,8 @@
-"""Command line: ``binance-funding-ws run | status | compare | audit | report``.
+"""Command line: ``binance-funding-ws run | status | compare | audit | report | notify``.
 
 Each command lives in its own module (``runtime.command``, ``tools.status``,
-``tools.compare``, ``tools.audit``, ``tools.report``) with ``add_parser`` and ``main``; this
-module only dispatches. Bad arguments end with one line on stderr and exit code 2.
+``tools.compare``, ``tools.audit``, ``tools.report``, ``tools.notify``) with ``add_parser`` and
+``main``; this module only dispatches. Bad arguments end with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from binance_funding_ws import __version__
 from binance_funding_ws.runtime import command as run_command
-from binance_funding_ws.tools import audit, compare, report, status
+from binance_funding_ws.tools import audit, compare, notify, report, status
 
 COMMANDS = {
     "run": run_command,
@@ -22,6 +22,7 @@ COMMANDS = {
     "compare": compare,
     "audit": audit,
     "report": report,
+    "notify": notify,
 }
 
 

@@ -49,6 +49,29 @@ class CompareRound(msgspec.Struct, kw_only=True):
     used_weight_1m: int | None = None  # X-MBX-USED-WEIGHT-1m: the IP's weight this minute
 
 
+class Delivery(msgspec.Struct, kw_only=True):
+    """One attempt to deliver a notification (or fetch the heartbeat URL) during a sample.
+
+    ``service`` is the URL masked to its scheme and host (never the URL: it holds secrets)."""
+
+    kind: str  # DEGRADED, RECOVERED, RESTARTS, MISMATCH, COVERAGE, REPORT or HEARTBEAT
+    title: str
+    service: str
+    ok: bool
+    error: str | None = None  # why it was not delivered (it stays in the outbox)
+    queued_at: EpochMs | None = None  # when the message was first queued
+
+
+class Notices(msgspec.Struct, kw_only=True):
+    """What the audit's notifications did during one sample (``audit --notify...``)."""
+
+    deliveries: list[Delivery] = msgspec.field(default_factory=list)
+    waiting: int = 0  # messages left in the outbox after this sample
+    waiting_titles: list[str] = msgspec.field(default_factory=list)  # the oldest few
+    dropped: int = 0  # messages the full outbox dropped during this sample
+    folded: int = 0  # messages held back by the hourly cap during this sample
+
+
 class Sample(msgspec.Struct, kw_only=True):
     """The state file at one instant, as the audit saw it (one line of the history)."""
 
@@ -75,6 +98,7 @@ class Sample(msgspec.Struct, kw_only=True):
     stale_tickers: int = 0
     restarts_seen: int = 0  # daemon restarts the audit has seen since its history began
     compare: CompareRound | None = None
+    notices: Notices | None = None  # only when the audit sends notifications
 
 
 def record_comparison(round_: CompareRound, report: Report) -> CompareRound:

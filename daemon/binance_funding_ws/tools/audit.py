@@ -61,6 +61,7 @@ from binance_funding_ws.runtime.logs import setup_logging
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import StateFileError, now_ms, read_state
 from binance_funding_ws.text import error_line, format_age
+from binance_funding_ws.tools import notify
 from binance_funding_ws.tools.compare import DEFAULT_REST_URL, add_rest_arguments, compare_round
 from binance_funding_ws.tools.historyfile import HistoryError, append, recent_samples, rotate
 from binance_funding_ws.tools.rest import (
@@ -147,6 +148,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     audit.add_argument(
         "--once", action="store_true", help="one sample (and a round when due), then exit"
     )
+    notify.add_audit_arguments(audit)
     return audit
 
 
@@ -163,8 +165,19 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (HistoryError, OSError) as exc:
         print(error_line(PROG, exc), file=sys.stderr)
         return EXIT_UNWRITABLE
+    # A bad notify file costs the notifications, never the samples: the audit records on
+    # and exits 2 (a failed unit: systemctl --failed shows it).
+    notify_failed = False
+    try:
+        notifier_options = notify.notify_options(args)
+        if notifier_options is not None:
+            auditor.notifier = notify.Notifier(notifier_options)
+    except notify.NotifyConfigError as exc:
+        print(error_line(PROG, exc), file=sys.stderr)
+        notify_failed = True
     _warn_if_costly(options.compare_every)
-    return auditor.once() if options.once else auditor.forever()
+    code = auditor.once() if options.once else auditor.forever()
+    return EXIT_UNWRITABLE if notify_failed else code
 
 
 def _warn_if_costly(compare_every: float) -> None:
@@ -253,6 +266,7 @@ class Auditor:
         self.last_round = rounds[-1] if rounds else None
         ran = [r for r in rounds if r.error is None]
         self.last_good_round = ran[-1] if ran else None
+        self.notifier: notify.Notifier | None = None  # --notify..., --heartbeat-url
 
     def observe(self, now: int) -> Sample:
         """Look at the state file once."""
@@ -285,6 +299,8 @@ class Auditor:
     def record(self, sample: Sample) -> bool:
         """Append ``sample`` (rotating first) and refresh the metrics; False if not written."""
         self._note_change(sample)
+        if self.notifier is not None:  # before the append: the line records the outcome
+            sample.notices = self.notifier.on_sample(sample)
         self._remember(sample)
         written = self._append(sample)
         self._write_metrics(sample)

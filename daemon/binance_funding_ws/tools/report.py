@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -28,6 +29,7 @@ from binance_funding_ws.reporting import (
 )
 from binance_funding_ws.state import StateFileError, now_ms, read_bounded
 from binance_funding_ws.text import error_line
+from binance_funding_ws.tools import notify
 from binance_funding_ws.tools.historyfile import HistoryError, read_history
 
 PROG = "binance-funding-ws report"
@@ -81,14 +83,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--bot-stats", type=Path, help="the bot's FundingSource stats (JSON) to report on"
     )
     report.add_argument("--json", action="store_true", help="machine-readable output")
+    notify.add_target_arguments(report)
     return report
 
 
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    return run(options_from(ReportOptions, args))
+    try:
+        urls = notify.gather_urls(args.notify, args.notify_file)
+    except notify.NotifyConfigError as exc:
+        print(error_line(PROG, exc), file=sys.stderr)
+        return EXIT_UNREADABLE
+    return run(options_from(ReportOptions, args), notify_urls=urls)
 
 
-def run(options: ReportOptions, out: TextIO = sys.stdout) -> int:
+def run(options: ReportOptions, out: TextIO = sys.stdout, notify_urls: Sequence[str] = ()) -> int:
     now = now_ms()
     try:
         parsed = read_history(options.history, now - int(options.since * 1000))
@@ -112,6 +120,10 @@ def run(options: ReportOptions, out: TextIO = sys.stdout) -> int:
         bot_error=bot_error,
     )
     out.write(as_json(report) if options.json else render_text(report))
+    if notify_urls:  # the same verdict, delivered; the exit code stays the verdict's
+        out.flush()
+        for refusal in notify.report_notify(report, notify_urls):
+            print(error_line(PROG, f"not delivered: {refusal}"), file=sys.stderr)
     return report.exit_code
 
 
