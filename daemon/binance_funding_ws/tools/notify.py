@@ -141,6 +141,15 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         help="fetched (GET) after every healthy sample, never while unhealthy: a "
         "healthchecks.io / Uptime Kuma push URL",
     )
+    # A push URL is a secret (its path is the check's key): a deploy keeps it in a file, as it
+    # keeps the Apprise URLs, since a command line is visible to every user of the host.
+    parser.add_argument(
+        "--heartbeat-file",
+        type=Path,
+        metavar="PATH",
+        help="read --heartbeat-url from this file (its one URL line, # comments; keep it "
+        "0640, not world-writable)",
+    )
     parser.add_argument(
         "--digest-at",
         type=clock_of_day,
@@ -175,6 +184,19 @@ def read_notify_file(path: Path) -> list[tuple[int, str]]:
         raise NotifyConfigError(f"{path}: not UTF-8 text") from None
     except NotifyFileError as exc:
         raise NotifyConfigError(str(exc)) from None
+
+
+def read_heartbeat_file(path: Path) -> str:
+    """The heartbeat URL in ``path``: its one line that is not blank or a ``#`` comment, an
+    http(s) URL. Refused as the notify file is (:func:`read_notify_file`)."""
+    lines = read_notify_file(path)
+    if len(lines) != 1:
+        raise NotifyConfigError(f"{path}: {len(lines)} URLs; a heartbeat file holds one")
+    number, url = lines[0]
+    try:
+        return heartbeat_url(url)
+    except argparse.ArgumentTypeError as exc:
+        raise NotifyConfigError(f"{path} line {number}: {exc}") from None
 
 
 def load_apprise() -> object:
@@ -390,6 +412,10 @@ def notify_options(args: argparse.Namespace) -> NotifyOptions | None:
     located = configured_urls(args.notify, args.notify_file)
     if located:
         require_apprise()
+    if args.heartbeat_file is not None:
+        if args.heartbeat_url is not None:
+            raise NotifyConfigError("give --heartbeat-url or --heartbeat-file, not both")
+        args.heartbeat_url = read_heartbeat_file(args.heartbeat_file)
     if not located and args.heartbeat_url is None:
         if args.digest_at is not None:
             raise NotifyConfigError("--digest-at needs --notify or --notify-file")
