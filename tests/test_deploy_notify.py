@@ -135,11 +135,11 @@ def inventory(droplet, sim, tmp_path_factory):
 OUTPUTS: list[str] = []
 
 
-def deploy(inventory: Path, tmp_path: Path, **variables: object):
+def deploy(inventory: Path, tmp_path: Path, *flags: str, **variables: object):
     """deploy.yml -v with the variables in a file (as ansible-vault would give them)."""
     extra = tmp_path / f"vars-{len(OUTPUTS)}.json"
     extra.write_text(json.dumps(variables))
-    result = playbook("deploy.yml", inventory, "-v", "-e", f"@{extra}")
+    result = playbook("deploy.yml", inventory, "-v", *flags, "-e", f"@{extra}")
     OUTPUTS.append(result.stdout + result.stderr)
     return result
 
@@ -222,6 +222,15 @@ def test_a_rerun_with_the_same_list_changes_nothing_and_sends_nothing(
     )
     assert result.returncode == 0 and recap(result)["changed"] == 0
     assert len(receiver.test_messages(f"/{SECRETS['a']}")) == 1
+    check = deploy(
+        inventory,
+        tmp_path,
+        "--check",
+        "--diff",
+        funding_notify_urls=[webhook(receiver, "a")],
+        funding_heartbeat_url=heartbeat(receiver),
+    )
+    assert check.returncode == 0 and recap(check)["changed"] == 0
 
 
 def test_a_changed_list_sends_exactly_one_test_message(droplet, inventory, receiver, tmp_path):
@@ -272,10 +281,15 @@ def test_the_audit_unit_stays_hardened(droplet):
 
 def test_the_secrets_appear_nowhere_but_in_their_files(droplet):
     # The process list, sampled while the audit runs (every 2 s), and the command line it runs.
-    process_lists = []
-    for _ in range(20):
+    process_lists: list[str] = []
+
+    def caught_the_audit() -> bool:
         process_lists.append(droplet.ssh("ps", "-eo", "user,args", "--no-headers").stdout)
-    assert any("binance-funding-ws audit" in listing for listing in process_lists)
+        return len(process_lists) >= 20 and any(
+            "binance-funding-ws audit" in listing for listing in process_lists
+        )
+
+    wait_for(caught_the_audit, 180, "the audit in the process list", step=0)
     exec_start = droplet.ssh("systemctl", "show", AUDIT, "--property=ExecStart").stdout
     places = {
         "ansible output": "\n".join(OUTPUTS),
