@@ -914,7 +914,11 @@ def test_once_prints_the_shared_summary_and_exits_0_1_2(tmp_path):
     result = once("--state-file", str(path), "--json", "--max-age", "400")
     summary = msgspec.json.decode(result.stdout, type=Summary)  # exactly the shared shape
     # The shared keys exactly, and the history (none for a local file unless asked for).
-    assert set(json.loads(result.stdout)) == {*Summary.__struct_fields__, "history"}
+    assert set(json.loads(result.stdout)) == {
+        *Summary.__struct_fields__,
+        "history",
+        "notifications",
+    }
     assert json.loads(result.stdout)["history"] is None
     assert summary.healthy and summary.source == str(path) and summary.funding_symbols == 31
     assert summary.max_age_s == 400 and summary.stale_funding == {}, "--max-age is the one rule"
@@ -1003,7 +1007,7 @@ def test_once_adds_the_history_report_to_the_summary(tmp_path):
     result = once("--state-file", str(path), "--history", str(history), "--json")
     assert result.returncode == 0, "the state file's verdict decides the exit code"
     facts = json.loads(result.stdout)
-    assert set(facts) == {*Summary.__struct_fields__, "history"}
+    assert set(facts) == {*Summary.__struct_fields__, "history", "notifications"}
     assert msgspec.json.decode(result.stdout, type=Summary).verdict == "HEALTHY"
     report = msgspec.convert(facts["history"], AuditReport)  # report --json's object
     assert (report.verdict, report.samples, report.skipped_lines) == ("NOT_SAFE", 1380, 0)

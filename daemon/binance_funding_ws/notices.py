@@ -36,7 +36,7 @@ import msgspec
 
 from binance_funding_ws.durations import HOUR, MINUTE
 from binance_funding_ws.history import CompareRound, Sample
-from binance_funding_ws.reporting import SAFE, AuditReport, cause_of, render_text
+from binance_funding_ws.reporting import CAUSES, SAFE, AuditReport, cause_of, render_text
 from binance_funding_ws.text import format_age, name_list, one_line
 
 DEGRADED, RECOVERED, RESTARTS, MISMATCH, COVERAGE, REPORT = (
@@ -301,12 +301,15 @@ def _health(
         ]
     if state.unhealthy_since is None:
         state.unhealthy_since = sample.at
+    # The outage is named by the most telling cause seen in it, as the report names it: a
+    # stall is followed by reconnecting, and "stalled" is what happened.
+    causes = [c for c in (state.degraded_cause, cause_of(sample)) if c is not None]
+    state.degraded_cause = min(causes, key=CAUSES.index)
     lasted_s = (sample.at - state.unhealthy_since) / 1000
     if state.degraded_said or lasted_s < notify_after_s:
         return []
     state.degraded_said = True
-    state.degraded_cause = cause_of(sample)
-    return [degraded_message(sample, host, lasted_s, state_file)]
+    return [degraded_message(sample, state.degraded_cause, host, lasted_s, state_file)]
 
 
 NEXT_STEPS = {
@@ -322,8 +325,9 @@ NEXT_STEPS = {
 }
 
 
-def degraded_message(sample: Sample, host: str, lasted_s: float, state_file: str) -> Message:
-    cause = cause_of(sample)
+def degraded_message(
+    sample: Sample, cause: str, host: str, lasted_s: float, state_file: str
+) -> Message:
     age = sample.last_message_age_s
     detail = f"data {format_age(age)} old" if age is not None else one_line(sample.error or "")
     title = f"DEGRADED {host}: {cause}" + (f", {detail}" if detail else "")

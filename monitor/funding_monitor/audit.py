@@ -32,6 +32,7 @@ from binance_funding_ws.reporting import (
 )
 from binance_funding_ws.text import format_age, name_list, one_line
 from binance_funding_ws.tools.report import ReportOptions
+from funding_monitor.notices import NoticesView, notices_of
 
 # The report's own defaults (`binance-funding-ws report` without options): one definition.
 REPORT_DEFAULTS = ReportOptions(history=Path())
@@ -74,6 +75,7 @@ class HistoryOutcome:
     interval_s: float | None = None  # the audit's sampling period, from its last sample
     missing: bool = False  # no history file: the audit is off or has not written yet
     error: str | None = None  # the history could not be read
+    notices: NoticesView | None = None  # the audit's notifications; None: it sends none
 
     def problem(self) -> str | None:
         """Why there is no report, in words; ``None`` when there is one."""
@@ -111,6 +113,7 @@ def outcome_of(
         last_compare=last_compare(samples, start, now_ms),
         buckets=bucket_samples(samples, start, now_ms, CHART_BUCKETS, max_age),
         interval_s=samples[-1].interval_s if samples else None,
+        notices=notices_of(samples),
     )
 
 

@@ -30,6 +30,7 @@ from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.status import add_max_age
 from funding_monitor.audit import HistoryOutcome, once_lines
 from funding_monitor.model import host_summary
+from funding_monitor.notices import notice_lines
 from funding_monitor.poller import Poller
 from funding_monitor.safe import scrubbed, strip_control
 from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Source, Timeouts
@@ -134,17 +135,32 @@ def run_once(pollers: list[Poller], args: argparse.Namespace) -> int:
             "".join(
                 render_text(scrubbed(summary), title=PROG)
                 + "".join(line + "\n" for line in once_lines(history))
+                + "".join(f"  {line}\n" for line in said_lines(history))
                 for summary, history in results
             )
         )
     return max(summary.exit_code for summary, _ in results)
 
 
+def said_lines(history: HistoryOutcome | None) -> list[str]:
+    """The audit's notifications, for ``--once`` (nothing when it sends none)."""
+    if history is None or history.report is None:
+        return []
+    return notice_lines(history.notices, history.report.generated_at)
+
+
 def once_object(summary: Summary, history: HistoryOutcome | None) -> dict[str, object]:
-    """The shared summary's keys, exactly, and one more: ``history``, the audit report of the
-    last 24 h (``report --json``'s object), or ``null`` when there is none."""
+    """The shared summary's keys, exactly, and two more: ``history``, the audit report of the
+    last 24 h (``report --json``'s object), or ``null`` when there is none; and
+    ``notifications``, what the audit sent and what waits in its outbox (``null`` when it
+    sends none)."""
     report = None if history is None else history.report
-    return {**msgspec.to_builtins(summary), "history": msgspec.to_builtins(report)}
+    said = None if history is None else history.notices
+    return {
+        **msgspec.to_builtins(summary),
+        "history": msgspec.to_builtins(report),
+        "notifications": msgspec.to_builtins(said),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

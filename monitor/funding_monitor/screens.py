@@ -25,6 +25,7 @@ from funding_monitor.audit import (
     tone,
 )
 from funding_monitor.model import HostView
+from funding_monitor.notices import notice_lines
 from funding_monitor.panel import HostPanel, chart_text
 from funding_monitor.safe import strip_control
 
@@ -166,7 +167,10 @@ class HistoryScreen(ModalScreen[None]):
             )
         if view.history is None:
             return "reading the audit history…"
-        return "\n".join(report_lines(view.history))
+        history = view.history
+        generated = history.report.generated_at if history.report else None
+        said = notice_lines(history.notices, generated) if generated is not None else []
+        return "\n".join([*report_lines(history), *said])
 
     def _charts(self, outcome: HistoryOutcome, width: int) -> Text:
         """The availability and data-age charts, as wide as the screen allows."""

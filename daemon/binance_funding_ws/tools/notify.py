@@ -51,6 +51,7 @@ from binance_funding_ws.notices import (
     mask_url,
     redact,
 )
+from binance_funding_ws.reporting import AuditReport
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import StateFileError, now_ms, read_bounded
 from binance_funding_ws.text import error_line, one_line
@@ -134,27 +135,32 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         high=DAY,
         help="how long unhealthy before DEGRADED is said",
     )
-    parser.add_argument(
+    beat = parser.add_mutually_exclusive_group()
+    beat.add_argument(
         "--heartbeat-url",
         type=heartbeat_url,
         metavar="URL",
         help="fetched (GET) after every healthy sample, never while unhealthy: a "
-        "healthchecks.io / Uptime Kuma push URL",
+        "healthchecks.io / Uptime Kuma push URL (visible in the process list: a secret one "
+        "goes in --heartbeat-url-file)",
     )
-    # A push URL is a secret (its path is the check's key): a deploy keeps it in a file, as it
-    # keeps the Apprise URLs, since a command line is visible to every user of the host.
-    parser.add_argument(
-        "--heartbeat-file",
+    beat.add_argument(
+        "--heartbeat-url-file",
         type=Path,
         metavar="PATH",
-        help="read --heartbeat-url from this file (its one URL line, # comments; keep it "
-        "0640, not world-writable)",
+        help="a file holding the heartbeat URL (one line, # comments; as --notify-file)",
     )
     parser.add_argument(
         "--digest-at",
         type=clock_of_day,
         metavar="HH:MM",
         help="send the last 24 h report once a day at this time (UTC) [none]",
+    )
+    parser.add_argument(
+        "--bot-stats",
+        type=Path,
+        metavar="PATH",
+        help="the bot's FundingSource stats (JSON), for the daily report's REST fallbacks",
     )
 
 
@@ -187,11 +193,10 @@ def read_notify_file(path: Path) -> list[tuple[int, str]]:
 
 
 def read_heartbeat_file(path: Path) -> str:
-    """The heartbeat URL in ``path``: its one line that is not blank or a ``#`` comment, an
-    http(s) URL. Refused as the notify file is (:func:`read_notify_file`)."""
+    """The one http(s) URL in ``path`` (read as a notify file is)."""
     lines = read_notify_file(path)
     if len(lines) != 1:
-        raise NotifyConfigError(f"{path}: {len(lines)} URLs; a heartbeat file holds one")
+        raise NotifyConfigError(f"{path}: expected one heartbeat URL, found {len(lines)}")
     number, url = lines[0]
     try:
         return heartbeat_url(url)
@@ -322,7 +327,22 @@ def deliver(
             child.kill()
         child.wait()
         _log_child_errors(child, urls)
-    return attempts
+    return attempts + _unanswered(queued, attempts, timeout)
+
+
+def _unanswered(
+    queued: dict[str, list[Message]], attempts: list[Attempt], timeout: float
+) -> list[Attempt]:
+    """For each service still sending at the deadline (slow, or an endless answer): the
+    message it was given, not delivered."""
+    late = []
+    for url, messages in queued.items():
+        answered = [a for a in attempts if a.url == url]
+        if any(not a.ok for a in answered) or len(answered) >= len(messages):
+            continue
+        seq = messages[len(answered)].seq
+        late.append(Attempt(seq, url, False, f"no answer within {timeout:.1f} s"))
+    return late
 
 
 def _lines_until(child: subprocess.Popen[bytes], deadline: float) -> list[bytes]:
@@ -403,6 +423,7 @@ class NotifyOptions:
     history: Path
     state_file: Path
     max_age: float
+    bot_stats: Path | None = None
     host: str = field(default_factory=host_name)
 
 
@@ -410,25 +431,25 @@ def notify_options(args: argparse.Namespace) -> NotifyOptions | None:
     """The audit's notification options; ``None`` when none is configured. Raises
     :class:`NotifyConfigError` (one line) for a bad notify file or URL."""
     located = configured_urls(args.notify, args.notify_file)
+    beat = args.heartbeat_url
+    if args.heartbeat_url_file is not None:
+        beat = read_heartbeat_file(args.heartbeat_url_file)
     if located:
         require_apprise()
-    if args.heartbeat_file is not None:
-        if args.heartbeat_url is not None:
-            raise NotifyConfigError("give --heartbeat-url or --heartbeat-file, not both")
-        args.heartbeat_url = read_heartbeat_file(args.heartbeat_file)
-    if not located and args.heartbeat_url is None:
+    if not located and beat is None:
         if args.digest_at is not None:
             raise NotifyConfigError("--digest-at needs --notify or --notify-file")
         return None
     return NotifyOptions(
         located=located,
-        heartbeat_url=args.heartbeat_url,
+        heartbeat_url=beat,
         notify_after=args.notify_after,
         digest_at=notices.parse_clock(args.digest_at) if args.digest_at else None,
         timeout=args.timeout,
         history=args.history,
         state_file=args.state_file,
         max_age=args.max_age,
+        bot_stats=args.bot_stats,
     )
 
 
@@ -524,7 +545,8 @@ class Notifier:
         if at is None or not notices.digest_due(self.state, sample.at, at):
             return []
         self.state.digest_day = notices.utc_day(sample.at)
-        report = last_day_report(self.options.history, sample, self.options.max_age)
+        o = self.options
+        report = last_day_report(o.history, sample, o.max_age, o.bot_stats)
         if report is None:
             return []
         first_safe = report.verdict == "SAFE" and self.state.safe_said_for != release_key()
@@ -569,11 +591,13 @@ def _load(path: Path, kind: type[msgspec.Struct]) -> tuple[msgspec.Struct, bytes
     return value, data
 
 
-def last_day_report(history: Path, current: Sample | None, max_age: float) -> object | None:
+def last_day_report(
+    history: Path, current: Sample | None, max_age: float, bot_stats: Path | None = None
+) -> AuditReport | None:
     """The ``report`` of the last 24 h (with its defaults), ``current`` included."""
     from binance_funding_ws.reporting import build_report
     from binance_funding_ws.tools.historyfile import HistoryError, recent_samples
-    from binance_funding_ws.tools.report import ReportOptions
+    from binance_funding_ws.tools.report import ReportOptions, read_bot_stats
 
     defaults = ReportOptions(history=history)
     now = current.at if current is not None else now_ms()
@@ -584,6 +608,7 @@ def last_day_report(history: Path, current: Sample | None, max_age: float) -> ob
         return None
     if current is not None:
         samples.append(current)
+    bot, bot_error = read_bot_stats(bot_stats)
     return build_report(
         samples,
         history=str(history),
@@ -592,6 +617,8 @@ def last_day_report(history: Path, current: Sample | None, max_age: float) -> ob
         max_age=max_age,
         min_period_s=defaults.min_period,
         slo_pct=defaults.slo,
+        bot=bot,
+        bot_error=bot_error,
     )
 
 
@@ -638,7 +665,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_SENT
 
 
-def report_notify(report: object, urls: Sequence[str]) -> list[str]:
+def report_notify(report: AuditReport, urls: Sequence[str]) -> list[str]:
     """``report --notify``: the verdict as one message, now; the refusals (masked)."""
-    message = notices.report_message(report, host_name(), first_safe=True)  # type: ignore[arg-type]
+    message = notices.report_message(report, host_name(), first_safe=True)
     return send_now(message, urls)
