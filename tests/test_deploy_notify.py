@@ -300,7 +300,7 @@ def test_the_secrets_appear_nowhere_but_in_their_files(droplet):
         "ExecStart": exec_start,
         "daemon environment": droplet.ssh("cat", "/etc/binance-funding-ws/daemon.env").stdout,
     }
-    assert "--notify-file" in exec_start and "--heartbeat-file" in exec_start
+    assert "--notify-file" in exec_start and "--heartbeat-url-file" in exec_start
     for place, text in places.items():
         for name, secret in SECRETS.items():
             assert secret not in text, f"secret {name} in the {place}"
