@@ -438,7 +438,8 @@ def admit(
     candidates = list(found)
     health_kinds = {DEGRADED, RECOVERED}
     said_health = any(m.kind in health_kinds for m in candidates)
-    if not said_health and state.folded and state.believed_degraded != state.degraded_said:
+    room = len(state.sent_times) < MAX_PER_HOUR
+    if room and not said_health and state.folded and state.believed_degraded != state.degraded_said:
         candidates.append(_catch_up(state, now, host))
     for m in candidates:
         if len(state.sent_times) >= MAX_PER_HOUR:
