@@ -8,12 +8,19 @@ the daemon, the reader API and the host tools) and its two dependencies. It is n
 (``built: false``). So a deploy with nothing changed in ``daemon/`` reports nothing changed,
 whatever else in the repository did (the monitor, the simulator, tests, docs).
 
+``--extra NAME`` (``notify``: apprise) builds the wheels an optional extra of the runtime
+distribution adds, into a wheelhouse of its own beside the release's (``<platform>-<extra>``),
+and prints that one instead. The release's name and wheels stay the same whether or not an
+extra is wanted: turning notifications on installs apprise into the running release's
+virtualenv and never makes a new release (which would restart the daemon).
+
 Run with the controller's Ansible Python (it has pip): ansible passes the target facts.
 """
 
 from __future__ import annotations
 
 import argparse
+import email.parser
 import fcntl
 import hashlib
 import json
@@ -22,11 +29,14 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 RUNTIME = "daemon"  # the runtime distribution's directory in the project
 # What the runtime wheel is built from; build products and caches beside them are not sources.
 SOURCES = ("pyproject.toml", "README.md", "binance_funding_ws")
+# Optional extras of the runtime distribution a deploy may add (daemon/pyproject.toml).
+EXTRAS = ("notify",)
 
 
 def source_hash(project: Path) -> str:
@@ -100,6 +110,46 @@ def build(
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def provided_extras(wheel: Path) -> set[str]:
+    """The extras a wheel's metadata declares (``Provides-Extra``)."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.parser.BytesHeaderParser().parsebytes(archive.read(name))
+    return set(metadata.get_all("Provides-Extra") or [])
+
+
+def build_extra(
+    release: Path, target: Path, extra: str, python: str, platforms: list[str], pip_args: list[str]
+) -> None:
+    """The wheels ``binance-funding-ws[extra]`` needs beyond the release's own."""
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        (wheel,) = release.glob("binance_funding_ws-*.whl")
+        if extra not in provided_extras(wheel):  # pip would only warn, and add nothing
+            raise SystemExit(f"{wheel.name} has no extra {extra!r}")
+        pip(
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--dest",
+            str(staging),
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
+            "--abi",
+            f"cp{python.replace('.', '')}",
+            *(f"--platform={tag}" for tag in platforms),
+            *pip_args,
+            f"{wheel}[{extra}]",
+        )
+        for already in release.glob("*.whl"):  # the release's wheels are copied once, there
+            (staging / already.name).unlink(missing_ok=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, required=True)
@@ -108,6 +158,9 @@ def main() -> None:
     parser.add_argument("--machine", required=True, help="target machine, e.g. x86_64")
     parser.add_argument("--libc", required=True, help='target libc, e.g. "glibc 2.36"')
     parser.add_argument("--pip-arg", action="append", default=[])
+    parser.add_argument(
+        "--extra", choices=EXTRAS, help="print the wheels this extra adds (built when missing)"
+    )
     args = parser.parse_args()
 
     project = args.project.resolve()
@@ -122,6 +175,12 @@ def main() -> None:
         built = not target.is_dir()
         if built:
             build(project, target, args.python, platforms, args.pip_arg)
+        if args.extra:
+            release_dir = target
+            target = target.with_name(f"{target.name}-{args.extra}")
+            built = not target.is_dir()
+            if built:
+                build_extra(release_dir, target, args.extra, args.python, platforms, args.pip_arg)
     wheels = sorted(p.name for p in target.glob("*.whl"))
     print(
         json.dumps(
@@ -131,6 +190,7 @@ def main() -> None:
                 "dir": str(target),
                 "wheels": wheels,
                 "built": built,
+                **({"extra": args.extra} if args.extra else {}),
             }
         )
     )
