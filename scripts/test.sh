@@ -1,5 +1,6 @@
 #!/bin/sh
-# Set up and run the full test suite: lint (ruff, ansible-lint), format check, then pytest.
+# Set up and run the full test suite: lint (ruff, ansible-lint), format check, the runtime's
+# fast tests under each other supported Python this machine has (noxfile.py), then pytest.
 # As root on Debian it also installs the system packages the system-level tests use
 # (OpenSSH for the monitor's SSH tests and Ansible, debootstrap and systemd-nspawn for the
 # throw-away droplet); without root those tests are skipped with their reason.
@@ -35,4 +36,10 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/ansible-lint -q
+# The full suite below runs under .venv's interpreter: nox takes the other supported ones.
+own="$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+others="$(.venv/bin/python -c 'import noxfile, sys; print(" ".join(v for v in noxfile.SUPPORTED if v != sys.argv[1]))' "$own")"
+echo "test: the runtime's fast tests under Python $others (nox); the full suite under $own" >&2
+# shellcheck disable=SC2086  # $others is a word list on purpose
+.venv/bin/nox --no-error-on-missing-interpreters -p $others
 exec .venv/bin/pytest "$@"

@@ -135,7 +135,7 @@ class Feed:
                     await self._connect_primary()
                     continue
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._check_interval)
                 self._supervise(self._clock())
         finally:
