@@ -25,7 +25,7 @@ from binance_funding_ws.market import DEFAULT_MAX_SYMBOLS, MAX_AHEAD_MS, MarketB
 from binance_funding_ws.runtime.feed import Feed, FeedConfig
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.runtime.notify import Notifier
-from binance_funding_ws.runtime.warmstart import load_previous
+from binance_funding_ws.runtime.warmstart import restore_previous
 from binance_funding_ws.runtime.writer import (
     AtomicWriter,
     LockHeldError,
@@ -133,16 +133,7 @@ class Daemon:
     def warm_start(self) -> None:
         """Start from the previous file's entries, if there is a usable one (call under the
         lock, before the first write)."""
-        previous = load_previous(self.config.state_file, now_ms())
-        if previous is None:
-            return
-        self.book.restore(previous.funding, previous.tickers)
-        self.tracker.on_restored(now_ms(), len(previous.funding), len(previous.tickers))
-        log.info(
-            "warm start: %d funding and %d ticker entries from the previous file",
-            len(previous.funding),
-            len(previous.tickers),
-        )
+        restore_previous(self.config.state_file, self.book, self.tracker, now_ms())
 
     async def write_state(self) -> bool:
         """Write the state now (in the writer thread); return whether it reached the disk."""

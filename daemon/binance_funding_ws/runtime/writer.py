@@ -259,6 +259,7 @@ class AtomicWriter:
         Call only while holding the lock: a live writer's temporary file looks the same.
         One that cannot be removed (a read-only filesystem) is left for the next start.
         """
+        self._remove_earlier_leftover()
         removed = 0
         with os.scandir(self.path.parent) as entries:
             for entry in entries:
@@ -270,6 +271,27 @@ class AtomicWriter:
                         continue
                     removed += 1
         return removed
+
+    def _remove_earlier_leftover(self) -> None:
+        """Delete the temporary file of the earlier script, which wrote ``<stem>.tmp``
+        (``.funding_state.tmp`` beside ``.funding_state.json``) and renamed it over the
+        state file: one left by a crash would lie there for good. Only a regular file of
+        exactly that name goes (a link or a directory is left alone), and never the state
+        file itself (a state file named ``*.tmp``)."""
+        leftover = self.path.with_suffix(".tmp") if self.path.suffix else None
+        if leftover is None or leftover == self.path:
+            return
+        try:
+            if not stat.S_ISREG(os.lstat(leftover).st_mode):
+                return
+            os.unlink(leftover)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("cannot remove the earlier script's temporary file %s: %s", leftover,
+                        exc.strerror or exc)  # fmt: skip
+            return
+        log.info("removed the earlier script's leftover temporary file %s", leftover)
 
     def write(self, data: bytes | bytearray) -> None:
         """Publish ``data`` as the new file content. Raises ``OSError``; the old file stays."""
