@@ -25,6 +25,7 @@ SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 FAST_TESTS = [
     "tests/test_core.py",
     "tests/test_state.py",
+    "tests/test_earlier_format.py",
     "tests/test_writer.py",
     "tests/test_notify.py",
 ]
