@@ -261,6 +261,7 @@ with open(out, "a") as log:
         time.sleep(max(0.0, at + 0.2 - time.time()))
 """
 SAMPLES = "/var/tmp/state-samples.jsonl"
+CURRENT = "/opt/binance-funding-ws/current/venv"
 
 
 def run_the_earlier_script(droplet: Droplet) -> None:
@@ -282,6 +283,11 @@ def earlier_funding(droplet: Droplet, path: str = STATE_FILE) -> dict:
     except ValueError:
         return {}
     return doc.get("funding", {}) if "schema_version" not in doc else {}
+
+
+def earlier_processes(droplet: Droplet) -> str:
+    """The earlier script's processes, if any (the bracket keeps pgrep's own line out)."""
+    return droplet.ssh("pgrep", "-a", "-f", "[e]arlier_script.py", check=False).stdout
 
 
 class Sampler:
@@ -344,9 +350,8 @@ def test_a_deploy_over_the_earlier_script_loses_nothing_and_installs_a_hardened_
     props = unit(droplet)
     assert props["ActiveState"] == "active" and props["User"] == "trader"
     command = droplet.ssh("ps", "-o", "user=,args=", "-p", props["MainPID"]).stdout.split()
-    assert command[0] == "trader" and command[2:] == ["binance-funding-ws", "run"], command
-    writers = droplet.ssh("pgrep", "-f", "earlier_script.py", check=False)
-    assert writers.returncode == 1, writers.stdout
+    assert command[0] == "trader" and command[-2:] == [f"{CURRENT}/bin/binance-funding-ws", "run"]
+    assert not earlier_processes(droplet)
     doc = state(droplet)
     assert doc.connection_status.state == "connected"
     assert now_ms() - doc.updated_at < 10_000 and len(doc.funding) == 33
@@ -380,7 +385,7 @@ def test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back(
     # deploy.yml brings ours back (for the tests that follow).
     result = playbook("deploy.yml", inventory)
     assert result.returncode == 0 and "HEALTHY" in result.stdout
-    assert droplet.ssh("pgrep", "-f", "earlier_script.py", check=False).returncode == 1
+    assert not earlier_processes(droplet)
 
 
 def test_the_droplet_gets_the_runtime_only(droplet):
