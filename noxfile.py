@@ -44,6 +44,8 @@ def _pyenv_interpreters() -> None:
 
 
 _pyenv_interpreters()
+# The interpreters this machine has, never one uv would download instead.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 
 @nox.session(python=SUPPORTED, venv_backend="uv|virtualenv")
