@@ -373,21 +373,6 @@ def test_a_second_deploy_changes_nothing_and_keeps_the_process(droplet, inventor
     assert unit(droplet)["MainPID"] == before
 
 
-def test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back(droplet, inventory):
-    result = playbook("rollback.yml", inventory)
-    said = " ".join(result.stdout.split())
-    assert result.returncode == 0 and "had no earlier release of ours: put back" in said
-    assert droplet.ssh("cat", f"/etc/systemd/system/{SERVICE}").stdout == EARLIER_UNIT
-    wait_for(lambda: unit(droplet)["ActiveState"] == "active", 30, "the earlier unit running")
-    command = droplet.ssh("ps", "-o", "args=", "-p", unit(droplet)["MainPID"]).stdout.strip()
-    assert command == EARLIER_EXEC
-    wait_for(lambda: earlier_funding(droplet), 30, "the earlier script writing again", step=0.2)
-    # deploy.yml brings ours back (for the tests that follow).
-    result = playbook("deploy.yml", inventory)
-    assert result.returncode == 0 and "HEALTHY" in result.stdout
-    assert not earlier_processes(droplet)
-
-
 def test_the_droplet_gets_the_runtime_only(droplet):
     venv = "/opt/binance-funding-ws/current/venv"
     listing = droplet.ssh("sh", "-c", f"ls {venv}/lib/python3*/site-packages").stdout.split()
@@ -418,12 +403,25 @@ def test_check_diff_runs_cleanly_on_a_deployed_host(droplet, inventory):
     assert result.returncode == 0 and recap(result)["changed"] == 0
 
 
+def test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back(droplet, inventory):
+    result = playbook("rollback.yml", inventory)
+    said = " ".join(result.stdout.split())
+    assert result.returncode == 0 and "had no earlier release of ours: put back" in said
+    assert droplet.ssh("cat", f"/etc/systemd/system/{SERVICE}").stdout == EARLIER_UNIT
+    wait_for(lambda: unit(droplet)["ActiveState"] == "active", 30, "the earlier unit running")
+    command = droplet.ssh("ps", "-o", "args=", "-p", unit(droplet)["MainPID"]).stdout.strip()
+    assert command == EARLIER_EXEC
+    wait_for(lambda: earlier_funding(droplet), 30, "the earlier script writing again", step=0.2)
+    # The next test's deploy brings ours back (one start of ours, a new process).
+
+
 def test_a_changed_variable_restarts_exactly_once(droplet, inventory):
     before_pid, before_starts = unit(droplet)["MainPID"], starts(droplet)
     result = playbook("deploy.yml", inventory, "-e", "funding_stall_timeout=20")
     assert result.returncode == 0 and recap(result)["changed"] >= 1
     assert unit(droplet)["MainPID"] != before_pid
     assert starts(droplet) == before_starts + 1
+    assert not earlier_processes(droplet)  # ours again, over the unit the rollback put back
     env = droplet.ssh("cat", "/etc/binance-funding-ws/daemon.env").stdout
     assert "FUNDING_WS_STALL_TIMEOUT=20" in env
     # Back to the inventory's settings for the following tests.
