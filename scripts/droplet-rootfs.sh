@@ -1,8 +1,11 @@
 #!/bin/sh
-# Build (once) the cached Debian 12 root filesystem the end-to-end tests boot as a throw-away
+# Build (once) the cached Debian root filesystem the end-to-end tests boot as a throw-away
 # "droplet" with systemd-nspawn (tests/droplet.py). Idempotent; prints the rootfs path on stdout
 # and its progress on stderr. Needs root. Installs debootstrap, systemd-container,
 # openssh-client and debian-archive-keyring when missing.
+#   scripts/droplet-rootfs.sh [RELEASE]   bookworm (Debian 12, the default), trixie (Debian 13)
+#                                         or bullseye (Debian 11, for the preflight's refusal)
+# Each release has its own cache directory (rootfs-RELEASE); one lock serialises the builds.
 #
 # The rootfs is built in a temporary directory next to the cache and renamed into place only
 # when complete, so an interrupted build is never used. Its marker holds RECIPE: bump that
@@ -10,8 +13,16 @@
 # Environment: DROPLET_MIRROR overrides the Debian mirror.
 set -eu
 
+RELEASE="${1:-bookworm}"
+case "$RELEASE" in
+    bullseye | bookworm | trixie) ;;
+    *)
+        echo "droplet-rootfs: unknown release '$RELEASE' (bullseye, bookworm or trixie)" >&2
+        exit 2
+        ;;
+esac
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/binance-funding-ws"
-ROOTFS="$CACHE/rootfs-bookworm"
+ROOTFS="$CACHE/rootfs-$RELEASE"
 MARKER="$ROOTFS/.bfws-complete"
 DEFAULT_MIRROR="http://deb.debian.org/debian"
 RECIPE=2  # 1: the first harness, without /etc/hosts nor the .ssh dirs
@@ -41,19 +52,19 @@ apt_mirrors() {
         | awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }'
 }
 
-serves_bookworm() {
-    wget -q --spider --tries=1 --timeout=15 "${1%/}/dists/bookworm/Release"
+serves_release() {
+    wget -q --spider --tries=1 --timeout=15 "${1%/}/dists/$RELEASE/Release"
 }
 
 # deb.debian.org unless it is unreachable here (a firewalled CI, say) and a mirror from the
-# host's own apt sources serves bookworm. DROPLET_MIRROR wins over both.
+# host's own apt sources serves the release. DROPLET_MIRROR wins over both.
 pick_mirror() {
     if [ -n "${DROPLET_MIRROR:-}" ]; then
         echo "$DROPLET_MIRROR"
         return
     fi
     for mirror in "$DEFAULT_MIRROR" $(apt_mirrors | awk '!seen[$0]++'); do
-        if serves_bookworm "$mirror"; then
+        if serves_release "$mirror"; then
             echo "${mirror%/}"
             return
         fi
@@ -102,17 +113,17 @@ EOF
 }
 
 build() {
-    building="$CACHE/.rootfs-building.$$"
+    building="$CACHE/.rootfs-building.$RELEASE.$$"
     mirror="$(pick_mirror)"
-    log "debootstrap bookworm from $mirror into $ROOTFS (about a minute, once)"
-    debootstrap --variant=minbase --include="$PACKAGES" bookworm "$building" "$mirror" >&2
+    log "debootstrap $RELEASE from $mirror into $ROOTFS (about a minute, once)"
+    debootstrap --variant=minbase --include="$PACKAGES" "$RELEASE" "$building" "$mirror" >&2
     configure "$building"
     echo "$RECIPE" >"$building/.bfws-complete"
     # An older recipe's rootfs: move it aside, then delete it. (A droplet still running on
     # it elsewhere would lose its lower layer; recipes change rarely enough to accept that.)
     if [ -e "$ROOTFS" ]; then
-        mv "$ROOTFS" "$CACHE/.rootfs-stale.$$"
-        remove_tree "$CACHE/.rootfs-stale.$$"
+        mv "$ROOTFS" "$CACHE/.rootfs-stale.$RELEASE.$$"
+        remove_tree "$CACHE/.rootfs-stale.$RELEASE.$$"
     fi
     mv "$building" "$ROOTFS"
 }

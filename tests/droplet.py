@@ -1,5 +1,6 @@
-"""A throw-away Debian 12 "droplet" for end-to-end tests: systemd as PID 1 in a
-systemd-nspawn container, reachable over SSH on a host loopback port.
+"""A throw-away Debian "droplet" for end-to-end tests: systemd as PID 1 in a systemd-nspawn
+container, reachable over SSH on a host loopback port. Debian 12 (bookworm) by default; 13
+(trixie) and 11 (bullseye) too, each from its own cached rootfs.
 
 The container shares the host's network, so its sshd listens on host loopback and a daemon
 inside reaches a simulator running in the test process. The root filesystem is built once by
@@ -58,10 +59,17 @@ def _has_capability(bit: int) -> bool:
     return False
 
 
-def ensure_rootfs() -> Path:
-    """The cached rootfs, built on first use (about a minute; needs root and network)."""
+RELEASES = {"bullseye": "11", "bookworm": "12", "trixie": "13"}  # what the rootfs script builds
+
+
+def ensure_rootfs(release: str = "bookworm") -> Path:
+    """The release's cached rootfs, built on first use (1-2 minutes; needs root and network)."""
     result = subprocess.run(
-        ["sh", str(ROOTFS_SCRIPT)], capture_output=True, text=True, timeout=1200, check=False
+        ["sh", str(ROOTFS_SCRIPT), release],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"building the droplet rootfs failed:\n{result.stderr[-3000:]}")
@@ -97,8 +105,9 @@ class Droplet:
     and ``stop_seconds``.
     """
 
-    def __init__(self, base: Path, rootfs: Path | None = None) -> None:
+    def __init__(self, base: Path, rootfs: Path | None = None, release: str = "bookworm") -> None:
         self.base = base
+        self.release = release
         self.root = base / "root"
         self.name = f"droplet-{uuid.uuid4().hex[:8]}"
         self.ssh_port = free_port()
@@ -108,7 +117,7 @@ class Droplet:
         self.log_path = base / "console.log"
         self.failed_units = ""
         self.copy_seconds = self.boot_seconds = self.stop_seconds = 0.0
-        self._rootfs = rootfs or ensure_rootfs()
+        self._rootfs = rootfs or ensure_rootfs(release)
         self._upper = base / "upper"
         self._work = base / "work"
         self._proc: subprocess.Popen[bytes] | None = None

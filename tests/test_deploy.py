@@ -1,13 +1,18 @@
-"""The deploy bundle end to end: ansible-playbook against a real Debian 12 host with systemd as
-PID 1 (a systemd-nspawn droplet on a loopback SSH port), the daemon inside reading the
-simulator on host loopback.
+"""The deploy bundle end to end: ansible-playbook against real Debian hosts with systemd as
+PID 1 (systemd-nspawn droplets on loopback SSH ports), the daemon inside reading the simulator
+on host loopback.
 
-The tests run in file order and share one droplet: each step builds on the one before, as an
-operator's day would (deploy, re-deploy, look, break, upgrade, roll back, uninstall).
+The same checks run on Debian 12 (bookworm, Python 3.11) and Debian 13 (trixie, Python 3.13):
+the ``droplet`` fixture is module-scoped and parametrized, so pytest runs the whole sequence on
+one release, then on the other, each droplet booted once. For each, the tests run in file
+order and share the droplet: each step builds on the one before, as an operator's day would
+(deploy over the earlier script, re-deploy, roll back to it, look, break, upgrade, roll back,
+uninstall). A Debian 11 droplet (Python 3.9) is only ever refused, first.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -26,12 +31,15 @@ from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, skip_reason
 
 # One droplet for the module, its tests in order: on one xdist worker.
+# Tests without a release of their own (Debian 11's refusals) run together on one worker.
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("droplet-deploy")]
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
 SERVICE = "binance-funding-ws.service"
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+# Debian 12 and 13: Python 3.11 and 3.13, systemd 252 and 257.
+RELEASES = ("bookworm", "trixie")
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +48,52 @@ def sim():
         yield running
 
 
-@pytest.fixture(scope="module")
-def droplet(tmp_path_factory):
+def boot(release: str, tmp_path_factory):
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
     if not ANSIBLE_PLAYBOOK.exists():
         pytest.skip("ansible-playbook is not installed (./scripts/bootstrap.sh test)")
-    ensure_rootfs()
-    with Droplet(tmp_path_factory.mktemp("droplet")) as running:
+    rootfs = ensure_rootfs(release)
+    return Droplet(tmp_path_factory.mktemp(release), rootfs, release=release)
+
+
+# One group per release: with pytest-xdist's --dist loadgroup the two sequences run side by
+# side on two workers, each in file order.
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(release, marks=pytest.mark.xdist_group(release)) for release in RELEASES],
+)
+def droplet(request, tmp_path_factory):
+    with boot(request.param, tmp_path_factory) as running:
         yield running
+
+
+# Checks of the controller's side or of the role's own flow run on Debian 12 only; Debian 13
+# repeats every check whose outcome its Python 3.13 and systemd 257 could change (the deploy
+# over the earlier script, hardening, idempotence, the runtime's commands, watchdog, upgrade
+# and rollback, the audit timer, uninstall). Each of these is one or two playbook runs of
+# 20-60 s: repeating them would cost the suite minutes and test nothing the release changes.
+BOOKWORM_ONLY = {
+    "test_rollback_refuses_when_nothing_was_deployed",  # role logic, before any deploy
+    "test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back",
+    "test_a_change_outside_the_daemon_redeploys_nothing",  # the controller's release name
+    "test_check_diff_runs_cleanly_on_a_deployed_host",
+    "test_a_changed_variable_restarts_exactly_once",  # handlers
+    "test_compare_playbook_reports_the_live_file_against_rest",  # compare is in nox's tests
+    "test_a_state_directory_swapped_for_a_link_is_refused_and_its_target_stays_root",
+    "test_a_rerun_with_the_audit_changes_nothing",
+    "test_report_playbook_prints_the_report_and_fails_only_when_strict",
+    "test_disabling_the_audit_removes_it_and_keeps_its_history",
+}
+
+
+@pytest.fixture(autouse=True)
+def _release_independent_checks_once(request):
+    callspec = getattr(request.node, "callspec", None)
+    release = callspec.params.get("droplet") if callspec else None
+    if release not in (None, "bookworm") and request.node.originalname in BOOKWORM_ONLY:
+        pytest.skip("independent of the release: checked on bookworm")
 
 
 @pytest.fixture(scope="module")
@@ -131,20 +175,185 @@ def daemon_version(droplet: Droplet) -> str:
     return droplet.ssh(binary, "--version").stdout.split()[-1]
 
 
+# -- a host the daemon cannot run on is refused before anything changes on it ------------------
+
+
+@pytest.fixture(scope="module")
+def bullseye(tmp_path_factory):
+    """Debian 11: systemd and glibc, but Python 3.9."""
+    with boot("bullseye", tmp_path_factory) as running:
+        yield running
+
+
+def refusal_line(result: subprocess.CompletedProcess[str]) -> str:
+    (line,) = [ln for ln in result.stdout.splitlines() if "refusing to deploy" in ln][:1]
+    return line
+
+
+def test_python_3_9_is_refused_in_one_line_and_nothing_changes(bullseye, tmp_path):
+    inventory = bullseye.write_inventory(tmp_path / "hosts.yml")
+    result = playbook("deploy.yml", inventory)
+    counts = recap(result)
+    assert result.returncode != 0 and counts["changed"] == 0 and counts["failed"] == 1
+    line = refusal_line(result)
+    assert "refusing to deploy to volspike-do: /usr/bin/python3 is CPython 3.9;" in line
+    assert "needs CPython 3.10 or newer" in line and "set funding_python" in line
+    for path in (
+        "/opt/binance-funding-ws",
+        "/etc/binance-funding-ws",
+        f"/etc/systemd/system/{SERVICE}",
+    ):
+        assert bullseye.ssh("test", "-e", path, check=False).returncode == 1
+    assert bullseye.ssh("id", "trader", check=False).returncode == 1
+
+
+def test_a_host_without_the_named_python_is_refused_in_one_line(bullseye, tmp_path):
+    # No python3 at all: the preflight looks with raw, which needs none.
+    bullseye.ssh("sh", "-c", "rm /usr/bin/python3 /usr/bin/python3.9")
+    inventory = bullseye.write_inventory(tmp_path / "hosts.yml")
+    result = playbook("deploy.yml", inventory)
+    assert result.returncode != 0 and recap(result)["changed"] == 0
+    line = refusal_line(result)
+    assert "refusing to deploy to volspike-do: no /usr/bin/python3 found;" in line
+    assert "needs CPython 3.10 or newer" in line
+
+
+# -- Debian 12 and 13 -----------------------------------------------------------------------------
+
+
 def test_rollback_refuses_when_nothing_was_deployed(inventory):
     result = playbook("rollback.yml", inventory)
     assert result.returncode != 0
     assert "nothing to roll back to" in result.stdout
 
 
-def test_deploy_installs_a_connected_hardened_service(droplet, inventory):
-    result = playbook("deploy.yml", inventory)
+# The earlier script as the user's droplet runs it: same unit name, user and state file.
+EARLIER_SCRIPT = ROOT / "tests/earlier_script.py"
+EARLIER_EXEC = f"/usr/bin/python3 /usr/local/lib/earlier-funding/earlier_script.py {STATE_FILE}"
+EARLIER_UNIT = f"""[Unit]
+Description=Binance funding rates to a JSON file (the earlier script)
+After=network-online.target
+
+[Service]
+User=trader
+ExecStart={EARLIER_EXEC}
+Restart=always
+
+[Install]
+WantedBy=multi-user.target
+"""
+# What a reader of the state file sees, every 0.2 s, run on the droplet as the bot's user.
+SAMPLER = """
+import json, sys, time
+path, out = sys.argv[1], sys.argv[2]
+with open(out, "a") as log:
+    while True:
+        at = time.time()
+        try:
+            with open(path, "rb") as file:
+                doc = json.loads(file.read())
+            sample = {"format": "ours" if "schema_version" in doc else "earlier",
+                      "funding": len(doc["funding"])}
+        except FileNotFoundError:
+            sample = {"problem": "missing"}
+        except (ValueError, KeyError, TypeError) as exc:
+            sample = {"problem": "unreadable: %r" % exc}
+        log.write(json.dumps(dict(sample, at=at)) + "\\n")
+        log.flush()
+        time.sleep(max(0.0, at + 0.2 - time.time()))
+"""
+SAMPLES = "/var/tmp/state-samples.jsonl"
+CURRENT = "/opt/binance-funding-ws/current/venv"
+
+
+def run_the_earlier_script(droplet: Droplet) -> None:
+    """The earlier install: its user, its directory, its unit, running and writing."""
+    droplet.ssh("useradd", "--create-home", "--shell", "/bin/bash", "trader")
+    droplet.ssh("install", "-d", "-o", "trader", "-g", "trader", str(Path(STATE_FILE).parent))
+    droplet.ssh("install", "-d", "/usr/local/lib/earlier-funding")
+    script = "/usr/local/lib/earlier-funding/earlier_script.py"
+    droplet.ssh("tee", script, input=EARLIER_SCRIPT.read_text())
+    droplet.ssh("tee", f"/etc/systemd/system/{SERVICE}", input=EARLIER_UNIT)
+    droplet.ssh("systemctl", "enable", "--now", SERVICE)
+    wait_for(lambda: earlier_funding(droplet), 30, "the earlier script's first write", step=0.2)
+
+
+def earlier_funding(droplet: Droplet, path: str = STATE_FILE) -> dict:
+    out = droplet.ssh("cat", path, check=False).stdout
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        return {}
+    return doc.get("funding", {}) if "schema_version" not in doc else {}
+
+
+def earlier_processes(droplet: Droplet) -> str:
+    """The earlier script's processes, if any (the bracket keeps pgrep's own line out)."""
+    return droplet.ssh("pgrep", "-a", "-f", "[e]arlier_script.py", check=False).stdout
+
+
+class Sampler:
+    """SAMPLER as a transient unit on the droplet (user trader) while the block runs."""
+
+    def __init__(self, droplet: Droplet) -> None:
+        self.droplet = droplet
+        self.samples: list[dict] = []
+
+    def __enter__(self) -> Sampler:
+        self.droplet.ssh("tee", "/var/tmp/sampler.py", input=SAMPLER)
+        self.droplet.ssh("rm", "-f", SAMPLES)
+        self.droplet.ssh(
+            "systemd-run", "--unit=state-sampler", "--uid=trader", "--quiet",
+            "/usr/bin/python3", "/var/tmp/sampler.py", STATE_FILE, SAMPLES,
+        )  # fmt: skip
+        wait_for(lambda: self._read(), 30, "the first sample", step=0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # The daemon's first second is part of the switch: five samples more.
+        seen = len(self._read())
+        wait_for(lambda: len(self._read()) >= seen + 5, 30, "five more samples", step=0.2)
+        self.droplet.ssh("systemctl", "stop", "state-sampler", check=False)
+        self.samples = self._read()
+
+    def _read(self) -> list[dict]:
+        out = self.droplet.ssh("cat", SAMPLES, check=False).stdout
+        return [json.loads(line) for line in out.splitlines() if line.endswith("}")]
+
+
+def test_a_deploy_over_the_earlier_script_loses_nothing_and_installs_a_hardened_service(
+    droplet, inventory
+):
+    run_the_earlier_script(droplet)
+    with Sampler(droplet) as sampler:
+        result = playbook("deploy.yml", inventory)
     assert result.returncode == 0
     assert recap(result)["failed"] == 0
+    # A reader never found the file missing, unreadable or without funding, through the switch.
+    problems = [s for s in sampler.samples if "problem" in s or s["funding"] == 0]
+    assert problems == [], problems
+    formats = [s["format"] for s in sampler.samples]
+    assert formats[0] == "earlier" and formats[-1] == "ours", "the switch was not sampled"
+    times = [sample["at"] for sample in sampler.samples]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    print(f"{len(gaps) + 1} samples, the longest gap {max(gaps):.2f} s")
+    # The user's last file is kept, named for what it is; the earlier writer's temporary is gone.
+    directory = str(Path(STATE_FILE).parent)
+    kept = droplet.ssh("sh", "-c", f"ls -A {directory}").stdout.split()
+    (pre,) = [name for name in kept if name.startswith(".funding_state.json.pre-")]
+    assert not [name for name in kept if "corrupt" in name or name == ".funding_state.tmp"], kept
+    assert set(earlier_funding(droplet, f"{directory}/{pre}")) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    journal = droplet.ssh("journalctl", "-u", SERVICE, "--no-pager", "-o", "cat").stdout
+    assert "imported" in journal and pre in journal
+    # The unit it replaced is kept for rollback.yml.
+    replaced = droplet.ssh("cat", f"/opt/binance-funding-ws/replaced/{SERVICE}").stdout
+    assert replaced == EARLIER_UNIT
+    # And what it installed: one writer, ours, hardened, connected.
     props = unit(droplet)
     assert props["ActiveState"] == "active" and props["User"] == "trader"
-    owner = droplet.ssh("ps", "-o", "user=", "-p", props["MainPID"]).stdout.strip()
-    assert owner == "trader"
+    command = droplet.ssh("ps", "-o", "user=,args=", "-p", props["MainPID"]).stdout.split()
+    assert command[0] == "trader" and command[-2:] == [f"{CURRENT}/bin/binance-funding-ws", "run"]
+    assert not earlier_processes(droplet)
     doc = state(droplet)
     assert doc.connection_status.state == "connected"
     assert now_ms() - doc.updated_at < 10_000 and len(doc.funding) == 33
@@ -196,12 +405,25 @@ def test_check_diff_runs_cleanly_on_a_deployed_host(droplet, inventory):
     assert result.returncode == 0 and recap(result)["changed"] == 0
 
 
+def test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back(droplet, inventory):
+    result = playbook("rollback.yml", inventory)
+    said = " ".join(result.stdout.split())
+    assert result.returncode == 0 and "had no earlier release of ours: put back" in said
+    assert droplet.ssh("cat", f"/etc/systemd/system/{SERVICE}").stdout == EARLIER_UNIT
+    wait_for(lambda: unit(droplet)["ActiveState"] == "active", 30, "the earlier unit running")
+    command = droplet.ssh("ps", "-o", "args=", "-p", unit(droplet)["MainPID"]).stdout.strip()
+    assert command == EARLIER_EXEC
+    wait_for(lambda: earlier_funding(droplet), 30, "the earlier script writing again", step=0.2)
+    # The next test's deploy brings ours back (one start of ours, a new process).
+
+
 def test_a_changed_variable_restarts_exactly_once(droplet, inventory):
     before_pid, before_starts = unit(droplet)["MainPID"], starts(droplet)
     result = playbook("deploy.yml", inventory, "-e", "funding_stall_timeout=20")
     assert result.returncode == 0 and recap(result)["changed"] >= 1
     assert unit(droplet)["MainPID"] != before_pid
     assert starts(droplet) == before_starts + 1
+    assert not earlier_processes(droplet)  # ours again, over the unit the rollback put back
     env = droplet.ssh("cat", "/etc/binance-funding-ws/daemon.env").stdout
     assert "FUNDING_WS_STALL_TIMEOUT=20" in env
     # Back to the inventory's settings for the following tests.

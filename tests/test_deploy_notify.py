@@ -25,7 +25,8 @@ from binance_funding_sim import SimulatorConfig, SimulatorThread
 from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, free_port, skip_reason
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+# One droplet for the module, its tests in order: on one xdist worker.
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("droplet-notify")]
 
 AUDIT = "binance-funding-ws-audit.service"
 NOTIFY_FILE = "/etc/binance-funding-ws/notify.urls"

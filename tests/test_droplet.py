@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from droplet import Droplet, ensure_rootfs, skip_reason
+from droplet import RELEASES, ROOTFS_SCRIPT, Droplet, ensure_rootfs, skip_reason
 
 # The first test may build the cached rootfs (debootstrap, about a minute on a clean machine).
 # One droplet for the module, its tests in order: on one xdist worker.
@@ -147,6 +147,24 @@ def test_ansible_reaches_the_inventory_as_root_and_as_deployer(droplet, tmp_path
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "CHANGED" in result.stdout and "root" in result.stdout
+
+
+def test_each_release_has_a_cached_rootfs_of_its_own():
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    for release, version in RELEASES.items():  # built here if missing (1-2 minutes each)
+        rootfs = ensure_rootfs(release)
+        assert rootfs.name == f"rootfs-{release}"
+        assert f'VERSION_ID="{version}"' in (rootfs / "etc/os-release").read_text()
+
+
+def test_the_rootfs_script_refuses_an_unknown_release_in_one_line():
+    result = subprocess.run(
+        ["sh", str(ROOTFS_SCRIPT), "sid"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "droplet-rootfs: unknown release 'sid' (bullseye, bookworm or trixie)\n"
 
 
 def test_stop_shuts_down_and_leaves_nothing(droplet):

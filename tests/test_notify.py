@@ -11,7 +11,7 @@ from binance_funding_ws.runtime.notify import Notifier
 def listen(address: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
-    sock.settimeout(2)
+    sock.settimeout(30)  # a generous deadline: a loaded machine starts the daemon slowly
     return sock
 
 

@@ -7,9 +7,11 @@ role does (for a Debian 12 x86_64 target) and read what it produced.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "playbooks/roles/funding/files/build_release.py"
+README = ROOT / "README.md"
 sys.path.insert(0, str(BUILD.parent))
 import build_release  # noqa: E402  (a script of the role, not a package)
 
@@ -75,3 +78,21 @@ def test_the_release_holds_the_runtime_and_its_two_dependencies_only(tmp_path):
         "funding-monitor"
         not in zipfile.ZipFile(Path(release["dir"]) / ours).read(entry_points).decode()
     )
+
+
+def test_the_supported_python_range_is_stated_alike_everywhere():
+    """daemon/ requires it, nox tests it, the role refuses below it, and the docs say it."""
+    role = ROOT / "playbooks/roles/funding"
+    oldest = "3.10"
+    pyproject = tomllib.loads((ROOT / "daemon/pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={oldest}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + oldest.replace(".", "")
+    nox_versions = re.search(r"SUPPORTED = \[(.*)\]", (ROOT / "noxfile.py").read_text())[1]
+    assert nox_versions == '"3.10", "3.11", "3.12", "3.13"'
+    assert f'funding__python_min: "{oldest}"' in (role / "vars/main.yml").read_text()
+    assert "funding__python_min" in (role / "tasks/preflight.yml").read_text()
+    stated = f"CPython {oldest} or newer (3.10 to 3.13 tested"
+    for document in (role / "defaults/main.yml", role / "meta/argument_specs.yml", README):
+        words = " ".join(document.read_text().replace("#", "").split())
+        assert stated in words, document
+        assert "Python ≥ 3.9" not in words and "3.9 or newer" not in words, document

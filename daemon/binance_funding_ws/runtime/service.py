@@ -266,13 +266,13 @@ class Daemon:
             log.info("stopping without a final write: another daemon holds the lock")
         for task in tasks:
             task.cancel()
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(
                 asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_BUDGET / 2
             )
         self.tracker.set_state("stopped", now_ms())
         if self.lost_lock is None:
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.write_state(), SHUTDOWN_BUDGET / 2)
         self.lock.release()
         log.info("stopped")
