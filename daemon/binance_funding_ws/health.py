@@ -288,6 +288,11 @@ def _ago(seconds: float | None) -> str:
     return "never" if seconds is None else f"{format_age(seconds)} ago"
 
 
+def freshness(summary: Summary) -> str:
+    """How old the market data and the file are: ``3.1 s ago; file written 0.4 s ago``."""
+    return f"{_ago(summary.last_message_age_s)}; file written {_ago(summary.last_write_age_s)}"
+
+
 def render_text(summary: Summary, title: str, now: int | None = None) -> str:
     """The one text rendering of a summary (``status``, ``funding-monitor --once``).
 
@@ -306,7 +311,7 @@ def render_text(summary: Summary, title: str, now: int | None = None) -> str:
     lines += [
         f"  feed        {s.state} since {_clock(s.state_since)} ({since_age}), pid {s.pid}",
         f"  url         {one_line(s.url)}",
-        f"  last data   {_ago(s.last_message_age_s)}; file written {_ago(s.last_write_age_s)}",
+        f"  last data   {freshness(s)}",
         f"  symbols     funding {s.funding_symbols}, tickers {s.ticker_symbols}",
         f"  no ticker   {one_line(name_list(s.no_ticker))}",
         f"  no funding  {one_line(name_list(s.no_funding))}",

@@ -517,7 +517,8 @@ def _clock(epoch_ms: int | None) -> str:
         return f"epoch ms {epoch_ms} (invalid)"
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A share as the report words it: ``99.493 %``, or ``n/a``."""
     return "n/a" if value is None else f"{value:.3f} %"
 
 
@@ -526,41 +527,52 @@ def _seconds(value: float | None) -> str:
 
 
 def render_text(report: AuditReport) -> str:
-    """The report for people; every value from the history is one printable line."""
+    """The report for people (``report``): its title, then :func:`fact_lines` indented."""
+    title = strip_control(f"binance-funding-ws report: {report.verdict}  ({report.history})")
+    return "".join(f"{line}\n" for line in [title, *(f"  {fact}" for fact in fact_lines(report))])
+
+
+def fact_lines(report: AuditReport, *, list_outages: bool = True) -> list[str]:
+    """The report's facts, a label and its words a line, the verdict last: the one wording of
+    the report, for ``report`` and the monitor (which lays them out on its history screen and
+    shows the outages as a table of its own: ``list_outages=False``).
+
+    Symbols and errors come from files, hosts and REST: every line is one printable line,
+    without terminal control."""
     r = report
     lines = [
-        f"binance-funding-ws report: {r.verdict}  ({r.history})",
         *_window_lines(r),
-        f"  available    {_pct(r.availability_pct)} of samples (connected, data at most "
+        f"available    {percent(r.availability_pct)} of samples (connected, data at most "
         f"{r.max_age_s:g} s old; SLO {r.slo_pct:g} %)",
-        f"  data age     p50 {_seconds(r.data_age.p50_s)}, p99 {_seconds(r.data_age.p99_s)}, "
+        f"data age     p50 {_seconds(r.data_age.p50_s)}, p99 {_seconds(r.data_age.p99_s)}, "
         f"max {_seconds(r.data_age.max_s)}",
-        *_outage_lines(r.outages),
-        f"  daemon       {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
+        f"outages      {outage_summary(r.outages)}",
+        *(_outage_lines(r.outages) if list_outages else []),
+        f"daemon       {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
         f"{r.rotations} rotations, {r.errors} bad rows, {r.write_errors} write errors",
         *_compare_lines(r),
         *_bot_lines(r),
-        f"  verdict      {_verdict_line(r)}",
+        f"verdict      {verdict_line(r)}",
     ]
-    # Symbols and errors come from files and REST: one line each, no terminal control.
-    return "".join(strip_control(line) + "\n" for line in lines)
+    return [strip_control(line) for line in lines]
 
 
 def _window_lines(r: AuditReport) -> list[str]:
     if r.start is None:
-        return [f"  window       no sample in the last {format_span(r.since_s)}"]
+        return [f"window       no sample in the last {format_span(r.since_s)}"]
     lines = [
-        f"  window       {_clock(r.start)} to {_clock(r.end)} ({format_age(r.window_s)}; "
-        f"{r.samples:,} samples, last {_seconds(r.last_sample_age_s)} ago)",
-        f"  gaps         {len(r.gaps)} (audit not running), {format_age(_total(r.gaps))} in all"
+        f"window       {_clock(r.start)} to {_clock(r.end)} ({format_age(r.window_s)}, "
+        f"{format_age(r.observed_s)} observed; {r.samples:,} samples, last "
+        f"{_seconds(r.last_sample_age_s)} ago)",
+        f"gaps         {len(r.gaps)} (audit not running), {format_age(_total(r.gaps))} in all"
         if r.gaps
-        else "  gaps         none",
+        else "gaps         none",
     ]
     if r.skipped_lines:
-        lines.append(f"  skipped      {r.skipped_lines} unreadable history line(s)")
+        lines.append(f"skipped      {r.skipped_lines} unreadable history line(s)")
     if r.refused_samples:
         lines.append(
-            f"  refused      {r.refused_samples} sample(s) with claims out of range, not "
+            f"refused      {r.refused_samples} sample(s) with claims out of range, not "
             f"counted (first: {r.first_refusal})"
         )
     return lines
@@ -570,17 +582,28 @@ def _total(spans: Sequence[Gap | Outage]) -> float:
     return sum(span.duration_s for span in spans)
 
 
-def _outage_lines(outages: list[Outage]) -> list[str]:
+def outage_summary(outages: Sequence[Outage]) -> str:
+    """``none``, or how many, the longest and the time in all: ``2 (longest 5m 00s), 7m 00s
+    in all``."""
     if not outages:
-        return ["  outages      none"]
-    lines = [f"  outages      {len(outages)}, {format_age(_total(outages))} in all"]
+        return "none"
+    longest = max(o.duration_s for o in outages)
+    ongoing = ", one ongoing" if outages[-1].end is None else ""
+    return (
+        f"{len(outages)} (longest {format_age(longest)}{ongoing}), "
+        f"{format_age(_total(outages))} in all"
+    )
+
+
+def _outage_lines(outages: list[Outage]) -> list[str]:
     # A flapping feed can have hundreds: the longest are shown, in time order.
     longest = sorted(outages, key=lambda o: -o.duration_s)[:MAX_OUTAGE_LINES]
+    lines = []
     for o in sorted(longest, key=lambda o: o.start):
         until = "ongoing" if o.end is None else f"for {format_age(o.duration_s)}"
-        lines.append(f"    {_clock(o.start)} {until}: {o.cause} ({o.detail})")
+        lines.append(f"  {_clock(o.start)} {until}: {o.cause} ({o.detail})")
     if len(outages) > MAX_OUTAGE_LINES:
-        lines.append(f"    ... and {len(outages) - MAX_OUTAGE_LINES} shorter (--json lists all)")
+        lines.append(f"  ... and {len(outages) - MAX_OUTAGE_LINES} shorter (--json lists all)")
     return lines
 
 
@@ -593,17 +616,17 @@ def _compare_lines(r: AuditReport) -> list[str]:
     )
     failed = f", {c.failed_rounds} failed (last: {c.last_error})" if c.failed_rounds else ""
     lines = [
-        f"  compare      {c.rounds} round(s){failed}: funding {c.funding_matched:,}/"
+        f"compare      {c.rounds} round(s){failed}: funding {c.funding_matched:,}/"
         f"{c.funding_compared:,} exact, mark {c.mark_matched:,}/{c.mark_compared:,} within "
         f"tolerance{largest}; {c.stale_skips} stale entries not compared",
-        f"  mismatched   {name_list(c.mismatched_symbols)}",
+        f"mismatched   {name_list(c.mismatched_symbols)}",
     ]
-    lines += [f"    {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
+    lines += [f"  {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
     lines += [
-        f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
+        f"coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
         f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}; "
         f"stale in the file: {name_list(cov.stale_symbols)}",
-        f"  REST weight  {c.rest_weight:,} over the window{_rest_rate(r.rest_weight_per_min)}",
+        f"REST weight  {c.rest_weight:,} over the window{_rest_rate(r.rest_weight_per_min)}",
     ]
     return lines
 
@@ -617,7 +640,7 @@ def _rest_rate(per_minute: float | None) -> str:
 
 def _bot_lines(r: AuditReport) -> list[str]:
     if r.bot_error is not None:
-        return [f"  bot          REST fallbacks by the bot: unknown ({r.bot_error})"]
+        return [f"bot          REST fallbacks by the bot: unknown ({r.bot_error})"]
     if r.bot is None:
         return []
     b = r.bot
@@ -626,16 +649,17 @@ def _bot_lines(r: AuditReport) -> list[str]:
     # watch period.
     since = format_span((b.updated_at - b.started_at) / 1000)
     return [
-        f"  bot          REST fallbacks by the bot: {b.rest:,} in {since} ({b.mode}; "
+        f"bot          REST fallbacks by the bot: {b.rest:,} in {since} ({b.mode}; "
         f"state file {b.websocket:,}, unavailable {b.unavailable:,}, "
         f"REST errors {b.rest_errors:,}; stats {age} old)"
     ]
 
 
-def _verdict_line(r: AuditReport) -> str:
+def verdict_line(r: AuditReport) -> str:
+    """The verdict and the rules that decided it, in words."""
     if r.verdict == SAFE:
         return (
             f"SAFE to drop the REST fallback: {format_age(r.observed_s)} observed, "
-            f"{_pct(r.availability_pct)} available, no mismatch, no missing or stale symbol"
+            f"{percent(r.availability_pct)} available, no mismatch, no missing or stale symbol"
         )
     return f"{r.verdict}: " + "; ".join(r.reasons)

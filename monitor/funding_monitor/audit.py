@@ -24,10 +24,13 @@ from typing import Literal
 from binance_funding_ws.history import CompareRound, Sample, admit
 from binance_funding_ws.reporting import (
     GAP_SLACK_S,
-    SAFE,
     AuditReport,
     available,
     build_report,
+    fact_lines,
+    outage_summary,
+    percent,
+    verdict_line,
 )
 from binance_funding_ws.text import format_age, name_list, one_line
 from binance_funding_ws.tools.report import ReportOptions
@@ -235,26 +238,14 @@ def clock(epoch_ms: int | None, fmt: str = "%H:%M UTC") -> str:
         return "?"
 
 
-def percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f} %"
-
-
-def outages_text(report: AuditReport) -> str:
-    """``no outage``, or how many and the longest: ``2 outages (longest 5m 00s)``."""
-    outages = report.outages
-    if not outages:
-        return "no outage"
-    longest = max(o.duration_s for o in outages)
-    ongoing = ", one ongoing" if outages[-1].end is None else ""
-    plural = "s" if len(outages) > 1 else ""
-    return f"{len(outages)} outage{plural} (longest {format_age(longest)}{ongoing})"
-
-
 def headline(report: AuditReport) -> str:
-    """The panel's line, after the verdict: availability and outages."""
+    """The panel's line, after the verdict: availability and outages, as ``report`` words
+    them."""
     if not report.samples:
         return "no sample in the window (is the audit running?)"
-    return f"{percent(report.availability_pct)} available · {outages_text(report)}"
+    return (
+        f"{percent(report.availability_pct)} available · outages {outage_summary(report.outages)}"
+    )
 
 
 def compare_text(last: LastCompare | None) -> str:
@@ -275,17 +266,6 @@ def compare_text(last: LastCompare | None) -> str:
     return text
 
 
-def verdict_line(report: AuditReport) -> str:
-    """The verdict and the rules that decided it, as ``report`` words them."""
-    if report.verdict == SAFE:
-        return (
-            f"SAFE to drop the REST fallback: {format_age(report.observed_s)} observed, "
-            f"{percent(report.availability_pct)} available, no mismatch, no missing or stale "
-            "symbol"
-        )
-    return one_line(f"{report.verdict}: " + "; ".join(report.reasons))
-
-
 def silence(outcome: HistoryOutcome) -> float | None:
     """How old the last sample was when the history was read, if older than the audit's gaps
     allow: the audit is not running (timer stopped, or failing)."""
@@ -304,7 +284,7 @@ def once_lines(outcome: HistoryOutcome | None) -> list[str]:
     if problem is not None or outcome.report is None:
         return [f"  audit 24 h  {problem or 'not read'}"]
     report = outcome.report
-    lines = [f"  audit 24 h  {verdict_line(report)}"]
+    lines = [f"  audit 24 h  {one_line(verdict_line(report))}"]
     if report.samples:  # else the verdict said it all
         lines.append(
             f"  history     {headline(report).replace(' · ', ', ')}; last compare "
@@ -314,65 +294,16 @@ def once_lines(outcome: HistoryOutcome | None) -> list[str]:
 
 
 def report_lines(outcome: HistoryOutcome) -> list[str]:
-    """The history screen's facts (its outages are a table of their own)."""
+    """The history screen's facts: the report's own lines (its outages are a table of their
+    own), where it was read, and the last compare round."""
     r = outcome.report
     if r is None:
         return [outcome.problem() or "not read yet"]
     return [
-        f"verdict     {verdict_line(r)}",
-        f"history     {one_line(outcome.where)}, read {clock(r.generated_at, '%H:%M:%S UTC')}",
-        *_window_lines(r),
-        f"available   {percent(r.availability_pct)} of samples (connected, data at most "
-        f"{r.max_age_s:g} s old; SLO {r.slo_pct:g} %)",
-        f"data age    p50 {_age(r.data_age.p50_s)}, p99 {_age(r.data_age.p99_s)}, "
-        f"max {_age(r.data_age.max_s)}",
-        f"outages     {outages_text(r)}, {format_age(sum(o.duration_s for o in r.outages))} in all",
-        f"daemon      {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
-        f"{r.rotations} rotations, {r.errors} bad rows, {r.write_errors} write errors",
-        *_compare_lines(r),
-        f"last round  {compare_text(outcome.last_compare)}",
+        f"history      {one_line(outcome.where)}, read {clock(r.generated_at, '%H:%M:%S UTC')}",
+        *fact_lines(r, list_outages=False),
+        f"last round   {compare_text(outcome.last_compare)}",
     ]
-
-
-def _window_lines(r: AuditReport) -> list[str]:
-    if r.start is None:
-        return ["window      no sample in the last 24 h"]
-    full = "%Y-%m-%d %H:%M UTC"
-    gaps = sum(g.duration_s for g in r.gaps)
-    lines = [
-        f"window      {clock(r.start, full)} to {clock(r.end, full)} ({format_age(r.window_s)}, "
-        f"{format_age(r.observed_s)} observed; {r.samples} samples)",
-        f"gaps        {len(r.gaps)} (audit not running), {format_age(gaps)} in all"
-        if r.gaps
-        else "gaps        none",
-    ]
-    if r.skipped_lines:
-        lines.append(f"skipped     {r.skipped_lines} history line(s) that are not samples")
-    if r.refused_samples:
-        lines.append(
-            f"refused     {r.refused_samples} sample(s) with claims out of range "
-            f"(first: {one_line(r.first_refusal)})"
-        )
-    return lines
-
-
-def _compare_lines(r: AuditReport) -> list[str]:
-    c, cov = r.compare, r.coverage
-    failed = f" (last: {one_line(c.last_error)})" if c.last_error is not None else ""
-    return [
-        f"compare     {c.rounds} round(s), {c.failed_rounds} failed{failed}: funding "
-        f"{c.funding_matched}/{c.funding_compared} exact, mark {c.mark_matched}/"
-        f"{c.mark_compared} within tolerance",
-        f"mismatched  {one_line(name_list(c.mismatched_symbols))}",
-        *(f"  {one_line(f'{s}: {finding}')}" for s, finding in sorted(c.mismatches.items())),
-        f"coverage    {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
-        f"({cov.skipped_rounds} skipped); missing {one_line(name_list(cov.missing_symbols))}; "
-        f"stale {one_line(name_list(cov.stale_symbols))}",
-    ]
-
-
-def _age(seconds: float | None) -> str:
-    return "n/a" if seconds is None else format_age(seconds)
 
 
 def outage_rows(report: AuditReport) -> list[tuple[str, str, str, str, str]]:

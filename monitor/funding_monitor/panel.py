@@ -22,7 +22,7 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Input, Static
 
-from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary
+from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary, freshness
 from binance_funding_ws.reporting import NOT_SAFE, NOT_YET, SAFE
 from binance_funding_ws.text import format_age
 from funding_monitor.audit import (
@@ -92,10 +92,6 @@ def clock_text(epoch_s: float | None) -> str:
     if epoch_s is None:
         return "never"
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%H:%M:%S UTC")
-
-
-def _ago(seconds: float | None) -> str:
-    return "never" if seconds is None else f"{format_age(seconds)} ago"
 
 
 class HostPanel(Vertical):
@@ -200,10 +196,7 @@ class HostPanel(Vertical):
             return text
         text.append("\nfeed ")
         text.append(summary.state.upper(), style=f"bold {STATE_STYLES.get(summary.state, 'white')}")
-        text.append(
-            f" · last message {_ago(summary.last_message_age_s)} · file written "
-            f"{_ago(summary.last_write_age_s)}"
-        )
+        text.append(f" · last data {freshness(summary)}")
         if view.showing_old_data:
             text.append(f" · OLD (read {clock_text(view.document_at)})", style="bold red")
         counters = summary.counters
