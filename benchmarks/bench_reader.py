@@ -40,8 +40,8 @@ from pathlib import Path
 
 from binance_funding_ws import FundingSource, StateFileError, read_state
 from binance_funding_ws.botstats import Counters
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.statefile import StateCache
-from binance_funding_ws.state import now_ms
 
 TARGET_US = 5.0
 MAX_AGE = 3600.0  # the cached phase runs on a stopped daemon's file: keep it "fresh"

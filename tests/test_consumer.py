@@ -41,6 +41,7 @@ from binance_funding_ws.circuit import (
     judge,
     weight_pause,
 )
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.fallback import MAX_IN_FLIGHT
 from binance_funding_ws.health import stale_count
 from binance_funding_ws.quotes import (
@@ -49,7 +50,7 @@ from binance_funding_ws.quotes import (
     normalize_symbol,
     ticker_from_rest,
 )
-from binance_funding_ws.state import encode_state, now_ms
+from binance_funding_ws.state import encode_state
 from daemon_helpers import DaemonProcess, try_read, wait_for
 from factories import document, mark
 

@@ -9,6 +9,7 @@ import tracemalloc
 import pytest
 
 from binance_funding_ws.backoff import Backoff
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.frames import DecodedFrame, FrameDecoder, MarkPriceRow, TickerRow
 from binance_funding_ws.health import (
     assess,
@@ -21,7 +22,6 @@ from binance_funding_ws.health import (
 from binance_funding_ws.market import MAX_AHEAD_MS, MarketBook
 from binance_funding_ws.runtime.logs import RateLimitedLog
 from binance_funding_ws.state import missing_symbols
-from binance_funding_ws.text import format_age
 from binance_funding_ws.tracker import MAX_STREAMS, ConnectionTracker
 from factories import DOCS_MARK, DOCS_TICKER, combined, document, mark, ticker
 

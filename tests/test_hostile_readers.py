@@ -15,14 +15,9 @@ import msgspec
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.health import fresh_funding, summarize
-from binance_funding_ws.state import (
-    MAX_STATE_BYTES,
-    StateFileError,
-    encode_state,
-    now_ms,
-    read_state,
-)
+from binance_funding_ws.state import MAX_STATE_BYTES, StateFileError, encode_state, read_state
 from daemon_helpers import run_cli, status_json
 from factories import document, mark
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.history import Sample
-from binance_funding_ws.state import now_ms
 from binance_funding_ws.tools.historyfile import HistoryError, read_history
 from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
 

@@ -18,8 +18,8 @@ from typing import Literal
 
 import msgspec
 
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.state import EpochMs
-from binance_funding_ws.text import format_age
 
 COUNTERS = (
     "websocket",  # answered from the state file

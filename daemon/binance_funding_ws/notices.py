@@ -34,10 +34,10 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from binance_funding_ws.durations import HOUR, MINUTE
+from binance_funding_ws.durations import HOUR, MINUTE, format_age
 from binance_funding_ws.history import CompareRound, Sample
 from binance_funding_ws.reporting import CAUSES, SAFE, AuditReport, cause_of, render_text
-from binance_funding_ws.text import format_age, name_list, one_line
+from binance_funding_ws.text import name_list, one_line
 
 DEGRADED, RECOVERED, RESTARTS, MISMATCH, COVERAGE, REPORT = (
     "DEGRADED",

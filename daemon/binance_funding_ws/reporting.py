@@ -32,7 +32,6 @@ prints it, and the monitor can show it); :func:`render_text` is its text.
 from __future__ import annotations
 
 import math
-import time
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -42,7 +41,7 @@ from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
 from binance_funding_ws.botstats import BotStats
 from binance_funding_ws.botstats import decode_bot_stats as _decode_bot_stats
 from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
-from binance_funding_ws.durations import format_span
+from binance_funding_ws.durations import format_age, format_age_or, format_clock, format_span
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.history import (
     Admission,
@@ -53,7 +52,7 @@ from binance_funding_ws.history import (
     identity,
     restarted,
 )
-from binance_funding_ws.text import format_age, name_list, strip_control
+from binance_funding_ws.text import name_list, strip_control
 
 SAFE, NOT_YET, NOT_SAFE = "SAFE", "NOT_YET", "NOT_SAFE"
 EXIT_SAFE, EXIT_NOT_SAFE, EXIT_UNREADABLE = 0, 1, 2
@@ -508,22 +507,9 @@ def decode_bot_stats(data: bytes) -> BotStats:
 # -- text ---------------------------------------------------------------------------------
 
 
-def _clock(epoch_ms: int | None) -> str:
-    if epoch_ms is None:
-        return "-"
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
-    except (OverflowError, ValueError, OSError):  # a hand-edited history: no calendar date
-        return f"epoch ms {epoch_ms} (invalid)"
-
-
 def percent(value: float | None) -> str:
     """A share as the report words it: ``99.493 %``, or ``n/a``."""
     return "n/a" if value is None else f"{value:.3f} %"
-
-
-def _seconds(value: float | None) -> str:
-    return "n/a" if value is None else format_age(value)
 
 
 def render_text(report: AuditReport) -> str:
@@ -544,8 +530,7 @@ def fact_lines(report: AuditReport, *, list_outages: bool = True) -> list[str]:
         *_window_lines(r),
         f"available    {percent(r.availability_pct)} of samples (connected, data at most "
         f"{r.max_age_s:g} s old; SLO {r.slo_pct:g} %)",
-        f"data age     p50 {_seconds(r.data_age.p50_s)}, p99 {_seconds(r.data_age.p99_s)}, "
-        f"max {_seconds(r.data_age.max_s)}",
+        f"data age     {_data_age(r.data_age)}",
         f"outages      {outage_summary(r.outages)}",
         *(_outage_lines(r.outages) if list_outages else []),
         f"daemon       {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
@@ -557,13 +542,18 @@ def fact_lines(report: AuditReport, *, list_outages: bool = True) -> list[str]:
     return [strip_control(line) for line in lines]
 
 
+def _data_age(ages: DataAge) -> str:
+    p50, p99, most = (format_age_or(age) for age in (ages.p50_s, ages.p99_s, ages.max_s))
+    return f"p50 {p50}, p99 {p99}, max {most}"
+
+
 def _window_lines(r: AuditReport) -> list[str]:
     if r.start is None:
         return [f"window       no sample in the last {format_span(r.since_s)}"]
     lines = [
-        f"window       {_clock(r.start)} to {_clock(r.end)} ({format_age(r.window_s)}, "
+        f"window       {format_clock(r.start)} to {format_clock(r.end)} ({format_age(r.window_s)}, "
         f"{format_age(r.observed_s)} observed; {r.samples:,} samples, last "
-        f"{_seconds(r.last_sample_age_s)} ago)",
+        f"{format_age_or(r.last_sample_age_s)} ago)",
         f"gaps         {len(r.gaps)} (audit not running), {format_age(_total(r.gaps))} in all"
         if r.gaps
         else "gaps         none",
@@ -601,7 +591,7 @@ def _outage_lines(outages: list[Outage]) -> list[str]:
     lines = []
     for o in sorted(longest, key=lambda o: o.start):
         until = "ongoing" if o.end is None else f"for {format_age(o.duration_s)}"
-        lines.append(f"  {_clock(o.start)} {until}: {o.cause} ({o.detail})")
+        lines.append(f"  {format_clock(o.start)} {until}: {o.cause} ({o.detail})")
     if len(outages) > MAX_OUTAGE_LINES:
         lines.append(f"  ... and {len(outages) - MAX_OUTAGE_LINES} shorter (--json lists all)")
     return lines

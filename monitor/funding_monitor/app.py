@@ -20,8 +20,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer
 
+from binance_funding_ws.durations import format_age, format_age_or
 from binance_funding_ws.health import EXIT_HEALTHY
-from binance_funding_ws.text import format_age
 from funding_monitor.hosts import Host
 from funding_monitor.model import PollResult, host_summary
 from funding_monitor.panel import HostPanel, state_text, verdict_text
@@ -173,7 +173,7 @@ class MonitorApp(App[int]):
             verdict_text(summary),
             service,
             state_text(summary.state),
-            "never" if message_age is None else format_age(message_age),
+            format_age_or(message_age, "never"),
             format_age(summary.last_write_age_s or 0.0),
             str(summary.funding_symbols),
             str(summary.ticker_symbols),

@@ -15,12 +15,12 @@ Everything a sample carries came from the host: every string below that holds so
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from binance_funding_ws.durations import format_age, format_clock
 from binance_funding_ws.history import CompareRound, Sample, admit
 from binance_funding_ws.reporting import (
     GAP_SLACK_S,
@@ -32,7 +32,7 @@ from binance_funding_ws.reporting import (
     percent,
     verdict_line,
 )
-from binance_funding_ws.text import format_age, name_list, one_line
+from binance_funding_ws.text import name_list, one_line
 from binance_funding_ws.tools.report import ReportOptions
 from funding_monitor.notices import NoticesView, notices_of
 
@@ -42,6 +42,8 @@ WINDOW_S = REPORT_DEFAULTS.since  # 24 h
 CHART_BUCKETS = 288  # 5 min each: the finest chart; a narrower one merges neighbours
 BLOCKS = "▁▂▃▄▅▆▇█"  # one eighth of a cell to a full one
 NO_SAMPLE = "·"  # the audit was not running: no sample, so neither up nor down
+READ_CLOCK = "%H:%M:%S UTC"  # when the history was read
+SHORT_CLOCK = "%H:%M UTC"  # the charts' axis and the last compare round
 NO_HISTORY = "no audit history (funding_audit_enabled?)"
 
 
@@ -213,9 +215,9 @@ def bar_rows(levels: Sequence[float | None], height: int) -> list[str]:
 
 def axis(width: int, start_ms: int, end_ms: int) -> str:
     """A time axis under a chart ``width`` columns wide: start, middle and end (UTC)."""
-    left, right = clock(start_ms), "now"
+    left, right = format_clock(start_ms, SHORT_CLOCK), "now"
     line = [" "] * width
-    middle = clock((start_ms + end_ms) // 2)
+    middle = format_clock((start_ms + end_ms) // 2, SHORT_CLOCK)
     spots = [(width - len(right), right)]
     if width > len(left) + len(right):
         spots.append((0, left))
@@ -227,15 +229,6 @@ def axis(width: int, start_ms: int, end_ms: int) -> str:
 
 
 # -- words --------------------------------------------------------------------------------
-
-
-def clock(epoch_ms: int | None, fmt: str = "%H:%M UTC") -> str:
-    if epoch_ms is None:
-        return "-"
-    try:
-        return time.strftime(fmt, time.gmtime(epoch_ms / 1000))
-    except (OverflowError, OSError, ValueError):  # a time no calendar has: shown as such
-        return "?"
 
 
 def headline(report: AuditReport) -> str:
@@ -254,9 +247,10 @@ def compare_text(last: LastCompare | None) -> str:
         return "none in the window"
     r = last.round
     if r.error is not None:
-        return f"{clock(last.at)}, failed ({one_line(r.error)})"
+        return f"{format_clock(last.at, SHORT_CLOCK)}, failed ({one_line(r.error)})"
+    at = format_clock(last.at, SHORT_CLOCK)
     text = (
-        f"{clock(last.at)}, funding {r.funding_matched}/{r.compared} · mark {r.mark_matched}/"
+        f"{at}, funding {r.funding_matched}/{r.compared} · mark {r.mark_matched}/"
         f"{r.compared} · mismatched {one_line(name_list(sorted(r.mismatched)))}"
     )
     if r.missing:
@@ -300,7 +294,7 @@ def report_lines(outcome: HistoryOutcome) -> list[str]:
     if r is None:
         return [outcome.problem() or "not read yet"]
     return [
-        f"history      {one_line(outcome.where)}, read {clock(r.generated_at, '%H:%M:%S UTC')}",
+        f"history      {one_line(outcome.where)}, read {format_clock(r.generated_at, READ_CLOCK)}",
         *fact_lines(r, list_outages=False),
         f"last round   {compare_text(outcome.last_compare)}",
     ]
@@ -311,8 +305,8 @@ def outage_rows(report: AuditReport) -> list[tuple[str, str, str, str, str]]:
     when = "%m-%d %H:%M:%S"
     return [
         (
-            clock(o.start, when),
-            "ongoing" if o.end is None else clock(o.end, when),
+            format_clock(o.start, when),
+            "ongoing" if o.end is None else format_clock(o.end, when),
             format_age(o.duration_s),
             one_line(o.cause),
             one_line(o.detail),

@@ -15,9 +15,9 @@ from typing import Literal
 
 import msgspec
 
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.health import EXIT_UNREADABLE, Summary, summarize, unreadable
 from binance_funding_ws.state import StateDocument
-from binance_funding_ws.text import format_age
 from funding_monitor.audit import HistoryOutcome
 
 ErrorKind = Literal["unreachable", "host-key", "auth", "missing", "unreadable", "corrupt"]

@@ -12,7 +12,6 @@ parsed as markup) after :func:`~funding_monitor.safe.strip_control`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from itertools import groupby
 
 from rich.cells import cell_len
@@ -22,9 +21,9 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Input, Static
 
+from binance_funding_ws.durations import format_age, format_clock
 from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary, freshness
 from binance_funding_ws.reporting import NOT_SAFE, NOT_YET, SAFE
-from binance_funding_ws.text import format_age
 from funding_monitor.audit import (
     HistoryOutcome,
     availability_levels,
@@ -88,10 +87,9 @@ def chart_text(rows: Sequence[str], tones: Sequence[str]) -> Text:
     return text
 
 
-def clock_text(epoch_s: float | None) -> str:
-    if epoch_s is None:
-        return "never"
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%H:%M:%S UTC")
+def _clock_of(epoch_s: float | None) -> str:
+    """A monitor time (epoch seconds, its clock's unit) as ``%H:%M:%S UTC``."""
+    return format_clock(None if epoch_s is None else epoch_s * 1000, "%H:%M:%S UTC", "never")
 
 
 class HostPanel(Vertical):
@@ -173,8 +171,8 @@ class HostPanel(Vertical):
         if error is not None and not view.connected:
             since = view.disconnected_since
             ago = format_age(now - since) if since else "?"
-            old = f"; showing data read at {clock_text(view.document_at)}" if view.document else ""
-            return f"DISCONNECTED since {clock_text(since)} ({ago}): {error}{old}"
+            old = f"; showing data read at {_clock_of(view.document_at)}" if view.document else ""
+            return f"DISCONNECTED since {_clock_of(since)} ({ago}): {error}{old}"
         if error is not None:
             old = " — showing the last good data, marked old" if view.document else ""
             kind = view.error_kind.upper() if view.error_kind else "ERROR"
@@ -198,7 +196,7 @@ class HostPanel(Vertical):
         text.append(summary.state.upper(), style=f"bold {STATE_STYLES.get(summary.state, 'white')}")
         text.append(f" · last data {freshness(summary)}")
         if view.showing_old_data:
-            text.append(f" · OLD (read {clock_text(view.document_at)})", style="bold red")
+            text.append(f" · OLD (read {_clock_of(view.document_at)})", style="bold red")
         counters = summary.counters
         text.append(f"\nreconnects {counters.reconnects} · errors {counters.errors}")
         if summary.last_error:

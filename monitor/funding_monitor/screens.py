@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
-from binance_funding_ws.text import format_age
+from binance_funding_ws.durations import format_age
 from funding_monitor.audit import (
     NO_SAMPLE,
     WINDOW_S,

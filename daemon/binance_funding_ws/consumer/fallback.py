@@ -34,6 +34,7 @@ from typing import Generic, TypeVar
 
 from binance_funding_ws.botstats import Counters
 from binance_funding_ws.circuit import Circuit, Verdict, judge
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.quotes import (
     FundingQuote,
@@ -45,7 +46,6 @@ from binance_funding_ws.quotes import (
 from binance_funding_ws.rest import MAX_ONE_SYMBOL_BODY, WEIGHT_ONE_SYMBOL, RestAnswerError
 from binance_funding_ws.rest import PREMIUM_INDEX as PREMIUM_INDEX_PATH
 from binance_funding_ws.rest import TICKER_24HR as TICKER_24HR_PATH
-from binance_funding_ws.state import now_ms
 from binance_funding_ws.text import one_line
 from binance_funding_ws.tools.rest import RestClient, RestError
 

@@ -20,6 +20,7 @@ from binance_funding_ws.botstats import (
     encode_bot_stats,
     summary_line,
 )
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.fallback import PREMIUM_INDEX, TICKER_24HR, Endpoint, RestFallback
 from binance_funding_ws.consumer.statefile import StateCache
 from binance_funding_ws.health import is_stale
@@ -30,7 +31,6 @@ from binance_funding_ws.quotes import (
 )
 from binance_funding_ws.rest import DEFAULT_REST_URL
 from binance_funding_ws.runtime.writer import AtomicWriter
-from binance_funding_ws.state import now_ms
 from binance_funding_ws.text import one_line
 
 log = logging.getLogger("binance_funding_ws.consumer")

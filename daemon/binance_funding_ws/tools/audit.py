@@ -37,8 +37,9 @@ from binance_funding_ws.argtypes import (
     add_state_file,
     options_from,
 )
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE, coverage_unknowable
-from binance_funding_ws.durations import DAY, HOUR
+from binance_funding_ws.durations import DAY, HOUR, format_age
 from binance_funding_ws.history import (
     Admission,
     CompareRound,
@@ -60,8 +61,8 @@ from binance_funding_ws.metrics import (
 from binance_funding_ws.rest import DEFAULT_REST_URL
 from binance_funding_ws.runtime.logs import setup_logging
 from binance_funding_ws.runtime.writer import AtomicWriter
-from binance_funding_ws.state import StateFileError, now_ms, read_state
-from binance_funding_ws.text import error_line, format_age, one_line
+from binance_funding_ws.state import DEFAULT_STATE_FILE, StateFileError, read_state
+from binance_funding_ws.text import error_line, one_line
 from binance_funding_ws.tools import notify
 from binance_funding_ws.tools.compare import add_rest_arguments, compare_round
 from binance_funding_ws.tools.historyfile import (
@@ -77,7 +78,6 @@ from binance_funding_ws.tools.rest import (
     RestClient,
     RestError,
 )
-from binance_funding_ws.tools.status import DEFAULT_STATE_FILE
 
 log = logging.getLogger("binance_funding_ws.audit")
 PROG = "binance-funding-ws audit"

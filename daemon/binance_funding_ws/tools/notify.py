@@ -42,6 +42,7 @@ import msgspec
 
 from binance_funding_ws import __version__, notices
 from binance_funding_ws.argtypes import add_seconds
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.durations import DAY, MINUTE
 from binance_funding_ws.history import Delivery, Notices, Sample
 from binance_funding_ws.notices import (
@@ -54,7 +55,7 @@ from binance_funding_ws.notices import (
 )
 from binance_funding_ws.reporting import AuditReport
 from binance_funding_ws.runtime.writer import AtomicWriter
-from binance_funding_ws.state import StateFileError, now_ms, read_bounded
+from binance_funding_ws.state import StateFileError, read_bounded
 from binance_funding_ws.text import error_line, one_line
 
 log = logging.getLogger("binance_funding_ws.notify")

@@ -18,6 +18,7 @@ import msgspec
 
 from binance_funding_ws.argtypes import add_max_age, add_seconds, options_from
 from binance_funding_ws.botstats import BotStats
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.durations import DAY
 from binance_funding_ws.reporting import (
     EXIT_UNREADABLE,
@@ -26,7 +27,7 @@ from binance_funding_ws.reporting import (
     decode_bot_stats,
     render_text,
 )
-from binance_funding_ws.state import StateFileError, now_ms, read_bounded
+from binance_funding_ws.state import StateFileError, read_bounded
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools import notify
 from binance_funding_ws.tools.historyfile import HistoryError, HistoryWindow
