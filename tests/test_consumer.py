@@ -29,7 +29,7 @@ from binance_funding_ws.backoff import Backoff
 from binance_funding_ws.botstats import (
     COUNTERS,
     MAX_SHARDS,
-    Counters,
+    LookupCounters,
     decode_bot_stats,
     summary_line,
 )
@@ -682,7 +682,7 @@ def test_http_statuses_and_headers():
 
 
 def test_counters_are_exact_across_threads_that_come_and_go():
-    counters = Counters()
+    counters = LookupCounters()
 
     def count() -> None:
         for _ in range(2_000):

@@ -29,10 +29,11 @@ from textual.widgets import DataTable, Input
 import funding_monitor.app
 from binance_funding_ws.health import Summary, stale_entries
 from binance_funding_ws.history import encode_sample
-from binance_funding_ws.reporting import AuditReport
+from binance_funding_ws.report import AuditReport
 from daemon_helpers import run_cli
 from funding_monitor.app import MonitorApp
-from funding_monitor.audit import (
+from funding_monitor.history_tail import MAX_HISTORY_BYTES, HistoryTail
+from funding_monitor.history_view import (
     CHART_BUCKETS,
     HistoryOutcome,
     axis,
@@ -46,7 +47,6 @@ from funding_monitor.audit import (
     report_lines,
     silence,
 )
-from funding_monitor.historytail import MAX_HISTORY_BYTES, HistoryTail
 from funding_monitor.hosts import Host
 from funding_monitor.model import (
     HostView,

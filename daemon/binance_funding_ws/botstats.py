@@ -44,7 +44,7 @@ MAX_SHARDS = 64  # per-thread counter shards kept before those of ended threads 
 TOP_SYMBOLS = 10
 
 
-class Counters:
+class LookupCounters:
     """Thread-safe lookup counters and the symbols that fell back.
 
     Counting is on every lookup's path, so it takes no lock: each thread counts in a shard of

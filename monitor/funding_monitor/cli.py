@@ -28,7 +28,7 @@ from binance_funding_ws.clock import now_s
 from binance_funding_ws.health import EXIT_HEALTHY, Summary, render_text
 from binance_funding_ws.state import DEFAULT_STATE_FILE
 from binance_funding_ws.text import error_line
-from funding_monitor.audit import HistoryOutcome, once_lines
+from funding_monitor.history_view import HistoryOutcome, once_lines
 from funding_monitor.model import host_summary
 from funding_monitor.notices import notice_lines
 from funding_monitor.poller import Poller

@@ -23,8 +23,8 @@ from textual.widgets import DataTable, Input, Static
 
 from binance_funding_ws.durations import format_age, format_clock
 from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary, freshness
-from binance_funding_ws.reporting import NOT_SAFE, NOT_YET, SAFE
-from funding_monitor.audit import (
+from binance_funding_ws.report import NOT_SAFE, NOT_YET, SAFE
+from funding_monitor.history_view import (
     HistoryOutcome,
     availability_levels,
     bar_rows,
@@ -77,7 +77,8 @@ def audit_verdict_text(verdict: str) -> Text:
 
 
 def chart_text(rows: Sequence[str], tones: Sequence[str]) -> Text:
-    """Chart rows (:func:`~funding_monitor.audit.bar_rows`), each column in its tone's colour."""
+    """Chart rows (:func:`~funding_monitor.history_view.bar_rows`), each column in its tone's
+    colour."""
     text = Text()
     for number, row in enumerate(rows):
         if number:
@@ -104,7 +105,7 @@ class HostPanel(Vertical):
         self.sort_key: SortKey = "symbol"
         self.sort_reverse = False
         self._view: HostView | None = None
-        self._now = 0.0
+        self._now_s = 0.0
         self._ready = False  # mounted: the widgets to draw into exist
         self._shown_document: object = None
         self._shown_query: tuple[str, str, bool] | None = None
@@ -136,9 +137,9 @@ class HostPanel(Vertical):
         if self._funding is not None:
             self._funding.write_visible()  # a taller terminal shows more rows
 
-    def show(self, view: HostView, now: float) -> None:
-        """Show ``view`` as of ``now`` (epoch s); the tables only when their content changed."""
-        self._view, self._now = view, now
+    def show(self, view: HostView, now_s: float) -> None:
+        """Show ``view`` as of ``now_s`` (epoch s); the tables only when their content changed."""
+        self._view, self._now_s = view, now_s
         if self._ready:  # before mounting, on_mount draws what was given
             self._draw()
 
@@ -146,7 +147,7 @@ class HostPanel(Vertical):
         view = self._view
         if view is None:
             return
-        summary = scrubbed(host_summary(view, self._now, self.max_age))
+        summary = scrubbed(host_summary(view, self._now_s, self.max_age))
         alarm = self._alarm(view, summary)
         banner = self.query_one("#banner", Static)
         banner.update(Text(alarm or ""))
@@ -166,11 +167,11 @@ class HostPanel(Vertical):
             self._draw_tables(view, summary)
 
     def _alarm(self, view: HostView, summary: Summary) -> str | None:
-        now = self._now
+        now_s = self._now_s
         error = None if view.error is None else strip_control(view.error)
         if error is not None and not view.connected:
             since = view.disconnected_since
-            ago = format_age(now - since) if since else "?"
+            ago = format_age(now_s - since) if since else "?"
             old = f"; showing data read at {_clock_of(view.document_at)}" if view.document else ""
             return f"DISCONNECTED since {_clock_of(since)} ({ago}): {error}{old}"
         if error is not None:
@@ -273,7 +274,7 @@ class HostPanel(Vertical):
             funding_table.border_title = "funding"
             self._funding.show({})
             return
-        now_ms = int(self._now * 1000)
+        now_ms = int(self._now_s * 1000)
         rows = select_rows(
             funding_rows(document), self.filter_text, self.sort_key, self.sort_reverse, now_ms
         )

@@ -36,14 +36,14 @@ from binance_funding_ws.argtypes import (
     symbols,
 )
 from binance_funding_ws.clock import now_ms
-from binance_funding_ws.comparison import (
+from binance_funding_ws.compare import (
     Report,
     as_json,
     caught_up,
     first_pass,
     settle,
 )
-from binance_funding_ws.comparison import render_text as render_report
+from binance_funding_ws.compare import render_text as render_report
 from binance_funding_ws.health import assess
 from binance_funding_ws.rest import DEFAULT_REST_URL, PremiumIndex
 from binance_funding_ws.state import DEFAULT_STATE_FILE, StateDocument, StateFileError, read_state

@@ -1,11 +1,12 @@
 """Pure: the audit history as the monitor shows it — the last 24 h, judged.
 
 The worker thread turns the history's samples into one :class:`HistoryOutcome` and posts it:
-the report of the window (:func:`binance_funding_ws.reporting.build_report`, so the figures,
+the report of the window (:func:`binance_funding_ws.report.build_report`, so the figures,
 the outage rules and the SAFE / NOT_YET / NOT_SAFE verdict are exactly those of
 ``binance-funding-ws report`` with its defaults), the last compare round, and the window cut
-into :data:`CHART_BUCKETS` buckets for the charts. The panel, the history screen and
-``--once`` only put it into words, here.
+into :data:`CHART_BUCKETS` buckets for the charts, drawn here as bars. The words are the
+report's own (:func:`binance_funding_ws.report.fact_lines`); the panel, the history screen and
+``--once`` lay them out.
 
 Everything a sample carries came from the host: every string below that holds some of it
 (symbols, errors, problems, paths) is folded onto one line without terminal control
@@ -17,12 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from binance_funding_ws.durations import format_age, format_clock
 from binance_funding_ws.history import CompareRound, Sample, admit
-from binance_funding_ws.reporting import (
+from binance_funding_ws.report import (
+    DEFAULT_MIN_PERIOD_S,
+    DEFAULT_SINCE_S,
+    DEFAULT_SLO_PCT,
     GAP_SLACK_S,
     AuditReport,
     available,
@@ -33,12 +36,9 @@ from binance_funding_ws.reporting import (
     verdict_line,
 )
 from binance_funding_ws.text import name_list, one_line
-from binance_funding_ws.tools.report import ReportOptions
 from funding_monitor.notices import NoticesView, notices_of
 
-# The report's own defaults (`binance-funding-ws report` without options): one definition.
-REPORT_DEFAULTS = ReportOptions(history=Path())
-WINDOW_S = REPORT_DEFAULTS.since  # 24 h
+WINDOW_S = DEFAULT_SINCE_S  # 24 h, as `binance-funding-ws report` without options
 CHART_BUCKETS = 288  # 5 min each: the finest chart; a narrower one merges neighbours
 BLOCKS = "▁▂▃▄▅▆▇█"  # one eighth of a cell to a full one
 NO_SAMPLE = "·"  # the audit was not running: no sample, so neither up nor down
@@ -105,8 +105,8 @@ def outcome_of(
         now=now_ms,
         since_s=WINDOW_S,
         max_age=None,  # the audit's own
-        min_period_s=REPORT_DEFAULTS.min_period,
-        slo_pct=REPORT_DEFAULTS.slo,
+        min_period_s=DEFAULT_MIN_PERIOD_S,
+        slo_pct=DEFAULT_SLO_PCT,
         skipped_lines=skipped,
     )
     # Only what the report takes as evidence is drawn: a hand-edited line (a max_age_s of 0,

@@ -40,8 +40,8 @@ import msgspec
 from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
 from binance_funding_ws.botstats import BotStats
 from binance_funding_ws.botstats import decode_bot_stats as _decode_bot_stats
-from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
-from binance_funding_ws.durations import format_age, format_age_or, format_clock, format_span
+from binance_funding_ws.compare import WEIGHT_BUDGET_PER_MINUTE
+from binance_funding_ws.durations import DAY, format_age, format_age_or, format_clock, format_span
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.history import (
     Admission,
@@ -69,6 +69,10 @@ CAUSES = (
 GAP_SLACK_S = 1.0  # a sample this late past two intervals means the audit was not running
 COUNTERS = ("reconnects", "stalls", "rotations", "errors", "write_errors")
 MAX_OUTAGE_LINES = 20  # in the text; --json has every outage
+# The report's defaults (`report` without options, and the monitor's last 24 h): one definition.
+DEFAULT_SINCE_S = DAY  # the window judged
+DEFAULT_MIN_PERIOD_S = DAY  # observed, less the gaps, before the verdict can be SAFE
+DEFAULT_SLO_PCT = 99.9  # availability needed for SAFE
 
 
 class Outage(msgspec.Struct, kw_only=True):
@@ -374,7 +378,7 @@ def build_report(
     """The report of the samples taken in the ``since_s`` seconds before ``now``, of those
     :class:`~binance_funding_ws.history.Admission` admits. ``samples`` are oldest first and
     iterated twice (a list, or a history read again: see
-    :class:`~binance_funding_ws.tools.historyfile.HistoryWindow`), first for the usual
+    :class:`~binance_funding_ws.tools.history.HistoryWindow`), first for the usual
     interval and the audit's threshold, then to count; none is kept. ``max_age`` ``None``:
     the threshold the audit judged its last admitted sample with."""
     start_ms = now - since_s * 1000
