@@ -43,7 +43,7 @@ from binance_funding_ws.circuit import (
 )
 from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.fallback import MAX_IN_FLIGHT
-from binance_funding_ws.health import stale_count
+from binance_funding_ws.health import stale_entries
 from binance_funding_ws.quotes import (
     RestAnswerError,
     funding_from_rest,
@@ -83,7 +83,7 @@ def wait_all_stale(state_file: Path, max_age: float) -> None:
     def stale() -> bool:
         doc, now = try_read(state_file), now_ms()
         return doc is not None and all(
-            stale_count(entries, now, max_age) == len(entries)
+            len(stale_entries(entries, now, max_age)) == len(entries)
             for entries in (doc.funding, doc.tickers)
         )
 

@@ -1,8 +1,8 @@
 """The one clock every part reads, so that a time has one unit per name.
 
 ``now_ms`` is wall-clock epoch milliseconds (the unit of the state file and the history),
-``now_s`` is wall-clock epoch seconds (the monitor's), ``monotonic_s`` is for deadlines and
-intervals that a clock step must not stretch or shrink.
+``now_s`` is wall-clock epoch seconds (the monitor's). Deadlines and intervals read
+``time.monotonic()``, which a clock step cannot stretch; a name for it would add nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +18,3 @@ def now_ms() -> int:
 def now_s() -> float:
     """The current wall-clock time in epoch seconds."""
     return time.time()
-
-
-def monotonic_s() -> float:
-    """Seconds on a clock that never steps (deadlines, intervals); no meaning as a date."""
-    return time.monotonic()

@@ -63,11 +63,6 @@ def stale_entries(
     return stale
 
 
-def stale_count(entries: Mapping[str, _Timestamped], now: int, max_age: float) -> int:
-    """How many entries are stale (cheap: a screen asks every second)."""
-    return sum(1 for entry in entries.values() if is_stale(entry.event_time, now, max_age))
-
-
 def forgotten(entries: Mapping[str, _Timestamped], now: int, forget_after: float) -> list[str]:
     """Symbols to drop: no update for more than ``forget_after`` seconds (``0``: never).
 
