@@ -182,6 +182,9 @@ class BotStats(msgspec.Struct, kw_only=True):
     top_rest_symbols: dict[str, int]
 
 
+# The counters the stats file carries: the fields of BotStats that are counters, in its order.
+STATS_FILE_COUNTERS = tuple(name for name in BotStats.__struct_fields__ if name in COUNTERS)
+
 _stats_encoder = msgspec.json.Encoder()
 
 

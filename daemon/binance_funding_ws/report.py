@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import msgspec
 
 from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
-from binance_funding_ws.botstats import BotStats
+from binance_funding_ws.botstats import STATS_FILE_COUNTERS, BotStats
 from binance_funding_ws.botstats import decode_bot_stats as _decode_bot_stats
 from binance_funding_ws.compare import WEIGHT_BUDGET_PER_MINUTE
 from binance_funding_ws.durations import DAY, format_age, format_age_or, format_clock, format_span
@@ -477,18 +477,6 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
     return (NOT_YET, not_yet) if not_yet else (SAFE, [])
 
 
-BOT_COUNTS = (
-    "websocket",
-    "rest",
-    "unavailable",
-    "rest_errors",
-    "rest_requests",
-    "rest_skipped",
-    "invalid_symbols",
-    "file_errors",
-)
-
-
 def decode_bot_stats(data: bytes) -> BotStats:
     """The bot's stats file (written by its FundingSource); ``ValueError``, one line, if not.
     A count below zero, or a start after the last update, is no count the bot writes."""
@@ -496,7 +484,7 @@ def decode_bot_stats(data: bytes) -> BotStats:
         stats = _decode_bot_stats(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"not a bot stats object ({exc})") from None
-    negative = [name for name in BOT_COUNTS if getattr(stats, name) < 0]
+    negative = [name for name in STATS_FILE_COUNTERS if getattr(stats, name) < 0]
     if negative or any(count < 0 for count in stats.top_rest_symbols.values()):
         raise ValueError(
             f"not a bot stats object (negative count: {', '.join(negative) or 'top_rest_symbols'})"

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from binance_funding_ws.botstats import (
     COUNTERS,
+    STATS_FILE_COUNTERS,
     BotStats,
     LookupCounters,
     Mode,
@@ -174,7 +175,7 @@ class FundingSource:
             mode=self.mode,
             max_age_s=self.max_age,
             top_rest_symbols=self._counters.top_symbols(),
-            **{name: totals[name] for name in _STATS_FILE_COUNTERS},
+            **{name: totals[name] for name in STATS_FILE_COUNTERS},
         )
 
 
@@ -235,18 +236,6 @@ class _Reporter:
         if self._failing:
             log.info("stats file written again: %s", writer.path)
         self._failing = False
-
-
-_STATS_FILE_COUNTERS = (
-    "websocket",
-    "rest",
-    "unavailable",
-    "rest_errors",
-    "rest_requests",
-    "rest_skipped",
-    "invalid_symbols",
-    "file_errors",
-)
 
 
 # -- constructor arguments: a bad one raises at once, naming itself ---------------------------
