@@ -240,14 +240,8 @@ def summarize(
         no_funding=list(document.missing.no_funding),
         stale_funding=dict(stale_entries(document.funding, now, max_age)),
         stale_tickers=dict(stale_entries(document.tickers, now, max_age)),
-        counters=Counters(
-            messages=status.messages,
-            reconnects=status.reconnects,
-            stalls=status.stalls,
-            rotations=status.rotations,
-            errors=status.errors,
-            write_errors=status.write_errors,
-        ),
+        # Copied by name: the fields are listed once, in Counters.
+        counters=Counters(**{name: getattr(status, name) for name in Counters.__struct_fields__}),
         last_error=status.last_error,
         last_error_at=status.last_error_at,
         hint=status.hint,

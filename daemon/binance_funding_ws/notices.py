@@ -265,10 +265,11 @@ def transitions(
     history: str,
 ) -> list[Message]:
     """The messages ``sample`` calls for, before the hourly cap; updates ``state``."""
-    found = [
-        *_health(state, sample, host, notify_after_s, state_file, history),
-        *_restarts(state, sample, host, state_file),
-    ]
+    if healthy(sample):
+        found = _recovered(state, sample, host, history)
+    else:
+        found = _degraded(state, sample, host, notify_after_s, state_file)
+    found += _restarts(state, sample, host, state_file)
     if sample.compare is not None:
         found += _mismatch(state, sample.compare, sample.at, host, state_file)
         found += _coverage(state, sample.compare, sample.at, host)
@@ -276,29 +277,28 @@ def transitions(
     return found
 
 
-def _health(
-    state: NoticeState,
-    sample: Sample,
-    host: str,
-    notify_after_s: float,
-    state_file: str,
-    history: str,
+def _recovered(state: NoticeState, sample: Sample, host: str, history: str) -> list[Message]:
+    """A healthy sample: RECOVERED, if the outage it ends was said."""
+    since, said, cause = state.unhealthy_since, state.degraded_said, state.degraded_cause
+    state.unhealthy_since, state.degraded_said, state.degraded_cause = None, False, None
+    if since is None or not said:
+        return []  # never said (shorter than --notify-after): nothing to take back
+    lasted = format_age((sample.at - since) / 1000)
+    return [
+        message(
+            RECOVERED,
+            f"RECOVERED {host}: healthy again after {lasted} ({cause or 'outage'})",
+            f"The funding state file is fresh again; the outage lasted {lasted}.\n"
+            f"Next: binance-funding-ws report --history {history} --since 24h",
+            sample.at,
+        )
+    ]
+
+
+def _degraded(
+    state: NoticeState, sample: Sample, host: str, notify_after_s: float, state_file: str
 ) -> list[Message]:
-    if healthy(sample):
-        since, said, cause = state.unhealthy_since, state.degraded_said, state.degraded_cause
-        state.unhealthy_since, state.degraded_said, state.degraded_cause = None, False, None
-        if since is None or not said:
-            return []  # never said (shorter than --notify-after): nothing to take back
-        lasted = format_age((sample.at - since) / 1000)
-        return [
-            message(
-                RECOVERED,
-                f"RECOVERED {host}: healthy again after {lasted} ({cause or 'outage'})",
-                f"The funding state file is fresh again; the outage lasted {lasted}.\n"
-                f"Next: binance-funding-ws report --history {history} --since 24h",
-                sample.at,
-            )
-        ]
+    """An unhealthy sample: DEGRADED once the outage has lasted ``notify_after_s``."""
     if state.unhealthy_since is None:
         state.unhealthy_since = sample.at
     # The outage is named by the most telling cause seen in it, as the report names it: a
