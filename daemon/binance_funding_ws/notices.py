@@ -4,7 +4,7 @@ The audit samples the state file once a minute (a systemd timer runs ``audit --o
 module turns each sample into the messages a person should get, in one vocabulary:
 
 * **DEGRADED** — unhealthy (the ``status`` rules) for ``--notify-after`` on end; the title
-  names the cause (:func:`binance_funding_ws.reporting.cause_of`) and the data's age.
+  names the cause (:func:`binance_funding_ws.report.cause_of`) and the data's age.
 * **RECOVERED** — healthy again after a DEGRADED was said; with how long the outage lasted.
 * **RESTARTS** — more than :data:`RESTARTS_PER_HOUR` daemon restarts within an hour.
 * **MISMATCH** — a compare round found values that differ from REST, naming the symbols.
@@ -34,10 +34,10 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from binance_funding_ws.durations import HOUR, MINUTE
+from binance_funding_ws.durations import HOUR, MINUTE, format_age
 from binance_funding_ws.history import CompareRound, Sample
-from binance_funding_ws.reporting import CAUSES, SAFE, AuditReport, cause_of, render_text
-from binance_funding_ws.text import format_age, name_list, one_line
+from binance_funding_ws.report import CAUSES, SAFE, AuditReport, cause_of, render_text
+from binance_funding_ws.text import name_list, one_line
 
 DEGRADED, RECOVERED, RESTARTS, MISMATCH, COVERAGE, REPORT = (
     "DEGRADED",
@@ -265,10 +265,11 @@ def transitions(
     history: str,
 ) -> list[Message]:
     """The messages ``sample`` calls for, before the hourly cap; updates ``state``."""
-    found = [
-        *_health(state, sample, host, notify_after_s, state_file, history),
-        *_restarts(state, sample, host, state_file),
-    ]
+    if healthy(sample):
+        found = _recovered(state, sample, host, history)
+    else:
+        found = _degraded(state, sample, host, notify_after_s, state_file)
+    found += _restarts(state, sample, host, state_file)
     if sample.compare is not None:
         found += _mismatch(state, sample.compare, sample.at, host, state_file)
         found += _coverage(state, sample.compare, sample.at, host)
@@ -276,29 +277,28 @@ def transitions(
     return found
 
 
-def _health(
-    state: NoticeState,
-    sample: Sample,
-    host: str,
-    notify_after_s: float,
-    state_file: str,
-    history: str,
+def _recovered(state: NoticeState, sample: Sample, host: str, history: str) -> list[Message]:
+    """A healthy sample: RECOVERED, if the outage it ends was said."""
+    since, said, cause = state.unhealthy_since, state.degraded_said, state.degraded_cause
+    state.unhealthy_since, state.degraded_said, state.degraded_cause = None, False, None
+    if since is None or not said:
+        return []  # never said (shorter than --notify-after): nothing to take back
+    lasted = format_age((sample.at - since) / 1000)
+    return [
+        message(
+            RECOVERED,
+            f"RECOVERED {host}: healthy again after {lasted} ({cause or 'outage'})",
+            f"The funding state file is fresh again; the outage lasted {lasted}.\n"
+            f"Next: binance-funding-ws report --history {history} --since 24h",
+            sample.at,
+        )
+    ]
+
+
+def _degraded(
+    state: NoticeState, sample: Sample, host: str, notify_after_s: float, state_file: str
 ) -> list[Message]:
-    if healthy(sample):
-        since, said, cause = state.unhealthy_since, state.degraded_said, state.degraded_cause
-        state.unhealthy_since, state.degraded_said, state.degraded_cause = None, False, None
-        if since is None or not said:
-            return []  # never said (shorter than --notify-after): nothing to take back
-        lasted = format_age((sample.at - since) / 1000)
-        return [
-            message(
-                RECOVERED,
-                f"RECOVERED {host}: healthy again after {lasted} ({cause or 'outage'})",
-                f"The funding state file is fresh again; the outage lasted {lasted}.\n"
-                f"Next: binance-funding-ws report --history {history} --since 24h",
-                sample.at,
-            )
-        ]
+    """An unhealthy sample: DEGRADED once the outage has lasted ``notify_after_s``."""
     if state.unhealthy_since is None:
         state.unhealthy_since = sample.at
     # The outage is named by the most telling cause seen in it, as the report names it: a

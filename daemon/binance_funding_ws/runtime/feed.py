@@ -24,9 +24,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from binance_funding_ws import __version__
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.frames import DecodedFrame, FrameDecoder
 from binance_funding_ws.runtime.logs import RateLimitedLog
-from binance_funding_ws.state import now_ms
 from binance_funding_ws.supervisor import (
     LEGACY_HINT,
     Action,

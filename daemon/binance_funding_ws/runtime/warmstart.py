@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from binance_funding_ws.earlier import EarlierFile, decode_earlier
 from binance_funding_ws.market import Dropped, MarketBook, add_dropped, describe_dropped
+from binance_funding_ws.runtime.writer import write_durably
 from binance_funding_ws.state import (
     FundingEntry,
     StateFileError,
@@ -200,10 +201,7 @@ def keep_aside(path: Path, data: bytes, now_ms: int) -> Path:
 def _write_copy(path: Path, data: bytes) -> None:
     fd = os.open(path, _COPY, 0o600)  # O_EXCL: never through, or over, anything there
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        write_durably(fd, data)
     finally:
         os.close(fd)
 

@@ -76,6 +76,24 @@ class LockLostError(LockHeldError):
         self.holder_pid = holder_pid
 
 
+def write_durably(fd: int, data: bytes | bytearray) -> None:
+    """Write every byte of ``data`` to ``fd`` (a short write continues) and fsync it: the one
+    way the state file, its copies set aside and the audit history reach the disk."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the entries of ``directory`` (a file created, renamed) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _holder(pid: int | None) -> str:
     return f"pid {pid}" if pid else "another process"
 
@@ -304,10 +322,7 @@ class AtomicWriter:
         try:
             try:
                 os.fchmod(fd, self.mode)  # created 0600; the umask must not matter either
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                write_durably(fd, data)
             finally:
                 os.close(fd)
             if self._guard is not None:
@@ -338,8 +353,4 @@ class AtomicWriter:
         raise OSError(errno.EEXIST, f"no free temporary name in {self.path.parent}")
 
     def _fsync_directory(self) -> None:
-        dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_directory(self.path.parent)

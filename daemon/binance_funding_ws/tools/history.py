@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from binance_funding_ws.durations import DAY
 from binance_funding_ws.history import Parsed, Sample, bounded_lines, iter_samples, parse_lines
+from binance_funding_ws.runtime.writer import fsync_directory, write_durably
 from binance_funding_ws.state import StateFileError, open_regular
 
 SEGMENT_S = DAY  # how much one history file covers before it is rotated
@@ -48,22 +49,11 @@ def append(path: Path, line: bytes) -> None:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line  # end a torn line left by a crash: it stays one skipped line
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        write_durably(fd, line)
     finally:
         os.close(fd)
     if not size:  # a new file: make its directory entry durable too
-        _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_directory(path.parent)
 
 
 def rotated(path: Path) -> list[Path]:
