@@ -158,3 +158,19 @@ def test_the_architecture_tree_names_every_module_of_the_daemon_package():
     }
     assert sorted(modules - named) == [], "modules missing from the tree in docs/architecture.md"
     assert sorted(named - modules - elsewhere) == [], "the tree names modules that do not exist"
+
+
+def test_the_role_describes_each_variable_once_and_argument_specs_carry_the_defaults():
+    """defaults/main.yml holds values only; meta/argument_specs.yml says what each variable
+    means and carries the same default, so ansible-doc and the role's README agree."""
+    defaults_text = (ROLE / "defaults/main.yml").read_text(encoding="utf-8")
+    defaults = yaml.safe_load(defaults_text)
+    specs = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text(encoding="utf-8"))
+    for entry, spec in specs["argument_specs"].items():
+        for name, option in spec["options"].items():
+            assert option.get("description"), f"{entry}: {name} has no description"
+            assert option.get("default") == defaults[name], f"{entry}: {name}'s default differs"
+    comments = [
+        line for line in defaults_text.splitlines() if line.startswith("# ") and "---" not in line
+    ]
+    assert len(comments) <= 3, "describe variables in meta/argument_specs.yml, once"
