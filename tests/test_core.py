@@ -375,7 +375,7 @@ def test_a_bad_event_time_rejects_its_row_only():
     assert [r.symbol for r in frame.mark] == ["AUSDT"] and len(frame.errors) == 1
 
 
-# -- limits on hostile input (issue #12 rows 6-8) ------------------------------------------
+# -- limits on hostile input ----------------------------------------------------------------------
 
 
 def marks_frame(count: int, prefix: str = "S", event_time: int = 5) -> bytes:

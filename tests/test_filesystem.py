@@ -1,4 +1,4 @@
-"""Hostile and clumsy filesystems (issue #12): the real daemon against planted nodes and links,
+"""Hostile and clumsy filesystems: the real daemon against planted nodes and links,
 a deleted lock file and a read-only mount.
 
 Refusals are expected failures: one line on stderr, exit 2, nothing created or changed.

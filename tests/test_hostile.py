@@ -1,4 +1,4 @@
-"""Hostile feeds (issue #12 rows 6, 7 and 8): the real daemon against a WebSocket server of
+"""Hostile feeds: the real daemon against a WebSocket server of
 the test's own that sends what no exchange should: rows dated years ahead, frames of
 millions of rows, floods of new symbols, megabyte fields, ever new stream names.
 
@@ -229,7 +229,7 @@ def start(
     return daemon, Watch(daemon)
 
 
-# -- row 6: future-dated rows ------------------------------------------------------------------
+# -- rows dated in the future are refused and pin no symbol ---------------------------------------
 
 
 def test_rows_dated_years_ahead_are_refused_counted_and_pin_nothing(exchange, tmp_path):
@@ -260,7 +260,7 @@ def test_rows_dated_years_ahead_are_refused_counted_and_pin_nothing(exchange, tm
         stop_and_check(daemon)
 
 
-# -- row 7: one huge frame -------------------------------------------------------------------
+# -- frames too big to read keep neither the loop nor the watchdog waiting ------------------------
 
 
 class WatchdogListener:
@@ -350,7 +350,7 @@ def test_a_sustained_flood_of_16_mib_frames_keeps_memory_bounded(exchange, tmp_p
         stop_and_check(daemon)
 
 
-# -- row 8: unbounded growth -----------------------------------------------------------------
+# -- symbols, fields and stream names stay within their limits ------------------------------------
 
 
 def test_a_flood_of_new_symbols_stops_at_max_symbols(exchange, tmp_path):

@@ -1,5 +1,5 @@
-"""Hostile and clumsy input to the readers (issue #12 rows 9, 10, 11): ``read_state``, ``status``
-and ``compare`` on files and answers that try to hang, exhaust, crash or hijack them.
+"""Hostile and clumsy input to the readers: ``read_state``, ``status`` and ``compare`` on files
+and answers that try to hang, exhaust, crash or hijack them.
 
 Real files, real FIFOs and devices, the real CLI in a subprocess, the simulator's real REST
 endpoint.
@@ -35,7 +35,7 @@ def fresh_doc(**changes):
     return msgspec.structs.replace(doc, **changes)
 
 
-# -- row 9: readers without limits ----------------------------------------------------------
+# -- every reader has a limit and never blocks ----------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory", "symlink"])
@@ -92,7 +92,7 @@ def test_an_entry_dated_in_the_future_is_not_fresh():
     assert "BTCUSDT" in summarize(doc, now, 60, "s").stale_funding
 
 
-# -- row 10: output is text, never terminal control ------------------------------------------
+# -- output is text, never terminal control -------------------------------------------------------
 
 
 def test_status_text_never_prints_terminal_control(tmp_path):
@@ -111,7 +111,7 @@ def test_status_text_never_prints_terminal_control(tmp_path):
     assert "last error  bad row (" in result.stdout  # the text stays, its control goes
 
 
-# -- row 11: tracebacks for bad input ---------------------------------------------------------
+# -- bad input is one line, never a traceback -----------------------------------------------------
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The publish path of issue #15: rows become entries frame by frame, column by column.
+"""The publish path: rows become entries frame by frame, column by column.
 
 Every expectation here is built from the raw rows alone (a model of the merge, entries made
 by keyword from the row dicts, a regex for decimals), never from what ``market`` computes.

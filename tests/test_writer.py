@@ -106,7 +106,7 @@ def test_second_lock_holder_is_refused_with_the_first_holders_pid(tmp_path):
     lock.release()
 
 
-# -- hostile paths: only regular files are created, written or replaced (issue #12) -----------
+# -- hostile paths: only regular files are created, written or replaced ---------------------------
 
 
 def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(tmp_path):
