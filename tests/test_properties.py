@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from binance_funding_ws.frames import FrameDecoder
 from binance_funding_ws.market import MarketBook
 from binance_funding_ws.state import decode_state, encode_state
-from factories import DOCS_MARK, DOCS_TICKER, document
+from factories import DOCS_MARK, DOCS_TICKER, decimal_strings, document
 
-decimals = st.from_regex(r"-?[0-9]{1,8}(\.[0-9]{1,8})?", fullmatch=True)
+decimals = decimal_strings(8, 8, leading_zeros=True)  # -?[0-9]{1,8}(\.[0-9]{1,8})?
 junk = st.one_of(
     st.none(),
     st.booleans(),

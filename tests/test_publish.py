@@ -24,7 +24,7 @@ from binance_funding_ws.state import (
     encode_state,
     missing_symbols,
 )
-from factories import DOCS_MARK, DOCS_TICKER, document, mark, ticker
+from factories import DOCS_MARK, DOCS_TICKER, decimal_strings, document, mark, ticker
 
 # Independent oracles for the decimal format: any decimal, and one without leading zeros
 # (what a JSON number without an exponent is).
@@ -52,7 +52,8 @@ BAD_DECIMALS = (
 )  # fmt: skip
 LEADING_ZEROS = ("007", "00", "-01.50", "0001.0", "-00")  # decimals, not JSON numbers
 
-good_decimals = st.from_regex(r"-?(0|[1-9][0-9]{0,5})(\.[0-9]{1,6})?", fullmatch=True)
+# -?(0|[1-9][0-9]{0,5})(\.[0-9]{1,6})?
+good_decimals = decimal_strings(6, 6, leading_zeros=False)
 bad_decimals = st.sampled_from(BAD_DECIMALS)
 symbols = st.sampled_from(["AUSDT", "BUSDT", "CUSDT", "DUSDT"])
 
