@@ -162,7 +162,9 @@ def samples(history: Path) -> list[Sample]:
 
 
 class SecretWatch:
-    """Looks at every process's command line while a test runs: the secret must be in none."""
+    """Looks at the command line of every process this test started (its descendants) while it
+    runs: the secret must be in none. Only its own: a test on another worker may put the secret
+    on a command line on purpose (the one that checks it is never echoed)."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
@@ -170,13 +172,28 @@ class SecretWatch:
 
     def look(self) -> bool:
         self.looks += 1
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    cmdline = (entry / "cmdline").read_bytes()
-                    if SECRET.encode() in cmdline:
-                        self.seen.append(cmdline.decode(errors="replace"))
+        for pid in descendants(os.getpid()):
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if SECRET.encode() in cmdline:
+                    self.seen.append(cmdline.decode(errors="replace"))
         return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from each process's parent in /proc/PID/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 @contextlib.contextmanager

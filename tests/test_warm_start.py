@@ -135,8 +135,10 @@ def test_a_bad_previous_file_is_kept_aside_and_the_daemon_fills_a_new_one(
         content = whole[: len(whole) // 2]
     state.write_bytes(content)
     daemon = DaemonProcess(sim.ws_url(), state)
-    doc = daemon.wait_connected()
-    assert len(doc.funding) == 33 and doc.connection_status.restored_at is None
+    daemon.wait_connected()
+    # Connected is not yet complete: the simulator's 33 symbols come in several frames a tick.
+    doc = daemon.wait_state(lambda d: len(d.funding) == 33, 15, "all 33 symbols")
+    assert doc.connection_status.restored_at is None
     (aside,) = list(tmp_path.glob("state.json.corrupt-*"))
     assert aside.read_bytes() == content  # kept as it was, for forensics
     warnings = [line for line in daemon.log_text().splitlines() if "not used" in line]
@@ -212,7 +214,7 @@ def test_a_previous_file_is_no_way_around_the_symbol_cap():
 TEN_YEARS_MS = 10 * 365 * 86_400_000
 
 
-def funding_entry(event_time: int, **changes: object) -> FundingEntry:
+def previous_entry(event_time: int, **changes: object) -> FundingEntry:
     """An entry as a previous file may hold it, built directly: a file is not bound by what
     the feed's decoder lets through."""
     entry = FundingEntry(
@@ -235,7 +237,7 @@ def test_a_restore_keeps_only_keys_that_are_symbols():
             "BTC\nUSDT", "K" * 100_000, "BTCUSDT\u202e", "ÉTHUSDT"]  # fmt: skip
     book = MarketBook()
 
-    dropped = book.restore({key: funding_entry(now) for key in keys}, {}, written_at=now, now=now)
+    dropped = book.restore({key: previous_entry(now) for key in keys}, {}, written_at=now, now=now)
 
     assert sorted(book.funding) == ["1000PEPEUSDT", "BTCUSDT", "BTCUSD_PERP"]
     assert [group.symbols for group in dropped] == [keys[3:]]
@@ -248,10 +250,10 @@ def test_a_restore_keeps_only_keys_that_are_symbols():
 def test_a_restore_refuses_decimals_and_text_longer_than_the_feed_allows():
     now = now_ms()
     funding = {
-        "HUGEUSDT": funding_entry(now, mark_price="1" * 5_000_000),  # the grammar holds
-        "LONGUSDT": funding_entry(now, funding_rate="0." + "1" * 63),  # 65 characters
-        "PAIRUSDT": funding_entry(now, pair="P" * 100_000),
-        "EDGEUSDT": funding_entry(now, index_price="1." + "0" * 62),  # 64: the feed's limit
+        "HUGEUSDT": previous_entry(now, mark_price="1" * 5_000_000),  # the grammar holds
+        "LONGUSDT": previous_entry(now, funding_rate="0." + "1" * 63),  # 65 characters
+        "PAIRUSDT": previous_entry(now, pair="P" * 100_000),
+        "EDGEUSDT": previous_entry(now, index_price="1." + "0" * 62),  # 64: the feed's limit
     }
     book = MarketBook()
 
@@ -271,7 +273,7 @@ def test_a_restore_refuses_entries_dated_past_the_files_write_time_or_the_clock(
     written = now - 3_600_000
     book = MarketBook()
     book.restore(
-        {"ATUSDT": funding_entry(written + 60_000), "PASTUSDT": funding_entry(written + 60_001)},
+        {"ATUSDT": previous_entry(written + 60_000), "PASTUSDT": previous_entry(written + 60_001)},
         {},
         written_at=written,
         now=now,
@@ -280,7 +282,7 @@ def test_a_restore_refuses_entries_dated_past_the_files_write_time_or_the_clock(
 
     future_file = MarketBook()  # a file claiming to be written ten years from now
     dropped = future_file.restore(
-        {"FUTUSDT": funding_entry(now + TEN_YEARS_MS), "SKEWUSDT": funding_entry(now + 59_000)},
+        {"FUTUSDT": previous_entry(now + TEN_YEARS_MS), "SKEWUSDT": previous_entry(now + 59_000)},
         {},
         written_at=now + TEN_YEARS_MS,
         now=now,
@@ -290,8 +292,8 @@ def test_a_restore_refuses_entries_dated_past_the_files_write_time_or_the_clock(
 
 def test_junk_does_not_count_against_the_cap_and_the_freshest_good_entries_win():
     now = now_ms()
-    junk = {f"JUNK{n}USDT": funding_entry(now + TEN_YEARS_MS) for n in range(6_000)}
-    good = {f"S{n}USDT": funding_entry(now - 1_000 * n) for n in range(7)}
+    junk = {f"JUNK{n}USDT": previous_entry(now + TEN_YEARS_MS) for n in range(6_000)}
+    good = {f"S{n}USDT": previous_entry(now - 1_000 * n) for n in range(7)}
     book = MarketBook(max_symbols=5)
 
     dropped = book.restore({**junk, **good}, {}, written_at=now, now=now)
@@ -322,12 +324,12 @@ def test_future_dated_junk_in_the_previous_file_neither_pins_nor_crowds_out_live
     state = tmp_path / "state.json"
     now = now_ms()
     ahead = now + TEN_YEARS_MS
-    funding = {f"JUNK{n:04d}USDT": funding_entry(ahead) for n in range(6_000)}
-    funding["BTCUSDT"] = funding_entry(ahead, mark_price="123.0")
+    funding = {f"JUNK{n:04d}USDT": previous_entry(ahead) for n in range(6_000)}
+    funding["BTCUSDT"] = previous_entry(ahead, mark_price="123.0")
     for key in ("", "btcusdt", "\x1b]0;owned\x07USDT", "K" * 100_000):
-        funding[key] = funding_entry(now - 1_000)
-    funding["HUGEUSDT"] = funding_entry(now - 1_000, mark_price="9" * 5_000_000)
-    funding["OLDUSDT"] = funding_entry(now - 60_000)  # honest: restored, ageing
+        funding[key] = previous_entry(now - 1_000)
+    funding["HUGEUSDT"] = previous_entry(now - 1_000, mark_price="9" * 5_000_000)
+    funding["OLDUSDT"] = previous_entry(now - 60_000)  # honest: restored, ageing
     state.write_bytes(previous_file(funding, updated_at=now))
 
     daemon = DaemonProcess(sim.ws_url(), state)
