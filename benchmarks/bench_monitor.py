@@ -36,8 +36,8 @@ from monitor_helpers import audit_samples, write_history, write_state
 
 from binance_funding_ws.history import encode_sample
 from funding_monitor.app import MonitorApp, PollDone
-from funding_monitor.audit import WINDOW_S, outcome_of
-from funding_monitor.historytail import HistoryTail
+from funding_monitor.history_tail import HistoryTail
+from funding_monitor.history_view import WINDOW_S, outcome_of
 from funding_monitor.model import PollResult
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller

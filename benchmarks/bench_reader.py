@@ -39,9 +39,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from binance_funding_ws import FundingSource, StateFileError, read_state
-from binance_funding_ws.botstats import Counters
+from binance_funding_ws.botstats import LookupCounters
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.statefile import StateCache
-from binance_funding_ws.state import now_ms
 
 TARGET_US = 5.0
 MAX_AGE = 3600.0  # the cached phase runs on a stopped daemon's file: keep it "fresh"
@@ -161,7 +161,7 @@ def naive_phase(state_file: Path, symbols: list[str], repeat: int) -> dict[str, 
         "json_load_ms": round(timed_ms(lambda: naive_json(state_file, next(picks)), repeat), 3),
         "read_state_ms": round(timed_ms(lambda: read_state(state_file), repeat), 3),
         "parse_on_change_ms": round(
-            timed_ms(lambda: StateCache(state_file, 0.1, Counters()).current(), repeat), 3
+            timed_ms(lambda: StateCache(state_file, 0.1, LookupCounters()).current(), repeat), 3
         ),
     }
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from binance_funding_ws import FundingSource, StateFileError, fresh_funding, read_state
-from binance_funding_ws.state import now_ms
+from binance_funding_ws.clock import now_ms
 
 MAX_AGE = 1.0  # seconds; the bot would use ~30 (see the README)
 

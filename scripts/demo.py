@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from binance_funding_ws import StateDocument, StateFileError, fresh_funding, read_state
-from binance_funding_ws.state import now_ms
+from binance_funding_ws.clock import now_ms
 
 CLI = [sys.executable, "-m", "binance_funding_ws"]
 

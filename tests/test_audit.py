@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.history import MAX_LINE_BYTES, CompareRound, Sample, encode_sample
-from binance_funding_ws.reporting import available
-from binance_funding_ws.state import now_ms
-from binance_funding_ws.tools.historyfile import (
+from binance_funding_ws.report import available
+from binance_funding_ws.tools.history import (
     RECENT_BYTES,
     HistoryError,
     read_history,

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
-from binance_funding_ws.comparison import bracket
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.compare import bracket
 from binance_funding_ws.rest import PremiumIndex
-from binance_funding_ws.state import FundingEntry, encode_state, now_ms
+from binance_funding_ws.state import FundingEntry, encode_state
 from binance_funding_ws.tools.compare import RECHECK_WAIT
 from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
 from factories import document

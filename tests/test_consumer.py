@@ -29,7 +29,7 @@ from binance_funding_ws.backoff import Backoff
 from binance_funding_ws.botstats import (
     COUNTERS,
     MAX_SHARDS,
-    Counters,
+    LookupCounters,
     decode_bot_stats,
     summary_line,
 )
@@ -41,15 +41,16 @@ from binance_funding_ws.circuit import (
     judge,
     weight_pause,
 )
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.fallback import MAX_IN_FLIGHT
-from binance_funding_ws.health import stale_count
+from binance_funding_ws.health import stale_entries
 from binance_funding_ws.quotes import (
     RestAnswerError,
     funding_from_rest,
     normalize_symbol,
     ticker_from_rest,
 )
-from binance_funding_ws.state import encode_state, now_ms
+from binance_funding_ws.state import encode_state
 from daemon_helpers import DaemonProcess, try_read, wait_for
 from factories import document, mark
 
@@ -82,7 +83,7 @@ def wait_all_stale(state_file: Path, max_age: float) -> None:
     def stale() -> bool:
         doc, now = try_read(state_file), now_ms()
         return doc is not None and all(
-            stale_count(entries, now, max_age) == len(entries)
+            len(stale_entries(entries, now, max_age)) == len(entries)
             for entries in (doc.funding, doc.tickers)
         )
 
@@ -681,7 +682,7 @@ def test_http_statuses_and_headers():
 
 
 def test_counters_are_exact_across_threads_that_come_and_go():
-    counters = Counters()
+    counters = LookupCounters()
 
     def count() -> None:
         for _ in range(2_000):

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.history import parse_lines
-from binance_funding_ws.state import StateFileError, decode_state, now_ms
+from binance_funding_ws.state import StateFileError, decode_state
 from daemon_helpers import wait_for
 from droplet import Droplet, ensure_rootfs, skip_reason
 

@@ -25,7 +25,8 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from binance_funding_ws.state import StateDocument, now_ms
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.state import StateDocument
 from daemon_helpers import DaemonProcess
 from factories import combined, mark, ticker
 
@@ -444,11 +445,11 @@ def test_the_unit_caps_memory_above_the_measured_hostile_peak():
 
 
 def test_the_daemon_counts_the_rows_a_full_book_refuses(tmp_path):
+    from binance_funding_ws.clock import now_ms
     from binance_funding_ws.endpoint import Endpoint
     from binance_funding_ws.frames import FrameDecoder
     from binance_funding_ws.runtime.feed import FeedConfig
     from binance_funding_ws.runtime.service import Daemon, DaemonConfig
-    from binance_funding_ws.state import now_ms
 
     feed = FeedConfig(endpoint=Endpoint("ws://x"))
     daemon = Daemon(DaemonConfig(state_file=tmp_path / "s.json", feed=feed, max_symbols=1))

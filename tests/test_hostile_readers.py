@@ -15,14 +15,9 @@ import msgspec
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.health import fresh_funding, summarize
-from binance_funding_ws.state import (
-    MAX_STATE_BYTES,
-    StateFileError,
-    encode_state,
-    now_ms,
-    read_state,
-)
+from binance_funding_ws.state import MAX_STATE_BYTES, StateFileError, encode_state, read_state
 from daemon_helpers import run_cli, status_json
 from factories import document, mark
 
@@ -176,7 +171,7 @@ def test_log_lines_fold_input_onto_one_printable_line():
 def test_every_reader_refuses_what_the_state_reader_refuses(tmp_path, kind):
     """The audit history and the bot's stats are opened as the state file is: the same
     refusal, in the same words, at once."""
-    from binance_funding_ws.tools.historyfile import HistoryError, read_history
+    from binance_funding_ws.tools.history import HistoryError, read_history
     from binance_funding_ws.tools.report import read_bot_stats
 
     path = tmp_path / "file"

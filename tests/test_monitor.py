@@ -31,10 +31,11 @@ from textual.widgets import DataTable, Input
 import funding_monitor.app
 from binance_funding_ws.health import Summary, stale_entries
 from binance_funding_ws.history import encode_sample
-from binance_funding_ws.reporting import AuditReport
+from binance_funding_ws.report import AuditReport
 from daemon_helpers import run_cli
 from funding_monitor.app import MonitorApp
-from funding_monitor.audit import (
+from funding_monitor.history_tail import MAX_HISTORY_BYTES, HistoryTail
+from funding_monitor.history_view import (
     CHART_BUCKETS,
     HistoryOutcome,
     axis,
@@ -48,7 +49,6 @@ from funding_monitor.audit import (
     report_lines,
     silence,
 )
-from funding_monitor.historytail import MAX_HISTORY_BYTES, HistoryTail
 from funding_monitor.hosts import Host
 from funding_monitor.model import (
     HostView,
@@ -518,7 +518,7 @@ def test_history_outcome_is_the_report_of_the_last_24_hours():
         ("stalled", 300.0),
         ("file missing", 120.0),
     ]
-    assert headline(report) == "99.493 % available · 2 outages (longest 5m 00s)"
+    assert headline(report) == "99.493 % available · outages 2 (longest 5m 00s), 7m 00s in all"
     assert found.last_compare is not None and found.last_compare.round.mismatched == MISMATCH
     assert compare_text(found.last_compare) == (
         "05:59 UTC, funding 14/15 · mark 15/15 · mismatched ETHUSDT"
@@ -533,22 +533,24 @@ def test_history_outcome_is_the_report_of_the_last_24_hours():
         "/home/trader/.funding_state.json: no such file",
     )  # fmt: skip
     lines = report_lines(found)
-    assert lines[0] == (
-        "verdict     NOT_SAFE: availability 99.493 % < SLO 99.9 %; "
+    assert lines[-2] == (
+        "verdict      NOT_SAFE: availability 99.493 % < SLO 99.9 %; "
         "1 symbol(s) differed from REST: ETHUSDT"
     )
     for expected in (
-        "gaps        1 (audit not running), 1h 01m in all",
-        "data age    p50 0.8 s, p99 0.8 s, max 3m 20s",
-        "outages     2 outages (longest 5m 00s), 7m 00s in all",
-        "coverage    276 check(s) of 15 TRADING perpetuals (0 skipped); missing none; stale none",
+        "gaps         1 (audit not running), 1h 01m in all",
+        "data age     p50 0.8 s, p99 0.8 s, max 3m 20s",
+        "outages      2 (longest 5m 00s), 7m 00s in all",
+        "coverage     276 check(s) of 15 TRADING perpetuals (0 skipped); missing from the file: "
+        "none; stale in the file: none",
         "  ETHUSDT: funding rate 0.00010000 vs 0.00990000",
     ):
         assert expected in lines
     assert once_lines(found) == [
         "  audit 24 h  NOT_SAFE: availability 99.493 % < SLO 99.9 %; 1 symbol(s) differed "
         "from REST: ETHUSDT",
-        "  history     99.493 % available, 2 outages (longest 5m 00s); last compare 05:59 UTC, "
+        "  history     99.493 % available, outages 2 (longest 5m 00s), 7m 00s in all; last "
+        "compare 05:59 UTC, "
         "funding 14/15, mark 15/15, mismatched ETHUSDT",
     ]
 
@@ -556,7 +558,7 @@ def test_history_outcome_is_the_report_of_the_last_24_hours():
 def test_history_outcome_safe_empty_missing_and_not_a_history():
     safe = outcome(audit_samples(outage=False, mismatch=False, gap=False)).report
     assert safe is not None and safe.verdict == "SAFE" and safe.availability_pct == 100.0
-    assert headline(safe) == "100.000 % available · no outage"
+    assert headline(safe) == "100.000 % available · outages none"
     # A day sampled every minute is a day observed (each sample vouches for its minute); half
     # a day is not.
     assert safe.observed_s == 86_400.0 and safe.min_period_s == 86_400.0
@@ -600,8 +602,8 @@ def test_a_hand_edited_history_is_refused_and_counted_not_a_crash():
     assert report.samples == 1437 and report.verdict == "NOT_YET", "the refused left holes"
     assert sum(bucket.samples for bucket in found.buckets) == 1437, "refused: not charted"
     assert (
-        "refused     3 sample(s) with claims out of range (first: interval_s 86400 out of range)"
-        in report_lines(found)
+        "refused      3 sample(s) with claims out of range, not counted (first: interval_s "
+        "86400 out of range)" in report_lines(found)
     )
 
 
@@ -751,7 +753,9 @@ async def test_panel_shows_the_last_24_hours_and_a_chart(tmp_path):
     async with on_screen(app, (120, 30)) as pilot:
         await wait_for(pilot, lambda: "NOT_SAFE" in audit_text(app), "the history read")
         first, second, chart = audit_text(app).splitlines()
-        assert first == "last 24 h  NOT_SAFE · 99.493 % available · 2 outages (longest 5m 00s)"
+        assert first == (
+            "last 24 h  NOT_SAFE · 99.493 % available · outages 2 (longest 5m 00s), 7m 00s in all"
+        )
         assert second == (
             "last compare: 05:59 UTC, funding 14/15 · mark 15/15 · mismatched ETHUSDT"
         )
@@ -776,11 +780,11 @@ async def test_history_screen_shows_the_report_charts_and_outages(tmp_path):
         facts = screen.query_one("#facts")
         await wait_for(pilot, lambda: "verdict" in str(facts.render()), "the report")
         text = str(facts.render())
-        assert f"history     {history}, read 06:00:00 UTC" in text
-        assert "window      2026-11-23 06:00 UTC to 2026-11-24 05:59 UTC" in text
-        assert "gaps        1 (audit not running), 1h 01m in all" in text
-        assert "data age    p50 0.8 s, p99 0.8 s, max 3m 20s" in text
-        assert "mismatched  ETHUSDT" in text
+        assert f"history      {history}, read 06:00:00 UTC" in text
+        assert "window       2026-11-23 06:00:30 UTC to 2026-11-24 05:59:30 UTC" in text
+        assert "gaps         1 (audit not running), 1h 01m in all" in text
+        assert "data age     p50 0.8 s, p99 0.8 s, max 3m 20s" in text
+        assert "mismatched   ETHUSDT" in text
         table = screen.query_one("#outages", DataTable)
         assert table.row_count == 2
         assert [str(cell) for cell in table.get_row_at(1)][:4] == [
@@ -1004,7 +1008,10 @@ def test_once_adds_the_history_report_to_the_summary(tmp_path):
     assert report.history == str(history) and len(report.outages) == 2
     text = once("--state-file", str(path), "--history", str(history)).stdout
     assert "\n  audit 24 h  NOT_SAFE: availability 99.493 % < SLO 99.9 %; 1 symbol(s) " in text
-    assert "\n  history     99.493 % available, 2 outages (longest 5m 00s); last compare " in text
+    assert (
+        "\n  history     99.493 % available, outages 2 (longest 5m 00s), 7m 00s in all; last "
+        in text
+    )
 
 
 def test_once_without_a_usable_history_says_why_and_exits_as_before(tmp_path):

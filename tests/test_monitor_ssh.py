@@ -30,7 +30,7 @@ from monitor_helpers import (
 from binance_funding_ws.health import Summary
 from binance_funding_ws.history import encode_sample
 from funding_monitor.app import MonitorApp
-from funding_monitor.historytail import CHECK_BYTES, HistoryTail
+from funding_monitor.history_tail import CHECK_BYTES, HistoryTail
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
 from funding_monitor.sources import MAX_STATE_BYTES, RemoteSource, SourceError, Timeouts

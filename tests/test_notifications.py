@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.history import Sample
-from binance_funding_ws.state import now_ms
-from binance_funding_ws.tools.historyfile import HistoryError, read_history
+from binance_funding_ws.tools.history import HistoryError, read_history
 from daemon_helpers import COMMAND, DaemonProcess, run_cli, wait_for
 
 SECRET = "s3cr3t-w3bh00k-t0k3n"  # the part of every URL here that must never be shown

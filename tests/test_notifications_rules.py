@@ -11,7 +11,7 @@ import pytest
 from binance_funding_ws import notices
 from binance_funding_ws.history import CompareRound, Sample
 from binance_funding_ws.notices import NoticeState, Outbox
-from binance_funding_ws.reporting import build_report
+from binance_funding_ws.report import build_report
 
 HOST = "volspike-do"
 MIN = 60_000  # ms

@@ -16,7 +16,8 @@ import pytest
 
 from binance_funding_ws.argtypes import seconds
 from binance_funding_ws.botstats import BotStats, encode_bot_stats
-from binance_funding_ws.comparison import ExchangeSymbol
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.compare import ExchangeSymbol
 from binance_funding_ws.durations import format_span, parse_duration
 from binance_funding_ws.health import Counters
 from binance_funding_ws.history import (
@@ -36,7 +37,7 @@ from binance_funding_ws.metrics import (
     render,
     sample_metrics,
 )
-from binance_funding_ws.reporting import (
+from binance_funding_ws.report import (
     NOT_SAFE,
     NOT_YET,
     SAFE,
@@ -44,8 +45,7 @@ from binance_funding_ws.reporting import (
     decode_bot_stats,
     render_text,
 )
-from binance_funding_ws.state import now_ms
-from binance_funding_ws.tools.historyfile import append, read_history, rotate, rotated
+from binance_funding_ws.tools.history import append, read_history, rotate, rotated
 from daemon_helpers import run_cli
 from factories import document, mark
 

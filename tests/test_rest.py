@@ -14,6 +14,7 @@ import pytest
 from rest_helpers import drip_server, rest_server
 
 from binance_funding_ws import FundingSource
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.rest import (
     MAX_RETRY_AFTER,
     RestAnswerError,
@@ -23,7 +24,7 @@ from binance_funding_ws.rest import (
     premium_index_rows,
     retry_after_oddity,
 )
-from binance_funding_ws.state import encode_state, now_ms
+from binance_funding_ws.state import encode_state
 from binance_funding_ws.tools.rest import RestClient, RestError, http_get
 from daemon_helpers import run_cli
 from factories import document, mark

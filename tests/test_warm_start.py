@@ -18,16 +18,11 @@ import msgspec
 import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.frames import FrameDecoder
 from binance_funding_ws.market import MarketBook, describe_dropped
 from binance_funding_ws.runtime.writer import AtomicWriter
-from binance_funding_ws.state import (
-    FundingEntry,
-    StateDocument,
-    encode_state,
-    missing_symbols,
-    now_ms,
-)
+from binance_funding_ws.state import FundingEntry, StateDocument, encode_state, missing_symbols
 from daemon_helpers import DaemonProcess, run_cli, status_json, try_read, wait_for
 from factories import combined, document, mark, ticker
 

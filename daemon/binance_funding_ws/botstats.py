@@ -18,8 +18,8 @@ from typing import Literal
 
 import msgspec
 
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.state import EpochMs
-from binance_funding_ws.text import format_age
 
 COUNTERS = (
     "websocket",  # answered from the state file
@@ -44,7 +44,7 @@ MAX_SHARDS = 64  # per-thread counter shards kept before those of ended threads 
 TOP_SYMBOLS = 10
 
 
-class Counters:
+class LookupCounters:
     """Thread-safe lookup counters and the symbols that fell back.
 
     Counting is on every lookup's path, so it takes no lock: each thread counts in a shard of
@@ -181,6 +181,9 @@ class BotStats(msgspec.Struct, kw_only=True):
     file_errors: int
     top_rest_symbols: dict[str, int]
 
+
+# The counters the stats file carries: the fields of BotStats that are counters, in its order.
+STATS_FILE_COUNTERS = tuple(name for name in BotStats.__struct_fields__ if name in COUNTERS)
 
 _stats_encoder = msgspec.json.Encoder()
 

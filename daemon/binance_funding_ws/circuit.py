@@ -85,9 +85,9 @@ class Circuit:
         self.failures = 0  # consecutive; 0 means closed
         self._probing = False
 
-    def admit(self, now: float) -> bool:
-        """May a request start at ``now``? A half-open circuit says yes to one caller only."""
-        if now < self.open_until:
+    def admit(self, now_s: float) -> bool:
+        """May a request start at ``now_s``? A half-open circuit says yes to one caller only."""
+        if now_s < self.open_until:
             return False
         if self.failures == 0:
             return True
@@ -103,9 +103,9 @@ class Circuit:
         self._backoff.reset()
 
     def failed(
-        self, now: float, verdict: Verdict = "failed", retry_after: float | None = None
+        self, now_s: float, verdict: Verdict = "failed", retry_after: float | None = None
     ) -> float:
-        """A request failed at ``now``; open the circuit and return the window in seconds."""
+        """A request failed at ``now_s``; open the circuit and return the window in seconds."""
         self.failures += 1
         self._probing = False
         window = self._backoff.next_delay()
@@ -114,13 +114,13 @@ class Circuit:
         elif retry_after is not None:
             window = max(window, retry_after)
         window = min(window, MAX_WINDOW)
-        self.open_until = max(self.open_until, now + window)
+        self.open_until = max(self.open_until, now_s + window)
         return window
 
-    def pause(self, now: float, seconds: float) -> None:
+    def pause(self, now_s: float, seconds: float) -> None:
         """Admit nothing for ``seconds`` (the weight budget), without counting a failure."""
-        self.open_until = max(self.open_until, now + min(seconds, MAX_WINDOW))
+        self.open_until = max(self.open_until, now_s + min(seconds, MAX_WINDOW))
 
-    def remaining(self, now: float) -> float:
+    def remaining(self, now_s: float) -> float:
         """Seconds until a request may be admitted again (0 when closed or half-open)."""
-        return max(0.0, self.open_until - now)
+        return max(0.0, self.open_until - now_s)

@@ -1,6 +1,7 @@
 """Command line: ``binance-funding-ws run | status | compare | audit | report | notify``.
 
-Each command lives in its own module (``runtime.command``, ``tools.status``,
+Each command lives in its own module (``runtime.command``, ``tools.health``
+(``status``),
 ``tools.compare``, ``tools.audit``, ``tools.report``, ``tools.notify``) with ``add_parser`` and
 ``main``; this module only dispatches. Bad arguments end with one line on stderr and exit code 2.
 """
@@ -15,7 +16,7 @@ from typing import Protocol
 
 from binance_funding_ws import __version__
 from binance_funding_ws.runtime import command as run_command
-from binance_funding_ws.tools import audit, compare, notify, report, status
+from binance_funding_ws.tools import audit, compare, health, notify, report
 
 
 class Command(Protocol):
@@ -30,7 +31,7 @@ class Command(Protocol):
 
 COMMANDS: dict[str, Command] = {
     "run": run_command,
-    "status": status,
+    "status": health,  # the command keeps the user's word; the module, the rules' noun
     "compare": compare,
     "audit": audit,
     "report": report,

@@ -75,9 +75,9 @@ class MarkPriceRow(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=
     pair: Text | None = msgspec.field(default=None, name="ps")
 
 
-class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc=False):
-    """A ``24hrTicker`` row, attributes named as in :class:`~binance_funding_ws.state.
-    TickerEntry`. Fields the state file does not keep are optional."""
+class _TickerFields(msgspec.Struct, frozen=True, gc=False):
+    """What every ticker row carries: the fields of a ``24hrMiniTicker``, which a
+    ``24hrTicker`` extends."""
 
     event_time: EventTime = _wire("E")
     symbol: Symbol = _wire("s")
@@ -87,6 +87,12 @@ class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc
     low_price: Text = _wire("l")
     volume: Text = _wire("v")  # base volume
     quote_volume: Text = _wire("q")
+
+
+class TickerRow(_TickerFields, tag_field="e", tag="24hrTicker", frozen=True, gc=False):
+    """A ``24hrTicker`` row, attributes named as in :class:`~binance_funding_ws.state.
+    TickerEntry`. Fields the state file does not keep are optional."""
+
     price_change_percent: Text = _wire("P")
     price_change: Text | None = msgspec.field(default=None, name="p")
     weighted_avg_price: Text | None = msgspec.field(default=None, name="w")
@@ -95,17 +101,8 @@ class TickerRow(msgspec.Struct, tag_field="e", tag="24hrTicker", frozen=True, gc
     pair: Text | None = msgspec.field(default=None, name="ps")
 
 
-class MiniTickerRow(msgspec.Struct, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
+class MiniTickerRow(_TickerFields, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
     """A ``24hrMiniTicker`` row: a ticker without change, percent or trade count."""
-
-    event_time: EventTime = _wire("E")
-    symbol: Symbol = _wire("s")
-    last_price: Text = _wire("c")
-    open_price: Text = _wire("o")
-    high_price: Text = _wire("h")
-    low_price: Text = _wire("l")
-    volume: Text = _wire("v")
-    quote_volume: Text = _wire("q")
 
 
 Row = MarkPriceRow | TickerRow | MiniTickerRow

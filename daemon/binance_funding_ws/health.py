@@ -18,15 +18,16 @@ API:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
 
-from binance_funding_ws.state import FundingEntry, StateDocument, TickerEntry, now_ms
-from binance_funding_ws.text import format_age, name_list, one_line
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.durations import format_age, format_ago, format_clock
+from binance_funding_ws.state import FundingEntry, StateDocument, TickerEntry
+from binance_funding_ws.text import name_list, one_line
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_UNREADABLE = 0, 1, 2
 VERDICTS = {EXIT_HEALTHY: "HEALTHY", EXIT_DEGRADED: "DEGRADED", EXIT_UNREADABLE: "UNREADABLE"}
@@ -60,11 +61,6 @@ def stale_entries(
     ]
     stale.sort(key=lambda item: (-item[1], item[0]))
     return stale
-
-
-def stale_count(entries: Mapping[str, _Timestamped], now: int, max_age: float) -> int:
-    """How many entries are stale (cheap: a screen asks every second)."""
-    return sum(1 for entry in entries.values() if is_stale(entry.event_time, now, max_age))
 
 
 def forgotten(entries: Mapping[str, _Timestamped], now: int, forget_after: float) -> list[str]:
@@ -275,17 +271,14 @@ def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)
 
 
-def _clock(epoch_ms: int | None) -> str:
-    if epoch_ms is None:
-        return "never"
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
-    except (OverflowError, ValueError, OSError):  # a time no calendar can show
-        return f"epoch ms {epoch_ms} (invalid)"
+def _when(epoch_ms: int | None) -> str:
+    return format_clock(epoch_ms, missing="never")
 
 
-def _ago(seconds: float | None) -> str:
-    return "never" if seconds is None else f"{format_age(seconds)} ago"
+def freshness(summary: Summary) -> str:
+    """How old the market data and the file are: ``3.1 s ago; file written 0.4 s ago``."""
+    data, written = summary.last_message_age_s, summary.last_write_age_s
+    return f"{format_ago(data)}; file written {format_ago(written)}"
 
 
 def render_text(summary: Summary, title: str, now: int | None = None) -> str:
@@ -304,9 +297,9 @@ def render_text(summary: Summary, title: str, now: int | None = None) -> str:
     since_age = format_age(((now_ms() if now is None else now) - (s.state_since or 0)) / 1000)
     c = s.counters
     lines += [
-        f"  feed        {s.state} since {_clock(s.state_since)} ({since_age}), pid {s.pid}",
+        f"  feed        {s.state} since {_when(s.state_since)} ({since_age}), pid {s.pid}",
         f"  url         {one_line(s.url)}",
-        f"  last data   {_ago(s.last_message_age_s)}; file written {_ago(s.last_write_age_s)}",
+        f"  last data   {freshness(s)}",
         f"  symbols     funding {s.funding_symbols}, tickers {s.ticker_symbols}",
         f"  no ticker   {one_line(name_list(s.no_ticker))}",
         f"  no funding  {one_line(name_list(s.no_funding))}",
@@ -314,7 +307,7 @@ def render_text(summary: Summary, title: str, now: int | None = None) -> str:
         f"rotations {c.rotations}, errors {c.errors}, write errors {c.write_errors}",
     ]
     if s.last_error:
-        lines.append(f"  last error  {one_line(s.last_error)} ({_clock(s.last_error_at)})")
+        lines.append(f"  last error  {one_line(s.last_error)} ({_when(s.last_error_at)})")
     if s.hint:
         lines.append(f"  hint        {one_line(s.hint)}")
     for kind, stale in (("funding", s.stale_funding), ("ticker", s.stale_tickers)):

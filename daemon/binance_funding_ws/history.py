@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from binance_funding_ws.argtypes import MAX_AGE_BOUNDS
-from binance_funding_ws.comparison import PERPETUALS, Report, missing_from_file
+from binance_funding_ws.compare import PERPETUALS, Report, missing_from_file
 from binance_funding_ws.durations import DAY, HOUR
 from binance_funding_ws.health import MAX_CLOCK_SKEW_S, Counters, is_stale, summarize, unreadable
 from binance_funding_ws.rest import ExchangeSymbol

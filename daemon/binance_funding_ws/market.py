@@ -34,6 +34,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import msgspec
 
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.frames import (
     MAX_TEXT,
     AnyTickerRow,
@@ -51,7 +52,6 @@ from binance_funding_ws.state import (
     TickerEntry,
     missing_symbols,
 )
-from binance_funding_ws.text import format_age
 
 # The live market lists about 750 symbols (2026); a feed that names far more is broken or
 # hostile, and every symbol costs memory and state-file bytes for good.

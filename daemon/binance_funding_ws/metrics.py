@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from binance_funding_ws.history import CompareRound, Sample
-from binance_funding_ws.reporting import available
+from binance_funding_ws.report import available
 
 PREFIX = "binance_funding_ws_"
 

@@ -4,7 +4,7 @@ The audit samples the state file once a minute (a systemd timer runs ``audit --o
 module turns each sample into the messages a person should get, in one vocabulary:
 
 * **DEGRADED** — unhealthy (the ``status`` rules) for ``--notify-after`` on end; the title
-  names the cause (:func:`binance_funding_ws.reporting.cause_of`) and the data's age.
+  names the cause (:func:`binance_funding_ws.report.cause_of`) and the data's age.
 * **RECOVERED** — healthy again after a DEGRADED was said; with how long the outage lasted.
 * **RESTARTS** — more than :data:`RESTARTS_PER_HOUR` daemon restarts within an hour.
 * **MISMATCH** — a compare round found values that differ from REST, naming the symbols.
@@ -34,10 +34,10 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from binance_funding_ws.durations import HOUR, MINUTE
+from binance_funding_ws.durations import HOUR, MINUTE, format_age
 from binance_funding_ws.history import CompareRound, Sample
-from binance_funding_ws.reporting import CAUSES, SAFE, AuditReport, cause_of, render_text
-from binance_funding_ws.text import format_age, name_list, one_line
+from binance_funding_ws.report import CAUSES, SAFE, AuditReport, cause_of, render_text
+from binance_funding_ws.text import name_list, one_line
 
 DEGRADED, RECOVERED, RESTARTS, MISMATCH, COVERAGE, REPORT = (
     "DEGRADED",

@@ -15,13 +15,14 @@ import errno
 import inspect
 import os
 import stat
-import time
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
 
 SCHEMA_VERSION = 1
+# Where the daemon publishes and every command reads by default: the bot's working directory.
+DEFAULT_STATE_FILE = ".funding_state.json"
 # Readers refuse a larger file: today's file is ~0.4 MB for ~900 symbols and 2.6 MB for 4,000.
 MAX_STATE_BYTES = 64 * 1024 * 1024
 
@@ -303,11 +304,6 @@ _FILE_KINDS = {
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
 }
-
-
-def now_ms() -> int:
-    """The current wall-clock time in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 def json_schema() -> dict[str, object]:

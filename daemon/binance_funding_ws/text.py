@@ -1,4 +1,4 @@
-"""Pure text helpers shared by every command: ages, symbol lists and one-line errors.
+"""Pure text helpers shared by every command: symbol lists and one-line errors.
 
 Everything a command prints about the feed or a file goes through here, so the wording and
 the sanitising of untrusted text (:func:`strip_control`) are defined once.
@@ -9,24 +9,6 @@ from __future__ import annotations
 import re
 
 _WHITESPACE = re.compile(r"\s+")
-
-
-def format_age(seconds: float) -> str:
-    """A short human age: ``0.4 s``, ``12 s``, ``3m 05s``, ``2h 10m``, ``3d 4h``."""
-    if seconds < 0:
-        return "in the future (clock skew?)" if seconds < -1 else "0.0 s"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
 
 
 def name_list(names: list[str], limit: int = 10) -> str:

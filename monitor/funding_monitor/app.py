@@ -20,8 +20,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer
 
+from binance_funding_ws.durations import format_age, format_age_or
 from binance_funding_ws.health import EXIT_HEALTHY
-from binance_funding_ws.text import format_age
 from funding_monitor.hosts import Host
 from funding_monitor.model import PollResult, host_summary
 from funding_monitor.panel import HostPanel, state_text, verdict_text
@@ -141,10 +141,10 @@ class MonitorApp(App[int]):
             # Shutting down: the screens are being removed, but a poll that was in flight
             # or the tick timer may still deliver.
             return
-        now = self.clock()
+        now_s = self.clock()
         for panel in self.screen.query(HostPanel):
             if host is None or panel.index == host.index:
-                panel.show(self.hosts[panel.index].view, now)
+                panel.show(self.hosts[panel.index].view, now_s)
         if self.fleet_table is not None:
             self._draw_fleet(self.fleet_table)
 
@@ -154,14 +154,14 @@ class MonitorApp(App[int]):
     def _draw_fleet(self, table: DataTable[str | Text]) -> None:
         cursor = table.cursor_row
         table.clear()
-        now = self.clock()
+        now_s = self.clock()
         for host in self.hosts:
-            table.add_row(*self._fleet_cells(host, now))
+            table.add_row(*self._fleet_cells(host, now_s))
         table.move_cursor(row=min(cursor, len(self.hosts) - 1))
 
-    def _fleet_cells(self, host: Host, now: float) -> list[str | Text]:
+    def _fleet_cells(self, host: Host, now_s: float) -> list[str | Text]:
         """One host's fleet row; what came from the host is plain, clean text."""
-        summary = scrubbed(host_summary(host.view, now, self.max_age))
+        summary = scrubbed(host_summary(host.view, now_s, self.max_age))
         service = Text(strip_control(host.view.service.active) if host.view.service else "?")
         problem = Text(summary.problems[0] if summary.exit_code != EXIT_HEALTHY else "")
         name = Text(summary.source)
@@ -173,7 +173,7 @@ class MonitorApp(App[int]):
             verdict_text(summary),
             service,
             state_text(summary.state),
-            "never" if message_age is None else format_age(message_age),
+            format_age_or(message_age, "never"),
             format_age(summary.last_write_age_s or 0.0),
             str(summary.funding_symbols),
             str(summary.ticker_symbols),
@@ -249,8 +249,8 @@ class MonitorApp(App[int]):
         self.push_screen(HostScreen(self._new_panel(self.hosts[event.cursor_row])))
 
     def action_quit(self) -> None:  # type: ignore[override]
-        now = self.clock()
-        summaries = [host_summary(host.view, now, self.max_age) for host in self.hosts]
+        now_s = self.clock()
+        summaries = [host_summary(host.view, now_s, self.max_age) for host in self.hosts]
         self.exit(max((summary.exit_code for summary in summaries), default=EXIT_HEALTHY))
 
     def on_unmount(self) -> None:

@@ -18,23 +18,25 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
 from binance_funding_ws.argtypes import add_max_age, positive
+from binance_funding_ws.clock import now_s
 from binance_funding_ws.health import EXIT_HEALTHY, Summary, render_text
+from binance_funding_ws.state import DEFAULT_STATE_FILE
 from binance_funding_ws.text import error_line
-from funding_monitor.audit import HistoryOutcome, once_lines
+from funding_monitor.history_view import HistoryOutcome, once_lines
 from funding_monitor.model import host_summary
 from funding_monitor.notices import notice_lines
 from funding_monitor.poller import Poller
 from funding_monitor.safe import scrubbed, strip_control
 from funding_monitor.sources import UNIT_PATTERN, LocalSource, RemoteSource, Source, Timeouts
 
-DEFAULT_STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
+# The state file on a droplet deployed by the role (the bot's directory), read with --host.
+DROPLET_STATE_FILE = f"/home/trader/volume-spike-bot/{DEFAULT_STATE_FILE}"
 DEFAULT_SERVICE = "binance-funding-ws"
 PROG = "funding-monitor"
 EXIT_USAGE = 2  # a bad command line, as argparse exits
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--state-file",
-        help=f"state file path (on the host with --host) [{DEFAULT_STATE_FILE}]",
+        help=f"state file path [{DEFAULT_STATE_FILE}; with --host {DROPLET_STATE_FILE}]",
     )
     parser.add_argument(
         "--interval", type=positive, default=2.0, help="seconds between polls [%(default)s]"
@@ -106,9 +108,9 @@ def make_pollers(args: argparse.Namespace) -> list[Poller]:
 
 def make_sources(args: argparse.Namespace) -> list[Source]:
     if not args.host:
-        return [LocalSource(Path(args.state_file or ".funding_state.json"))]
+        return [LocalSource(Path(args.state_file or DEFAULT_STATE_FILE))]
     timeouts = Timeouts(connect=args.timeout, read=args.timeout)
-    state_file = args.state_file or DEFAULT_STATE_FILE
+    state_file = args.state_file or DROPLET_STATE_FILE
     return [
         RemoteSource(host, state_file, args.service, timeouts, args.ssh_config)
         for host in args.host
@@ -123,7 +125,7 @@ def run_once(pollers: list[Poller], args: argparse.Namespace) -> int:
         view = poller.new_view()
         view.apply(poller.poll(want_history=True))
         poller.close()
-        results.append((host_summary(view, time.time(), args.max_age), view.history))
+        results.append((host_summary(view, now_s(), args.max_age), view.history))
     if args.json:
         objects = [once_object(summary, history) for summary, history in results]
         shown = objects[0] if len(objects) == 1 else objects

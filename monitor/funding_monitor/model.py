@@ -15,10 +15,10 @@ from typing import Literal
 
 import msgspec
 
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.health import EXIT_UNREADABLE, Summary, summarize, unreadable
 from binance_funding_ws.state import StateDocument
-from binance_funding_ws.text import format_age
-from funding_monitor.audit import HistoryOutcome
+from funding_monitor.history_view import HistoryOutcome
 
 ErrorKind = Literal["unreachable", "host-key", "auth", "missing", "unreadable", "corrupt"]
 # The host could not be asked at all: the verdict is UNREACHABLE rather than UNREADABLE.
@@ -127,7 +127,7 @@ class PollResult:
     history: HistoryOutcome | None = None  # None: not read this poll
 
 
-def host_summary(view: HostView, now: float, max_age: float) -> Summary:
+def host_summary(view: HostView, now_s: float, max_age: float) -> Summary:
     """The shared :class:`~binance_funding_ws.health.Summary` of one host as last polled.
 
     ``--once`` prints it, and the live screen's header and fleet rows are drawn from it, so
@@ -144,7 +144,7 @@ def host_summary(view: HostView, now: float, max_age: float) -> Summary:
     else:
         old = [] if view.error is None else [f"showing old data: {view.error}"]
         summary = summarize(
-            view.document, int(now * 1000), max_age, view.name, [*old, *service_problems]
+            view.document, int(now_s * 1000), max_age, view.name, [*old, *service_problems]
         )
         if view.error_kind in NO_CURRENT_DATA:
             summary = msgspec.structs.replace(summary, verdict=verdict, exit_code=EXIT_UNREADABLE)

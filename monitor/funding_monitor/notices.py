@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import msgspec
 
+from binance_funding_ws.durations import format_ago
 from binance_funding_ws.history import Sample
-from binance_funding_ws.text import format_age, one_line
+from binance_funding_ws.text import one_line
 
 LAST_SENT = 8  # messages listed, the newest first
 
@@ -90,13 +91,15 @@ def notice_lines(view: NoticesView | None, now_ms: int) -> list[str]:
     if view.heartbeat is not None:
         b = view.heartbeat
         result = "ok" if b.ok else f"failed: {b.error}"
-        lines.append(f"heartbeat   {result}, {_ago(b.at, now_ms)} ({b.service})")
+        lines.append(f"heartbeat   {result}, {format_ago((now_ms - b.at) / 1000)} ({b.service})")
     if not view.sent:
         lines.append("sent        nothing in the last 24 h")
     for n, s in enumerate(view.sent):
         label = "sent        " if n == 0 else "            "
         result = "" if s.ok else f" — NOT delivered: {s.error}"
-        lines.append(f"{label}{_ago(s.at, now_ms)} to {s.service}: {s.title}{result}")
+        lines.append(
+            f"{label}{format_ago((now_ms - s.at) / 1000)} to {s.service}: {s.title}{result}"
+        )
     return lines
 
 
@@ -109,7 +112,3 @@ def _waiting(view: NoticesView) -> str:
     if view.folded:
         text += f"; {view.folded} held back by the hourly cap"
     return text
-
-
-def _ago(at: int, now_ms: int) -> str:
-    return f"{format_age((now_ms - at) / 1000)} ago"

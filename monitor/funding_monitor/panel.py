@@ -12,7 +12,6 @@ parsed as markup) after :func:`~funding_monitor.safe.strip_control`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from itertools import groupby
 
 from rich.cells import cell_len
@@ -22,10 +21,10 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.widgets import DataTable, Input, Static
 
-from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary
-from binance_funding_ws.reporting import NOT_SAFE, NOT_YET, SAFE
-from binance_funding_ws.text import format_age
-from funding_monitor.audit import (
+from binance_funding_ws.durations import format_age, format_clock
+from binance_funding_ws.health import EXIT_DEGRADED, EXIT_HEALTHY, Summary, freshness
+from binance_funding_ws.report import NOT_SAFE, NOT_YET, SAFE
+from funding_monitor.history_view import (
     HistoryOutcome,
     availability_levels,
     bar_rows,
@@ -78,7 +77,8 @@ def audit_verdict_text(verdict: str) -> Text:
 
 
 def chart_text(rows: Sequence[str], tones: Sequence[str]) -> Text:
-    """Chart rows (:func:`~funding_monitor.audit.bar_rows`), each column in its tone's colour."""
+    """Chart rows (:func:`~funding_monitor.history_view.bar_rows`), each column in its tone's
+    colour."""
     text = Text()
     for number, row in enumerate(rows):
         if number:
@@ -88,14 +88,9 @@ def chart_text(rows: Sequence[str], tones: Sequence[str]) -> Text:
     return text
 
 
-def clock_text(epoch_s: float | None) -> str:
-    if epoch_s is None:
-        return "never"
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%H:%M:%S UTC")
-
-
-def _ago(seconds: float | None) -> str:
-    return "never" if seconds is None else f"{format_age(seconds)} ago"
+def _clock_of(epoch_s: float | None) -> str:
+    """A monitor time (epoch seconds, its clock's unit) as ``%H:%M:%S UTC``."""
+    return format_clock(None if epoch_s is None else epoch_s * 1000, "%H:%M:%S UTC", "never")
 
 
 class HostPanel(Vertical):
@@ -110,7 +105,7 @@ class HostPanel(Vertical):
         self.sort_key: SortKey = "symbol"
         self.sort_reverse = False
         self._view: HostView | None = None
-        self._now = 0.0
+        self._now_s = 0.0
         self._ready = False  # mounted: the widgets to draw into exist
         self._shown_document: object = None
         self._shown_query: tuple[str, str, bool] | None = None
@@ -142,9 +137,9 @@ class HostPanel(Vertical):
         if self._funding is not None:
             self._funding.write_visible()  # a taller terminal shows more rows
 
-    def show(self, view: HostView, now: float) -> None:
-        """Show ``view`` as of ``now`` (epoch s); the tables only when their content changed."""
-        self._view, self._now = view, now
+    def show(self, view: HostView, now_s: float) -> None:
+        """Show ``view`` as of ``now_s`` (epoch s); the tables only when their content changed."""
+        self._view, self._now_s = view, now_s
         if self._ready:  # before mounting, on_mount draws what was given
             self._draw()
 
@@ -152,7 +147,7 @@ class HostPanel(Vertical):
         view = self._view
         if view is None:
             return
-        summary = scrubbed(host_summary(view, self._now, self.max_age))
+        summary = scrubbed(host_summary(view, self._now_s, self.max_age))
         alarm = self._alarm(view, summary)
         banner = self.query_one("#banner", Static)
         banner.update(Text(alarm or ""))
@@ -172,13 +167,13 @@ class HostPanel(Vertical):
             self._draw_tables(view, summary)
 
     def _alarm(self, view: HostView, summary: Summary) -> str | None:
-        now = self._now
+        now_s = self._now_s
         error = None if view.error is None else strip_control(view.error)
         if error is not None and not view.connected:
             since = view.disconnected_since
-            ago = format_age(now - since) if since else "?"
-            old = f"; showing data read at {clock_text(view.document_at)}" if view.document else ""
-            return f"DISCONNECTED since {clock_text(since)} ({ago}): {error}{old}"
+            ago = format_age(now_s - since) if since else "?"
+            old = f"; showing data read at {_clock_of(view.document_at)}" if view.document else ""
+            return f"DISCONNECTED since {_clock_of(since)} ({ago}): {error}{old}"
         if error is not None:
             old = " — showing the last good data, marked old" if view.document else ""
             kind = view.error_kind.upper() if view.error_kind else "ERROR"
@@ -200,12 +195,9 @@ class HostPanel(Vertical):
             return text
         text.append("\nfeed ")
         text.append(summary.state.upper(), style=f"bold {STATE_STYLES.get(summary.state, 'white')}")
-        text.append(
-            f" · last message {_ago(summary.last_message_age_s)} · file written "
-            f"{_ago(summary.last_write_age_s)}"
-        )
+        text.append(f" · last data {freshness(summary)}")
         if view.showing_old_data:
-            text.append(f" · OLD (read {clock_text(view.document_at)})", style="bold red")
+            text.append(f" · OLD (read {_clock_of(view.document_at)})", style="bold red")
         counters = summary.counters
         text.append(f"\nreconnects {counters.reconnects} · errors {counters.errors}")
         if summary.last_error:
@@ -282,7 +274,7 @@ class HostPanel(Vertical):
             funding_table.border_title = "funding"
             self._funding.show({})
             return
-        now_ms = int(self._now * 1000)
+        now_ms = int(self._now_s * 1000)
         rows = select_rows(
             funding_rows(document), self.filter_text, self.sort_key, self.sort_reverse, now_ms
         )

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 from binance_funding_ws.backoff import Backoff
-from funding_monitor.audit import WINDOW_S, HistoryOutcome, outcome_of
-from funding_monitor.historytail import HistoryTail
+from funding_monitor.history_tail import HistoryTail
+from funding_monitor.history_view import WINDOW_S, HistoryOutcome, outcome_of
 from funding_monitor.model import HostView, PollResult
 from funding_monitor.sources import Source, SourceError
 

@@ -10,8 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
-from binance_funding_ws.text import format_age
-from funding_monitor.audit import (
+from binance_funding_ws.durations import format_age
+from funding_monitor.history_view import (
     NO_SAMPLE,
     WINDOW_S,
     HistoryOutcome,

@@ -11,7 +11,7 @@ command is built from user input: the state file is read over SFTP, and the only
 are fixed ``systemctl show`` / ``journalctl`` lines for a unit name checked against a strict
 pattern.
 
-Both sources also read the audit history (:mod:`funding_monitor.historytail` decides what):
+Both sources also read the audit history (:mod:`funding_monitor.history_tail` decides what):
 :meth:`file_version` says whether a file changed, :meth:`read_range` reads part of it, and
 only a regular file is ever read.
 """

@@ -49,7 +49,6 @@ from websockets.http11 import Request, Response
 
 log = logging.getLogger(__name__)
 
-MARKET_STREAMS = ("!markPrice@arr@1s", "!markPrice@arr", "!ticker@arr", "!miniTicker@arr")
 EIGHT_HOURS_MS = 8 * 3600 * 1000
 REAL_SYMBOLS = {  # symbol: rough price, so the demo looks like the real market
     "BTCUSDT": 97_000.0,

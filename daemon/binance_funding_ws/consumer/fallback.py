@@ -32,8 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from binance_funding_ws.botstats import Counters
+from binance_funding_ws.botstats import LookupCounters
 from binance_funding_ws.circuit import Circuit, Verdict, judge
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.quotes import (
     FundingQuote,
@@ -45,7 +46,6 @@ from binance_funding_ws.quotes import (
 from binance_funding_ws.rest import MAX_ONE_SYMBOL_BODY, WEIGHT_ONE_SYMBOL, RestAnswerError
 from binance_funding_ws.rest import PREMIUM_INDEX as PREMIUM_INDEX_PATH
 from binance_funding_ws.rest import TICKER_24HR as TICKER_24HR_PATH
-from binance_funding_ws.state import now_ms
 from binance_funding_ws.text import one_line
 from binance_funding_ws.tools.rest import RestClient, RestError
 
@@ -59,15 +59,16 @@ Q = TypeVar("Q", FundingQuote, TickerQuote)
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint(Generic[Q]):
-    """A one-symbol REST endpoint of weight 1 and the parser of its answer."""
+class RestQuery(Generic[Q]):
+    """A one-symbol REST query: its endpoint (weight 1) and the parser of its answer (not
+    the stream :class:`~binance_funding_ws.endpoint.Endpoint`)."""
 
     path: str
     parse: Callable[[str, bytes], Q]
 
 
-PREMIUM_INDEX = Endpoint(PREMIUM_INDEX_PATH, funding_from_rest)
-TICKER_24HR = Endpoint(TICKER_24HR_PATH, ticker_from_rest)
+PREMIUM_INDEX = RestQuery(PREMIUM_INDEX_PATH, funding_from_rest)
+TICKER_24HR = RestQuery(TICKER_24HR_PATH, ticker_from_rest)
 
 
 class _Request:
@@ -94,7 +95,7 @@ class RestFallback:
         self,
         base_url: str,
         timeout: float,
-        counters: Counters,
+        counters: LookupCounters,
         circuit: Circuit | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -108,14 +109,14 @@ class RestFallback:
         self._running = 0  # request threads alive, abandoned ones included
         self._remembered: dict[tuple[str, str], _Remembered] = {}
 
-    def lookup(self, endpoint: Endpoint[Q], symbol: str, max_age: float) -> Q | None:
+    def lookup(self, query: RestQuery[Q], symbol: str, max_age: float) -> Q | None:
         """``symbol``'s quote from REST, or ``None``; never longer than ``timeout``."""
-        key = (endpoint.path, symbol)
+        key = (query.path, symbol)
         with self._lock:
             remembered = self._recall(key, max_age)
             if remembered is not None:
-                return remembered.quote  # type: ignore[return-value]  # keyed by endpoint
-            request = self._pending.get(key) or self._start(endpoint, symbol, key, max_age)
+                return remembered.quote  # type: ignore[return-value]  # keyed by query
+            request = self._pending.get(key) or self._start(query, symbol, key, max_age)
         if request is None:
             return None
         if not request.done.wait(self._timeout):
@@ -152,7 +153,7 @@ class RestFallback:
         return remembered
 
     def _start(
-        self, endpoint: Endpoint[Q], symbol: str, key: tuple[str, str], max_age: float
+        self, query: RestQuery[Q], symbol: str, key: tuple[str, str], max_age: float
     ) -> _Request | None:
         if self._running >= MAX_IN_FLIGHT or not self._client.admit():
             self._counters.add("rest_skipped")
@@ -162,7 +163,7 @@ class RestFallback:
         self._counters.add("rest_requests")
         worker = threading.Thread(
             target=self._fetch,
-            args=(endpoint, symbol, max_age, request),
+            args=(query, symbol, max_age, request),
             name=f"funding-rest-{symbol}",
             daemon=True,  # a hung request must never keep the bot from exiting
         )
@@ -176,12 +177,12 @@ class RestFallback:
             return None
         return request
 
-    def _fetch(self, endpoint: Endpoint[Q], symbol: str, max_age: float, request: _Request) -> None:
+    def _fetch(self, query: RestQuery[Q], symbol: str, max_age: float, request: _Request) -> None:
         outcome = _Outcome(None, "failed", None, "request failed")
         try:
-            outcome = _ask(self._client, endpoint, symbol, max_age)
+            outcome = _ask(self._client, query, symbol, max_age)
         finally:  # whatever happened, the waiters are released and the circuit hears of it
-            self._finish((endpoint.path, symbol), request, outcome)
+            self._finish((query.path, symbol), request, outcome)
 
     def _finish(self, key: tuple[str, str], request: _Request, outcome: _Outcome) -> None:
         with self._lock:
@@ -226,9 +227,9 @@ class _Outcome:
     detail: str  # for the log line
 
 
-def _ask(client: RestClient, endpoint: Endpoint[Q], symbol: str, max_age: float) -> _Outcome:
+def _ask(client: RestClient, query: RestQuery[Q], symbol: str, max_age: float) -> _Outcome:
     """One request and its verdict; a failure is an outcome, not an exception."""
-    url = client.url(endpoint.path, {"symbol": symbol})
+    url = client.url(query.path, {"symbol": symbol})
     try:
         reply = client.send(url, WEIGHT_ONE_SYMBOL, MAX_ONE_SYMBOL_BODY)
     except RestError as exc:
@@ -237,7 +238,7 @@ def _ask(client: RestClient, endpoint: Endpoint[Q], symbol: str, max_age: float)
     detail = f"HTTP {reply.status}" + (f" ({reply.note})" if reply.note else "")
     if verdict == "answer":
         try:
-            quote = endpoint.parse(symbol, reply.body)
+            quote = query.parse(symbol, reply.body)
             check_dated(quote, now_ms(), max_age)
         except RestAnswerError as exc:
             verdict, detail, quote = "failed", str(exc), None

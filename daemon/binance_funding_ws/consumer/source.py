@@ -14,13 +14,15 @@ from urllib.parse import urlsplit
 
 from binance_funding_ws.botstats import (
     COUNTERS,
+    STATS_FILE_COUNTERS,
     BotStats,
-    Counters,
+    LookupCounters,
     Mode,
     encode_bot_stats,
     summary_line,
 )
-from binance_funding_ws.consumer.fallback import PREMIUM_INDEX, TICKER_24HR, Endpoint, RestFallback
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.consumer.fallback import PREMIUM_INDEX, TICKER_24HR, RestFallback, RestQuery
 from binance_funding_ws.consumer.statefile import StateCache
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.quotes import (
@@ -30,7 +32,6 @@ from binance_funding_ws.quotes import (
 )
 from binance_funding_ws.rest import DEFAULT_REST_URL
 from binance_funding_ws.runtime.writer import AtomicWriter
-from binance_funding_ws.state import now_ms
 from binance_funding_ws.text import one_line
 
 log = logging.getLogger("binance_funding_ws.consumer")
@@ -91,7 +92,7 @@ class FundingSource:
         self.report_interval = _seconds("report_interval", report_interval, 0.01, 86_400.0)
         check_interval = _seconds("check_interval", check_interval, 0.0, 60.0)
 
-        self._counters = Counters()
+        self._counters = LookupCounters()
         self._cache = StateCache(self.state_file, check_interval, self._counters)
         self._rest: RestFallback | None = None
         if self.rest_url is not None:
@@ -112,7 +113,7 @@ class FundingSource:
         return self._lookup(tickers, TICKER_24HR, symbol, self.ticker_max_age)
 
     def _lookup(
-        self, quotes: Mapping[str, Q], endpoint: Endpoint[Q], symbol: object, max_age: float
+        self, quotes: Mapping[str, Q], query: RestQuery[Q], symbol: object, max_age: float
     ) -> Q | None:
         # The fast path: the caller's string is a key of the file (keys are valid symbols).
         quote = quotes.get(symbol) if type(symbol) is str else None
@@ -127,11 +128,11 @@ class FundingSource:
         if quote is not None and not is_stale(quote.event_time, now_ms(), max_age):
             self._counters.add("websocket")
             return quote
-        return self._fall_back(endpoint, name, max_age)
+        return self._fall_back(query, name, max_age)
 
-    def _fall_back(self, endpoint: Endpoint[Q], name: str, max_age: float) -> Q | None:
+    def _fall_back(self, query: RestQuery[Q], name: str, max_age: float) -> Q | None:
         self._counters.fell_back(name)
-        quote = None if self._rest is None else self._rest.lookup(endpoint, name, max_age)
+        quote = None if self._rest is None else self._rest.lookup(query, name, max_age)
         self._counters.add("unavailable" if quote is None else "rest")
         return quote
 
@@ -174,14 +175,14 @@ class FundingSource:
             mode=self.mode,
             max_age_s=self.max_age,
             top_rest_symbols=self._counters.top_symbols(),
-            **{name: totals[name] for name in _STATS_FILE_COUNTERS},
+            **{name: totals[name] for name in STATS_FILE_COUNTERS},
         )
 
 
 class _Reporter:
     """The background thread: one INFO line per interval with fallbacks, and the stats file."""
 
-    def __init__(self, source: FundingSource, counters: Counters, interval: float) -> None:
+    def __init__(self, source: FundingSource, counters: LookupCounters, interval: float) -> None:
         self._source = source
         self._counters = counters
         self._interval = interval
@@ -235,18 +236,6 @@ class _Reporter:
         if self._failing:
             log.info("stats file written again: %s", writer.path)
         self._failing = False
-
-
-_STATS_FILE_COUNTERS = (
-    "websocket",
-    "rest",
-    "unavailable",
-    "rest_errors",
-    "rest_requests",
-    "rest_skipped",
-    "invalid_symbols",
-    "file_errors",
-)
 
 
 # -- constructor arguments: a bad one raises at once, naming itself ---------------------------

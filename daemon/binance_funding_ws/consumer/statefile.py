@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from binance_funding_ws.botstats import Counters
+from binance_funding_ws.botstats import LookupCounters
 from binance_funding_ws.quotes import (
     FundingQuote,
     TickerQuote,
@@ -69,7 +69,7 @@ class StateCache:
         self,
         path: str | os.PathLike[str],
         check_interval: float,
-        counters: Counters,
+        counters: LookupCounters,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._path = os.fspath(path)
@@ -86,43 +86,43 @@ class StateCache:
         if self._clock() - snapshot.checked_at < self._interval:
             return snapshot
         with self._lock:
-            snapshot, now = self._snapshot, self._clock()
-            if now - snapshot.checked_at >= self._interval:  # not checked while we waited
-                snapshot = self._snapshot = self._refresh(snapshot, now)
+            snapshot, now_s = self._snapshot, self._clock()
+            if now_s - snapshot.checked_at >= self._interval:  # not checked while we waited
+                snapshot = self._snapshot = self._refresh(snapshot, now_s)
             return snapshot
 
-    def _refresh(self, snapshot: Snapshot, now: float) -> Snapshot:
+    def _refresh(self, snapshot: Snapshot, now_s: float) -> Snapshot:
         self._counters.add("file_checks")
         signature = _signature(self._path)
         if signature == snapshot.signature:
-            return replace(snapshot, checked_at=now)
+            return replace(snapshot, checked_at=now_s)
         try:
             data = read_bounded(self._path)
             if data == self._data:
-                return replace(snapshot, checked_at=now, signature=signature)
+                return replace(snapshot, checked_at=now_s, signature=signature)
             document = decode_state(data, self._path)
         except StateFileError as exc:
-            return self._unusable(snapshot, exc, signature, now)
+            return self._unusable(snapshot, exc, signature, now_s)
         if snapshot.error is not None:
             log.info("state file readable again: %s", one_line(self._path))
         self._data = data
         self._counters.add("file_parses")
         funding = _quotes(document.funding, funding_from_entry)
-        return Snapshot(funding, _quotes(document.tickers, ticker_from_entry), now, signature)
+        return Snapshot(funding, _quotes(document.tickers, ticker_from_entry), now_s, signature)
 
     def _unusable(
         self,
         snapshot: Snapshot,
         exc: StateFileError,
         signature: Signature | None,
-        now: float,
+        now_s: float,
     ) -> Snapshot:
         self._counters.add("file_errors")
         self._data = None
         error = one_line(exc)
         if error != snapshot.error:  # a lasting fault is logged once, not at every check
             log.warning("state file unusable, answering without it: %s", error)
-        return Snapshot({}, {}, now, signature, error)
+        return Snapshot({}, {}, now_s, signature, error)
 
 
 def _quotes(entries: Mapping[str, E], convert: Callable[[str, E], Q]) -> dict[str, Q]:

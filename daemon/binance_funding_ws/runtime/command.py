@@ -19,11 +19,11 @@ from typing import Any
 from binance_funding_ws.argtypes import count, file_mode, log_level, seconds
 from binance_funding_ws.endpoint import Endpoint, stream_endpoint
 from binance_funding_ws.market import DEFAULT_MAX_SYMBOLS
+from binance_funding_ws.state import DEFAULT_STATE_FILE
 
 ENV_PREFIX = "FUNDING_WS_"
 DEFAULT_URL = "wss://fstream.binance.com/market/stream"
 DEFAULT_STREAMS = "!markPrice@arr@1s,!ticker@arr"
-DEFAULT_STATE_FILE = ".funding_state.json"
 
 
 class UsageError(Exception):

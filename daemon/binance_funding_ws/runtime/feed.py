@@ -31,10 +31,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from binance_funding_ws import __version__
 from binance_funding_ws.backoff import Backoff
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.endpoint import Endpoint
 from binance_funding_ws.frames import DecodedFrame, FrameDecoder
 from binance_funding_ws.runtime.logs import RateLimitedLog
-from binance_funding_ws.state import now_ms
 from binance_funding_ws.tracker import ConnectionTracker
 
 log = logging.getLogger(__name__)

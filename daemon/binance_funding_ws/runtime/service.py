@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.frames import DecodedFrame
 from binance_funding_ws.health import forgotten
 from binance_funding_ws.market import DEFAULT_MAX_SYMBOLS, MAX_AHEAD_MS, MarketBook
@@ -33,13 +35,7 @@ from binance_funding_ws.runtime.writer import (
     StateFileLock,
     UnsafePathError,
 )
-from binance_funding_ws.state import (
-    SCHEMA_VERSION,
-    StateDocument,
-    encode_state_into,
-    now_ms,
-)
-from binance_funding_ws.text import format_age
+from binance_funding_ws.state import SCHEMA_VERSION, StateDocument, encode_state_into
 from binance_funding_ws.tracker import ConnectionTracker
 
 log = logging.getLogger(__name__)

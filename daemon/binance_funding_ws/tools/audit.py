@@ -37,8 +37,9 @@ from binance_funding_ws.argtypes import (
     add_state_file,
     options_from,
 )
-from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE, coverage_unknowable
-from binance_funding_ws.durations import DAY, HOUR
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.compare import WEIGHT_BUDGET_PER_MINUTE, coverage_unknowable
+from binance_funding_ws.durations import DAY, HOUR, format_age
 from binance_funding_ws.history import (
     Admission,
     CompareRound,
@@ -60,11 +61,11 @@ from binance_funding_ws.metrics import (
 from binance_funding_ws.rest import DEFAULT_REST_URL
 from binance_funding_ws.runtime.logs import setup_logging
 from binance_funding_ws.runtime.writer import AtomicWriter
-from binance_funding_ws.state import StateFileError, now_ms, read_state
-from binance_funding_ws.text import error_line, format_age, one_line
+from binance_funding_ws.state import DEFAULT_STATE_FILE, StateFileError, read_state
+from binance_funding_ws.text import error_line, one_line
 from binance_funding_ws.tools import notify
 from binance_funding_ws.tools.compare import add_rest_arguments, compare_round
-from binance_funding_ws.tools.historyfile import (
+from binance_funding_ws.tools.history import (
     HistoryError,
     append,
     read_recent,
@@ -77,7 +78,6 @@ from binance_funding_ws.tools.rest import (
     RestClient,
     RestError,
 )
-from binance_funding_ws.tools.status import DEFAULT_STATE_FILE
 
 log = logging.getLogger("binance_funding_ws.audit")
 PROG = "binance-funding-ws audit"
@@ -189,7 +189,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def recent_history(options: AuditOptions, now: int) -> Iterator[Sample]:
     """The last day of history as evidence: read from its tail with a byte budget
-    (:func:`~binance_funding_ws.tools.historyfile.read_recent`), and without the samples this
+    (:func:`~binance_funding_ws.tools.history.read_recent`), and without the samples this
     audit could not have written (:class:`~binance_funding_ws.history.Admission`, with its
     own interval as the usual one). A forged line cannot pin a REST ban or fake availability."""
     if not options.history.exists() and not rotated(options.history):

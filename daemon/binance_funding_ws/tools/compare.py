@@ -35,20 +35,20 @@ from binance_funding_ws.argtypes import (
     seconds,
     symbols,
 )
-from binance_funding_ws.comparison import (
+from binance_funding_ws.clock import now_ms
+from binance_funding_ws.compare import (
     Report,
     as_json,
     caught_up,
     first_pass,
     settle,
 )
-from binance_funding_ws.comparison import render_text as render_report
+from binance_funding_ws.compare import render_text as render_report
 from binance_funding_ws.health import assess
 from binance_funding_ws.rest import DEFAULT_REST_URL, PremiumIndex
-from binance_funding_ws.state import StateDocument, StateFileError, now_ms, read_state
+from binance_funding_ws.state import DEFAULT_STATE_FILE, StateDocument, StateFileError, read_state
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools.rest import RestClient, RestError
-from binance_funding_ws.tools.status import DEFAULT_STATE_FILE
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
 RECHECK_WAIT = 3.0  # seconds the file gets to catch up with the REST answer (writes: 1 s)

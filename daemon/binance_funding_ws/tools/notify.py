@@ -42,6 +42,7 @@ import msgspec
 
 from binance_funding_ws import __version__, notices
 from binance_funding_ws.argtypes import add_seconds
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.durations import DAY, MINUTE
 from binance_funding_ws.history import Delivery, Notices, Sample
 from binance_funding_ws.notices import (
@@ -52,9 +53,9 @@ from binance_funding_ws.notices import (
     mask_url,
     redact,
 )
-from binance_funding_ws.reporting import AuditReport
+from binance_funding_ws.report import AuditReport
 from binance_funding_ws.runtime.writer import AtomicWriter
-from binance_funding_ws.state import StateFileError, now_ms, read_bounded
+from binance_funding_ws.state import StateFileError, read_bounded
 from binance_funding_ws.text import error_line, one_line
 
 log = logging.getLogger("binance_funding_ws.notify")
@@ -599,9 +600,9 @@ def last_day_report(
     history: Path, current: Sample | None, max_age: float, bot_stats: Path | None = None
 ) -> AuditReport | None:
     """The ``report`` of the last 24 h (with its defaults), ``current`` included; read as
-    ``report`` reads it (:class:`~binance_funding_ws.tools.historyfile.HistoryWindow`)."""
-    from binance_funding_ws.reporting import build_report
-    from binance_funding_ws.tools.historyfile import HistoryError, HistoryWindow, rotated
+    ``report`` reads it (:class:`~binance_funding_ws.tools.history.HistoryWindow`)."""
+    from binance_funding_ws.report import build_report
+    from binance_funding_ws.tools.history import HistoryError, HistoryWindow, rotated
     from binance_funding_ws.tools.report import ReportOptions, read_bot_stats
 
     defaults = ReportOptions(history=history)
@@ -629,7 +630,7 @@ def last_day_report(
 
 class _WithCurrent:
     """The history's window, then the sample not yet appended to it; iterable again and
-    again, as :func:`~binance_funding_ws.reporting.build_report` needs."""
+    again, as :func:`~binance_funding_ws.report.build_report` needs."""
 
     def __init__(self, window: Iterable[Sample], current: Sample | None) -> None:
         self.window = window

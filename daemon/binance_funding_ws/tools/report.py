@@ -1,5 +1,5 @@
 """``binance-funding-ws report``: how the feed behaved over the audit history, and whether the
-bot's REST fallback can go (rules: :mod:`binance_funding_ws.reporting`).
+bot's REST fallback can go (rules: :mod:`binance_funding_ws.report`).
 
 Exit codes: 0 SAFE; 1 NOT_YET or NOT_SAFE; 2 the history cannot be read, or bad arguments
 (one line on stderr, no traceback).
@@ -18,18 +18,22 @@ import msgspec
 
 from binance_funding_ws.argtypes import add_max_age, add_seconds, options_from
 from binance_funding_ws.botstats import BotStats
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.durations import DAY
-from binance_funding_ws.reporting import (
+from binance_funding_ws.report import (
+    DEFAULT_MIN_PERIOD_S,
+    DEFAULT_SINCE_S,
+    DEFAULT_SLO_PCT,
     EXIT_UNREADABLE,
     AuditReport,
     build_report,
     decode_bot_stats,
     render_text,
 )
-from binance_funding_ws.state import StateFileError, now_ms, read_bounded
+from binance_funding_ws.state import StateFileError, read_bounded
 from binance_funding_ws.text import error_line
 from binance_funding_ws.tools import notify
-from binance_funding_ws.tools.historyfile import HistoryError, HistoryWindow
+from binance_funding_ws.tools.history import HistoryError, HistoryWindow
 
 PROG = "binance-funding-ws report"
 MAX_BOT_STATS_BYTES = 1024 * 1024
@@ -38,10 +42,10 @@ MAX_BOT_STATS_BYTES = 1024 * 1024
 @dataclass(frozen=True)
 class ReportOptions:
     history: Path
-    since: float = DAY
+    since: float = DEFAULT_SINCE_S
     max_age: float | None = None  # None: the audit's own, as recorded in the samples
-    min_period: float = DAY
-    slo: float = 99.9
+    min_period: float = DEFAULT_MIN_PERIOD_S
+    slo: float = DEFAULT_SLO_PCT
     bot_stats: Path | None = None
     json: bool = False
 
@@ -62,12 +66,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
         "report", help="judge the audit history: is it safe to drop the REST fallback? exit 0/1/2"
     )
     report.add_argument("--history", type=Path, required=True, help="the audit's history file")
-    add_seconds(report, "--since", default=DAY, low=1.0, high=400 * DAY, help="the window to judge")
+    add_seconds(
+        report,
+        "--since",
+        default=DEFAULT_SINCE_S,
+        low=1.0,
+        high=400 * DAY,
+        help="the window to judge",
+    )
     add_max_age(report, None, default_text="the audit's own")
     add_seconds(
         report,
         "--min-period",
-        default=DAY,
+        default=DEFAULT_MIN_PERIOD_S,
         low=0.0,
         high=400 * DAY,
         help="time observed (less the gaps) before the verdict can be SAFE",
@@ -75,7 +86,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     report.add_argument(
         "--slo",
         type=slo_percent,
-        default=99.9,
+        default=DEFAULT_SLO_PCT,
         help="availability needed for SAFE, in percent [%(default)s]",
     )
     report.add_argument(

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from binance_funding_ws.durations import format_age
 from binance_funding_ws.health import Health
 from binance_funding_ws.rest import WEIGHT_BUDGET_PER_MINUTE as WEIGHT_BUDGET_PER_MINUTE
 from binance_funding_ws.rest import ExchangeSymbol, PremiumIndex
 from binance_funding_ws.state import FundingEntry, StateDocument
-from binance_funding_ws.text import format_age, name_list, strip_control
+from binance_funding_ws.text import name_list, strip_control
 
 # Contract types that stream a mark price with a funding rate (dated futures have none).
 PERPETUALS = ("PERPETUAL", "TRADIFI_PERPETUAL")

@@ -32,17 +32,16 @@ prints it, and the monitor can show it); :func:`render_text` is its text.
 from __future__ import annotations
 
 import math
-import time
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
 import msgspec
 
 from binance_funding_ws.argtypes import DEFAULT_MAX_AGE
-from binance_funding_ws.botstats import BotStats
+from binance_funding_ws.botstats import STATS_FILE_COUNTERS, BotStats
 from binance_funding_ws.botstats import decode_bot_stats as _decode_bot_stats
-from binance_funding_ws.comparison import WEIGHT_BUDGET_PER_MINUTE
-from binance_funding_ws.durations import format_span
+from binance_funding_ws.compare import WEIGHT_BUDGET_PER_MINUTE
+from binance_funding_ws.durations import DAY, format_age, format_age_or, format_clock, format_span
 from binance_funding_ws.health import is_stale
 from binance_funding_ws.history import (
     Admission,
@@ -53,7 +52,7 @@ from binance_funding_ws.history import (
     identity,
     restarted,
 )
-from binance_funding_ws.text import format_age, name_list, strip_control
+from binance_funding_ws.text import name_list, strip_control
 
 SAFE, NOT_YET, NOT_SAFE = "SAFE", "NOT_YET", "NOT_SAFE"
 EXIT_SAFE, EXIT_NOT_SAFE, EXIT_UNREADABLE = 0, 1, 2
@@ -70,6 +69,10 @@ CAUSES = (
 GAP_SLACK_S = 1.0  # a sample this late past two intervals means the audit was not running
 COUNTERS = ("reconnects", "stalls", "rotations", "errors", "write_errors")
 MAX_OUTAGE_LINES = 20  # in the text; --json has every outage
+# The report's defaults (`report` without options, and the monitor's last 24 h): one definition.
+DEFAULT_SINCE_S = DAY  # the window judged
+DEFAULT_MIN_PERIOD_S = DAY  # observed, less the gaps, before the verdict can be SAFE
+DEFAULT_SLO_PCT = 99.9  # availability needed for SAFE
 
 
 class Outage(msgspec.Struct, kw_only=True):
@@ -375,7 +378,7 @@ def build_report(
     """The report of the samples taken in the ``since_s`` seconds before ``now``, of those
     :class:`~binance_funding_ws.history.Admission` admits. ``samples`` are oldest first and
     iterated twice (a list, or a history read again: see
-    :class:`~binance_funding_ws.tools.historyfile.HistoryWindow`), first for the usual
+    :class:`~binance_funding_ws.tools.history.HistoryWindow`), first for the usual
     interval and the audit's threshold, then to count; none is kept. ``max_age`` ``None``:
     the threshold the audit judged its last admitted sample with."""
     start_ms = now - since_s * 1000
@@ -474,18 +477,6 @@ def judge(report: AuditReport) -> tuple[str, list[str]]:
     return (NOT_YET, not_yet) if not_yet else (SAFE, [])
 
 
-BOT_COUNTS = (
-    "websocket",
-    "rest",
-    "unavailable",
-    "rest_errors",
-    "rest_requests",
-    "rest_skipped",
-    "invalid_symbols",
-    "file_errors",
-)
-
-
 def decode_bot_stats(data: bytes) -> BotStats:
     """The bot's stats file (written by its FundingSource); ``ValueError``, one line, if not.
     A count below zero, or a start after the last update, is no count the bot writes."""
@@ -493,7 +484,7 @@ def decode_bot_stats(data: bytes) -> BotStats:
         stats = _decode_bot_stats(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"not a bot stats object ({exc})") from None
-    negative = [name for name in BOT_COUNTS if getattr(stats, name) < 0]
+    negative = [name for name in STATS_FILE_COUNTERS if getattr(stats, name) < 0]
     if negative or any(count < 0 for count in stats.top_rest_symbols.values()):
         raise ValueError(
             f"not a bot stats object (negative count: {', '.join(negative) or 'top_rest_symbols'})"
@@ -508,59 +499,62 @@ def decode_bot_stats(data: bytes) -> BotStats:
 # -- text ---------------------------------------------------------------------------------
 
 
-def _clock(epoch_ms: int | None) -> str:
-    if epoch_ms is None:
-        return "-"
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch_ms / 1000))
-    except (OverflowError, ValueError, OSError):  # a hand-edited history: no calendar date
-        return f"epoch ms {epoch_ms} (invalid)"
-
-
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A share as the report words it: ``99.493 %``, or ``n/a``."""
     return "n/a" if value is None else f"{value:.3f} %"
 
 
-def _seconds(value: float | None) -> str:
-    return "n/a" if value is None else format_age(value)
-
-
 def render_text(report: AuditReport) -> str:
-    """The report for people; every value from the history is one printable line."""
+    """The report for people (``report``): its title, then :func:`fact_lines` indented."""
+    title = strip_control(f"binance-funding-ws report: {report.verdict}  ({report.history})")
+    return "".join(f"{line}\n" for line in [title, *(f"  {fact}" for fact in fact_lines(report))])
+
+
+def fact_lines(report: AuditReport, *, list_outages: bool = True) -> list[str]:
+    """The report's facts, a label and its words a line, the verdict last: the one wording of
+    the report, for ``report`` and the monitor (which lays them out on its history screen and
+    shows the outages as a table of its own: ``list_outages=False``).
+
+    Symbols and errors come from files, hosts and REST: every line is one printable line,
+    without terminal control."""
     r = report
     lines = [
-        f"binance-funding-ws report: {r.verdict}  ({r.history})",
         *_window_lines(r),
-        f"  available    {_pct(r.availability_pct)} of samples (connected, data at most "
+        f"available    {percent(r.availability_pct)} of samples (connected, data at most "
         f"{r.max_age_s:g} s old; SLO {r.slo_pct:g} %)",
-        f"  data age     p50 {_seconds(r.data_age.p50_s)}, p99 {_seconds(r.data_age.p99_s)}, "
-        f"max {_seconds(r.data_age.max_s)}",
-        *_outage_lines(r.outages),
-        f"  daemon       {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
+        f"data age     {_data_age(r.data_age)}",
+        f"outages      {outage_summary(r.outages)}",
+        *(_outage_lines(r.outages) if list_outages else []),
+        f"daemon       {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
         f"{r.rotations} rotations, {r.errors} bad rows, {r.write_errors} write errors",
         *_compare_lines(r),
         *_bot_lines(r),
-        f"  verdict      {_verdict_line(r)}",
+        f"verdict      {verdict_line(r)}",
     ]
-    # Symbols and errors come from files and REST: one line each, no terminal control.
-    return "".join(strip_control(line) + "\n" for line in lines)
+    return [strip_control(line) for line in lines]
+
+
+def _data_age(ages: DataAge) -> str:
+    p50, p99, most = (format_age_or(age) for age in (ages.p50_s, ages.p99_s, ages.max_s))
+    return f"p50 {p50}, p99 {p99}, max {most}"
 
 
 def _window_lines(r: AuditReport) -> list[str]:
     if r.start is None:
-        return [f"  window       no sample in the last {format_span(r.since_s)}"]
+        return [f"window       no sample in the last {format_span(r.since_s)}"]
     lines = [
-        f"  window       {_clock(r.start)} to {_clock(r.end)} ({format_age(r.window_s)}; "
-        f"{r.samples:,} samples, last {_seconds(r.last_sample_age_s)} ago)",
-        f"  gaps         {len(r.gaps)} (audit not running), {format_age(_total(r.gaps))} in all"
+        f"window       {format_clock(r.start)} to {format_clock(r.end)} ({format_age(r.window_s)}, "
+        f"{format_age(r.observed_s)} observed; {r.samples:,} samples, last "
+        f"{format_age_or(r.last_sample_age_s)} ago)",
+        f"gaps         {len(r.gaps)} (audit not running), {format_age(_total(r.gaps))} in all"
         if r.gaps
-        else "  gaps         none",
+        else "gaps         none",
     ]
     if r.skipped_lines:
-        lines.append(f"  skipped      {r.skipped_lines} unreadable history line(s)")
+        lines.append(f"skipped      {r.skipped_lines} unreadable history line(s)")
     if r.refused_samples:
         lines.append(
-            f"  refused      {r.refused_samples} sample(s) with claims out of range, not "
+            f"refused      {r.refused_samples} sample(s) with claims out of range, not "
             f"counted (first: {r.first_refusal})"
         )
     return lines
@@ -570,17 +564,28 @@ def _total(spans: Sequence[Gap | Outage]) -> float:
     return sum(span.duration_s for span in spans)
 
 
-def _outage_lines(outages: list[Outage]) -> list[str]:
+def outage_summary(outages: Sequence[Outage]) -> str:
+    """``none``, or how many, the longest and the time in all: ``2 (longest 5m 00s), 7m 00s
+    in all``."""
     if not outages:
-        return ["  outages      none"]
-    lines = [f"  outages      {len(outages)}, {format_age(_total(outages))} in all"]
+        return "none"
+    longest = max(o.duration_s for o in outages)
+    ongoing = ", one ongoing" if outages[-1].end is None else ""
+    return (
+        f"{len(outages)} (longest {format_age(longest)}{ongoing}), "
+        f"{format_age(_total(outages))} in all"
+    )
+
+
+def _outage_lines(outages: list[Outage]) -> list[str]:
     # A flapping feed can have hundreds: the longest are shown, in time order.
     longest = sorted(outages, key=lambda o: -o.duration_s)[:MAX_OUTAGE_LINES]
+    lines = []
     for o in sorted(longest, key=lambda o: o.start):
         until = "ongoing" if o.end is None else f"for {format_age(o.duration_s)}"
-        lines.append(f"    {_clock(o.start)} {until}: {o.cause} ({o.detail})")
+        lines.append(f"  {format_clock(o.start)} {until}: {o.cause} ({o.detail})")
     if len(outages) > MAX_OUTAGE_LINES:
-        lines.append(f"    ... and {len(outages) - MAX_OUTAGE_LINES} shorter (--json lists all)")
+        lines.append(f"  ... and {len(outages) - MAX_OUTAGE_LINES} shorter (--json lists all)")
     return lines
 
 
@@ -593,17 +598,17 @@ def _compare_lines(r: AuditReport) -> list[str]:
     )
     failed = f", {c.failed_rounds} failed (last: {c.last_error})" if c.failed_rounds else ""
     lines = [
-        f"  compare      {c.rounds} round(s){failed}: funding {c.funding_matched:,}/"
+        f"compare      {c.rounds} round(s){failed}: funding {c.funding_matched:,}/"
         f"{c.funding_compared:,} exact, mark {c.mark_matched:,}/{c.mark_compared:,} within "
         f"tolerance{largest}; {c.stale_skips} stale entries not compared",
-        f"  mismatched   {name_list(c.mismatched_symbols)}",
+        f"mismatched   {name_list(c.mismatched_symbols)}",
     ]
-    lines += [f"    {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
+    lines += [f"  {symbol}: {finding}" for symbol, finding in sorted(c.mismatches.items())]
     lines += [
-        f"  coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
+        f"coverage     {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
         f"({cov.skipped_rounds} skipped); missing from the file: {name_list(cov.missing_symbols)}; "
         f"stale in the file: {name_list(cov.stale_symbols)}",
-        f"  REST weight  {c.rest_weight:,} over the window{_rest_rate(r.rest_weight_per_min)}",
+        f"REST weight  {c.rest_weight:,} over the window{_rest_rate(r.rest_weight_per_min)}",
     ]
     return lines
 
@@ -617,7 +622,7 @@ def _rest_rate(per_minute: float | None) -> str:
 
 def _bot_lines(r: AuditReport) -> list[str]:
     if r.bot_error is not None:
-        return [f"  bot          REST fallbacks by the bot: unknown ({r.bot_error})"]
+        return [f"bot          REST fallbacks by the bot: unknown ({r.bot_error})"]
     if r.bot is None:
         return []
     b = r.bot
@@ -626,16 +631,17 @@ def _bot_lines(r: AuditReport) -> list[str]:
     # watch period.
     since = format_span((b.updated_at - b.started_at) / 1000)
     return [
-        f"  bot          REST fallbacks by the bot: {b.rest:,} in {since} ({b.mode}; "
+        f"bot          REST fallbacks by the bot: {b.rest:,} in {since} ({b.mode}; "
         f"state file {b.websocket:,}, unavailable {b.unavailable:,}, "
         f"REST errors {b.rest_errors:,}; stats {age} old)"
     ]
 
 
-def _verdict_line(r: AuditReport) -> str:
+def verdict_line(r: AuditReport) -> str:
+    """The verdict and the rules that decided it, in words."""
     if r.verdict == SAFE:
         return (
             f"SAFE to drop the REST fallback: {format_age(r.observed_s)} observed, "
-            f"{_pct(r.availability_pct)} available, no mismatch, no missing or stale symbol"
+            f"{percent(r.availability_pct)} available, no mismatch, no missing or stale symbol"
         )
     return f"{r.verdict}: " + "; ".join(r.reasons)

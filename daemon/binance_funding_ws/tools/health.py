@@ -16,10 +16,10 @@ from typing import TextIO
 import msgspec
 
 from binance_funding_ws.argtypes import DEFAULT_MAX_AGE, add_max_age, add_state_file, options_from
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.health import Summary, render_text, summarize, unreadable
-from binance_funding_ws.state import StateFileError, now_ms, read_state
+from binance_funding_ws.state import DEFAULT_STATE_FILE, StateFileError, read_state
 
-DEFAULT_STATE_FILE = ".funding_state.json"
 TITLE = "binance-funding-ws status"
 
 

@@ -1,11 +1,12 @@
 """Pure: the audit history as the monitor shows it — the last 24 h, judged.
 
 The worker thread turns the history's samples into one :class:`HistoryOutcome` and posts it:
-the report of the window (:func:`binance_funding_ws.reporting.build_report`, so the figures,
+the report of the window (:func:`binance_funding_ws.report.build_report`, so the figures,
 the outage rules and the SAFE / NOT_YET / NOT_SAFE verdict are exactly those of
 ``binance-funding-ws report`` with its defaults), the last compare round, and the window cut
-into :data:`CHART_BUCKETS` buckets for the charts. The panel, the history screen and
-``--once`` only put it into words, here.
+into :data:`CHART_BUCKETS` buckets for the charts, drawn here as bars. The words are the
+report's own (:func:`binance_funding_ws.report.fact_lines`); the panel, the history screen and
+``--once`` lay them out.
 
 Everything a sample carries came from the host: every string below that holds some of it
 (symbols, errors, problems, paths) is folded onto one line without terminal control
@@ -15,30 +16,34 @@ Everything a sample carries came from the host: every string below that holds so
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
+from binance_funding_ws.durations import format_age, format_clock
 from binance_funding_ws.history import CompareRound, Sample, admit
-from binance_funding_ws.reporting import (
+from binance_funding_ws.report import (
+    DEFAULT_MIN_PERIOD_S,
+    DEFAULT_SINCE_S,
+    DEFAULT_SLO_PCT,
     GAP_SLACK_S,
-    SAFE,
     AuditReport,
     available,
     build_report,
+    fact_lines,
+    outage_summary,
+    percent,
+    verdict_line,
 )
-from binance_funding_ws.text import format_age, name_list, one_line
-from binance_funding_ws.tools.report import ReportOptions
+from binance_funding_ws.text import name_list, one_line
 from funding_monitor.notices import NoticesView, notices_of
 
-# The report's own defaults (`binance-funding-ws report` without options): one definition.
-REPORT_DEFAULTS = ReportOptions(history=Path())
-WINDOW_S = REPORT_DEFAULTS.since  # 24 h
+WINDOW_S = DEFAULT_SINCE_S  # 24 h, as `binance-funding-ws report` without options
 CHART_BUCKETS = 288  # 5 min each: the finest chart; a narrower one merges neighbours
 BLOCKS = "▁▂▃▄▅▆▇█"  # one eighth of a cell to a full one
 NO_SAMPLE = "·"  # the audit was not running: no sample, so neither up nor down
+READ_CLOCK = "%H:%M:%S UTC"  # when the history was read
+SHORT_CLOCK = "%H:%M UTC"  # the charts' axis and the last compare round
 NO_HISTORY = "no audit history (funding_audit_enabled?)"
 
 
@@ -100,8 +105,8 @@ def outcome_of(
         now=now_ms,
         since_s=WINDOW_S,
         max_age=None,  # the audit's own
-        min_period_s=REPORT_DEFAULTS.min_period,
-        slo_pct=REPORT_DEFAULTS.slo,
+        min_period_s=DEFAULT_MIN_PERIOD_S,
+        slo_pct=DEFAULT_SLO_PCT,
         skipped_lines=skipped,
     )
     # Only what the report takes as evidence is drawn: a hand-edited line (a max_age_s of 0,
@@ -210,9 +215,9 @@ def bar_rows(levels: Sequence[float | None], height: int) -> list[str]:
 
 def axis(width: int, start_ms: int, end_ms: int) -> str:
     """A time axis under a chart ``width`` columns wide: start, middle and end (UTC)."""
-    left, right = clock(start_ms), "now"
+    left, right = format_clock(start_ms, SHORT_CLOCK), "now"
     line = [" "] * width
-    middle = clock((start_ms + end_ms) // 2)
+    middle = format_clock((start_ms + end_ms) // 2, SHORT_CLOCK)
     spots = [(width - len(right), right)]
     if width > len(left) + len(right):
         spots.append((0, left))
@@ -226,35 +231,14 @@ def axis(width: int, start_ms: int, end_ms: int) -> str:
 # -- words --------------------------------------------------------------------------------
 
 
-def clock(epoch_ms: int | None, fmt: str = "%H:%M UTC") -> str:
-    if epoch_ms is None:
-        return "-"
-    try:
-        return time.strftime(fmt, time.gmtime(epoch_ms / 1000))
-    except (OverflowError, OSError, ValueError):  # a time no calendar has: shown as such
-        return "?"
-
-
-def percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f} %"
-
-
-def outages_text(report: AuditReport) -> str:
-    """``no outage``, or how many and the longest: ``2 outages (longest 5m 00s)``."""
-    outages = report.outages
-    if not outages:
-        return "no outage"
-    longest = max(o.duration_s for o in outages)
-    ongoing = ", one ongoing" if outages[-1].end is None else ""
-    plural = "s" if len(outages) > 1 else ""
-    return f"{len(outages)} outage{plural} (longest {format_age(longest)}{ongoing})"
-
-
 def headline(report: AuditReport) -> str:
-    """The panel's line, after the verdict: availability and outages."""
+    """The panel's line, after the verdict: availability and outages, as ``report`` words
+    them."""
     if not report.samples:
         return "no sample in the window (is the audit running?)"
-    return f"{percent(report.availability_pct)} available · {outages_text(report)}"
+    return (
+        f"{percent(report.availability_pct)} available · outages {outage_summary(report.outages)}"
+    )
 
 
 def compare_text(last: LastCompare | None) -> str:
@@ -263,9 +247,10 @@ def compare_text(last: LastCompare | None) -> str:
         return "none in the window"
     r = last.round
     if r.error is not None:
-        return f"{clock(last.at)}, failed ({one_line(r.error)})"
+        return f"{format_clock(last.at, SHORT_CLOCK)}, failed ({one_line(r.error)})"
+    at = format_clock(last.at, SHORT_CLOCK)
     text = (
-        f"{clock(last.at)}, funding {r.funding_matched}/{r.compared} · mark {r.mark_matched}/"
+        f"{at}, funding {r.funding_matched}/{r.compared} · mark {r.mark_matched}/"
         f"{r.compared} · mismatched {one_line(name_list(sorted(r.mismatched)))}"
     )
     if r.missing:
@@ -273,17 +258,6 @@ def compare_text(last: LastCompare | None) -> str:
     if r.stale_in_file:
         text += f" · stale {one_line(name_list(sorted(r.stale_in_file)))}"
     return text
-
-
-def verdict_line(report: AuditReport) -> str:
-    """The verdict and the rules that decided it, as ``report`` words them."""
-    if report.verdict == SAFE:
-        return (
-            f"SAFE to drop the REST fallback: {format_age(report.observed_s)} observed, "
-            f"{percent(report.availability_pct)} available, no mismatch, no missing or stale "
-            "symbol"
-        )
-    return one_line(f"{report.verdict}: " + "; ".join(report.reasons))
 
 
 def silence(outcome: HistoryOutcome) -> float | None:
@@ -304,7 +278,7 @@ def once_lines(outcome: HistoryOutcome | None) -> list[str]:
     if problem is not None or outcome.report is None:
         return [f"  audit 24 h  {problem or 'not read'}"]
     report = outcome.report
-    lines = [f"  audit 24 h  {verdict_line(report)}"]
+    lines = [f"  audit 24 h  {one_line(verdict_line(report))}"]
     if report.samples:  # else the verdict said it all
         lines.append(
             f"  history     {headline(report).replace(' · ', ', ')}; last compare "
@@ -314,65 +288,16 @@ def once_lines(outcome: HistoryOutcome | None) -> list[str]:
 
 
 def report_lines(outcome: HistoryOutcome) -> list[str]:
-    """The history screen's facts (its outages are a table of their own)."""
+    """The history screen's facts: the report's own lines (its outages are a table of their
+    own), where it was read, and the last compare round."""
     r = outcome.report
     if r is None:
         return [outcome.problem() or "not read yet"]
     return [
-        f"verdict     {verdict_line(r)}",
-        f"history     {one_line(outcome.where)}, read {clock(r.generated_at, '%H:%M:%S UTC')}",
-        *_window_lines(r),
-        f"available   {percent(r.availability_pct)} of samples (connected, data at most "
-        f"{r.max_age_s:g} s old; SLO {r.slo_pct:g} %)",
-        f"data age    p50 {_age(r.data_age.p50_s)}, p99 {_age(r.data_age.p99_s)}, "
-        f"max {_age(r.data_age.max_s)}",
-        f"outages     {outages_text(r)}, {format_age(sum(o.duration_s for o in r.outages))} in all",
-        f"daemon      {r.restarts} restart(s); {r.reconnects} reconnects, {r.stalls} stalls, "
-        f"{r.rotations} rotations, {r.errors} bad rows, {r.write_errors} write errors",
-        *_compare_lines(r),
-        f"last round  {compare_text(outcome.last_compare)}",
+        f"history      {one_line(outcome.where)}, read {format_clock(r.generated_at, READ_CLOCK)}",
+        *fact_lines(r, list_outages=False),
+        f"last round   {compare_text(outcome.last_compare)}",
     ]
-
-
-def _window_lines(r: AuditReport) -> list[str]:
-    if r.start is None:
-        return ["window      no sample in the last 24 h"]
-    full = "%Y-%m-%d %H:%M UTC"
-    gaps = sum(g.duration_s for g in r.gaps)
-    lines = [
-        f"window      {clock(r.start, full)} to {clock(r.end, full)} ({format_age(r.window_s)}, "
-        f"{format_age(r.observed_s)} observed; {r.samples} samples)",
-        f"gaps        {len(r.gaps)} (audit not running), {format_age(gaps)} in all"
-        if r.gaps
-        else "gaps        none",
-    ]
-    if r.skipped_lines:
-        lines.append(f"skipped     {r.skipped_lines} history line(s) that are not samples")
-    if r.refused_samples:
-        lines.append(
-            f"refused     {r.refused_samples} sample(s) with claims out of range "
-            f"(first: {one_line(r.first_refusal)})"
-        )
-    return lines
-
-
-def _compare_lines(r: AuditReport) -> list[str]:
-    c, cov = r.compare, r.coverage
-    failed = f" (last: {one_line(c.last_error)})" if c.last_error is not None else ""
-    return [
-        f"compare     {c.rounds} round(s), {c.failed_rounds} failed{failed}: funding "
-        f"{c.funding_matched}/{c.funding_compared} exact, mark {c.mark_matched}/"
-        f"{c.mark_compared} within tolerance",
-        f"mismatched  {one_line(name_list(c.mismatched_symbols))}",
-        *(f"  {one_line(f'{s}: {finding}')}" for s, finding in sorted(c.mismatches.items())),
-        f"coverage    {cov.rounds} check(s) of {cov.listed} TRADING perpetuals "
-        f"({cov.skipped_rounds} skipped); missing {one_line(name_list(cov.missing_symbols))}; "
-        f"stale {one_line(name_list(cov.stale_symbols))}",
-    ]
-
-
-def _age(seconds: float | None) -> str:
-    return "n/a" if seconds is None else format_age(seconds)
 
 
 def outage_rows(report: AuditReport) -> list[tuple[str, str, str, str, str]]:
@@ -380,8 +305,8 @@ def outage_rows(report: AuditReport) -> list[tuple[str, str, str, str, str]]:
     when = "%m-%d %H:%M:%S"
     return [
         (
-            clock(o.start, when),
-            "ongoing" if o.end is None else clock(o.end, when),
+            format_clock(o.start, when),
+            "ongoing" if o.end is None else format_clock(o.end, when),
             format_age(o.duration_s),
             one_line(o.cause),
             one_line(o.detail),
