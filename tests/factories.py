@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 from hypothesis import strategies as st
 
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.frames import FrameDecoder
 from binance_funding_ws.market import MarketBook
-from binance_funding_ws.state import SCHEMA_VERSION, StateDocument, missing_symbols
+from binance_funding_ws.state import (
+    SCHEMA_VERSION,
+    FundingEntry,
+    StateDocument,
+    missing_symbols,
+)
 from binance_funding_ws.tracker import ConnectionTracker
 
 # Real-shaped rows: the docs examples from ../shared/binance-usdm-facts.md.
@@ -95,3 +102,29 @@ def decimal_strings(whole: int, fraction: int, *, leading_zeros: bool) -> st.Sea
         wholes,
         fractions,
     )
+
+
+ESCAPES = "\x1b[2J\x1b]0;pwned\x07"
+
+
+def fresh_doc(**changes):
+    now = now_ms()
+    doc = document(last_message_at=now, updated_at=now, funding=[mark("BTCUSDT", now)])
+    return msgspec.structs.replace(doc, **changes)
+
+
+def marks_frame(count: int, prefix: str = "S", event_time: int = 5) -> bytes:
+    return combined("!markPrice@arr@1s", [mark(f"{prefix}{n}", event_time) for n in range(count)])
+
+
+TEN_YEARS_MS = 10 * 365 * 86_400_000
+
+
+def previous_entry(event_time: int, **changes: object) -> FundingEntry:
+    """An entry as a previous file may hold it, built directly: a file is not bound by what
+    the feed's decoder lets through."""
+    entry = FundingEntry(
+        "11794.15000000", "11784.62659091", "11784.25641265", "0.00038167",
+        event_time + 3_600_000, event_time, event_time,
+    )  # fmt: skip
+    return msgspec.structs.replace(entry, **changes)

@@ -1,4 +1,6 @@
-"""The publish path: rows become entries frame by frame, column by column.
+"""The market book (:mod:`binance_funding_ws.market`): rows merged newest first, published
+frame by frame and column by column, the limits on symbols and on rows from the future, and
+the restore of a previous file.
 
 Every expectation here is built from the raw rows alone (a model of the merge, entries made
 by keyword from the row dicts, a regex for decimals), never from what ``market`` computes.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import tracemalloc
 
 import msgspec
 import pytest
@@ -15,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_funding_ws import market
+from binance_funding_ws.clock import now_ms
 from binance_funding_ws.frames import DecodedFrame, FrameDecoder
-from binance_funding_ws.market import MarketBook
+from binance_funding_ws.market import MAX_AHEAD_MS, MarketBook, describe_dropped
 from binance_funding_ws.state import (
     FundingEntry,
     TickerEntry,
@@ -24,7 +28,19 @@ from binance_funding_ws.state import (
     encode_state,
     missing_symbols,
 )
-from factories import DOCS_MARK, DOCS_TICKER, decimal_strings, document, mark, ticker
+from factories import (
+    DOCS_MARK,
+    DOCS_TICKER,
+    TEN_YEARS_MS,
+    combined,
+    decimal_strings,
+    document,
+    mark,
+    marks_frame,
+    previous_entry,
+    ticker,
+)
+from strategies import dated_rows, exchange_rows, good_rows
 
 # Independent oracles for the decimal format: any decimal, and one without leading zeros
 # (what a JSON number without an exponent is).
@@ -404,3 +420,388 @@ def test_a_row_with_every_field_becomes_the_entry_built_by_keyword():
     funding = msgspec.json.decode(msgspec.json.encode(book.funding), type=dict[str, FundingEntry])
     tickers = msgspec.json.decode(msgspec.json.encode(book.tickers), type=dict[str, TickerEntry])
     assert (funding, tickers) == (book.funding, book.tickers)
+
+
+# -- merging and publishing, example by example ---------------------------------------------------
+
+
+def apply_rows(book: MarketBook, decoder: FrameDecoder, stream: str, rows: list, at: int = 1):
+    """How many rows the book accepted."""
+    return book.apply(decoder.decode(combined(stream, rows)), at).accepted
+
+
+def test_partial_ticker_arrays_merge_row_by_row(decoder):
+    book = MarketBook()
+    apply_rows(book, decoder, "!ticker@arr", [ticker("AUSDT", 1), ticker("BUSDT", 1)])
+    apply_rows(book, decoder, "!ticker@arr", [ticker("BUSDT", 2, c="9.5")])
+    book.publish()
+    assert set(book.tickers) == {"AUSDT", "BUSDT"}  # AUSDT was not in the latest array
+    assert book.tickers["BUSDT"].last_price == "9.5"
+
+
+def test_mark_price_in_several_frames_per_tick_all_merge(decoder):
+    book = MarketBook()
+    apply_rows(book, decoder, "!markPrice@arr@1s", [mark(f"S{i}USDT", 5) for i in range(745)])
+    apply_rows(book, decoder, "!markPrice@arr@1s", [mark("XAUUSDT", 5), mark("BTCUSD_PERP", 5)])
+    book.publish()
+    assert len(book.funding) == 747
+    assert "XAUUSDT" in book.funding and "BTCUSD_PERP" in book.funding
+
+
+def test_older_rows_never_overwrite_newer(decoder):
+    book = MarketBook()
+    apply_rows(book, decoder, "!markPrice@arr@1s", [mark(event_time=20, p="2.0")])
+    assert apply_rows(book, decoder, "!markPrice@arr@1s", [mark(event_time=10, p="1.0")]) == 0
+    book.publish()
+    assert apply_rows(book, decoder, "!markPrice@arr@1s", [mark(event_time=15, p="1.5")]) == 0
+    book.publish()
+    assert book.funding["BTCUSDT"].mark_price == "2.0"
+    assert apply_rows(book, decoder, "!markPrice@arr@1s", [mark(event_time=20, p="2.0")]) == 1
+
+
+def test_no_funding_scheduled_rows_are_kept_as_such(decoder):
+    book = MarketBook()
+    apply_rows(book, decoder, "!markPrice@arr@1s", [mark("MATICUSDT", T=0, r="0.00000000")])
+    book.publish()
+    entry = book.funding["MATICUSDT"]
+    assert entry.next_funding_time == 0 and entry.funding_rate == "0.00000000"
+    assert missing_symbols(book.funding, book.tickers).no_ticker == ["MATICUSDT"]
+
+
+def test_publish_rejects_non_decimal_values_and_keeps_the_previous_entry(decoder):
+    book = MarketBook()
+    apply_rows(book, decoder, "!markPrice@arr@1s", [mark(event_time=1, p="100.5")])
+    assert book.publish() == []
+    apply_rows(book, decoder, "!markPrice@arr@1s", [mark(event_time=2, p="abc")])
+    apply_rows(book, decoder, "!ticker@arr", [ticker(c="NaN")])
+    errors = book.publish()
+    assert len(errors) == 2
+    assert book.funding["BTCUSDT"].mark_price == "100.5"
+    assert "BTCUSDT" not in book.tickers
+    assert not book.has_pending
+
+
+def test_mini_ticker_updates_prices_and_keeps_change_fields(decoder):
+    book = MarketBook()
+    apply_rows(book, decoder, "!ticker@arr", [ticker(event_time=1)])
+    mini = {"e": "24hrMiniTicker", "E": 2, "s": "BTCUSDT", "c": "0.003", "o": "0.0010"}
+    mini |= {"h": "0.003", "l": "0.0010", "v": "10001", "q": "19"}
+    book.publish()
+    apply_rows(book, decoder, "!miniTicker@arr", [mini])
+    book.publish()
+    entry = book.tickers["BTCUSDT"]
+    assert (entry.last_price, entry.price_change_percent, entry.event_time) == (
+        "0.003",
+        "250.00",
+        2,
+    )
+
+
+def test_received_at_is_the_arrival_time(decoder):
+    book = MarketBook()
+    apply_rows(book, decoder, "!markPrice@arr@1s", [mark()], at=1234)
+    book.publish()
+    assert book.funding["BTCUSDT"].received_at == 1234
+
+
+def test_a_row_of_the_wrong_type_is_refused_on_arrival_and_the_rest_published():
+    decoder, book = FrameDecoder(), MarketBook()
+    good = mark("AUSDT", 5)
+    bad = mark("BUSDT", 5, p=123)  # good event type, time and symbol; a number for a price
+    frame = decoder.decode(combined("!markPrice@arr@1s", [good, bad]))
+    assert [row.symbol for row in frame.mark] == ["AUSDT"]
+    assert len(frame.errors) == 1 and "row 1" in frame.errors[0]
+    book.apply(frame, 7)
+    assert book.publish() == []
+    assert list(book.funding) == ["AUSDT"] and book.funding["AUSDT"].mark_price == good["p"]
+
+
+# -- limits: rows from the future, the number of symbols, rows pending a write --------------------
+
+
+def test_rows_more_than_a_minute_ahead_of_their_arrival_are_refused_and_named():
+    now, decoder = 1_000_000_000, FrameDecoder()
+    book = MarketBook(max_ahead_ms=MAX_AHEAD_MS)
+    rows = [mark("AUSDT", now + 60_000), mark("BUSDT", now + 60_001), ticker("CUSDT", now * 9)]
+    applied = book.apply(decoder.decode(combined("!ticker@arr", rows)), now)
+    assert applied.accepted == 1 and len(applied.rejected) == 1
+    kind, count, reason = applied.rejected[0]
+    assert (kind, count) == ("future", 2)
+    assert "first: 'BUSDT' at E=1000060001" in reason and "ahead of the local clock" in reason
+    book.publish()
+    assert list(book.funding) == ["AUSDT"] and book.tickers == {}
+    # The refused rows did not raise the merge's mark: a normal frame takes the fast path.
+    assert book.apply(decoder.decode(marks_frame(1, "AUSDT", now + 60_000)), now) == (1, [])
+
+
+def test_a_future_row_never_pins_its_symbol():
+    now, decoder = 1_000_000_000, FrameDecoder()
+    book = MarketBook(max_ahead_ms=MAX_AHEAD_MS)
+    ten_years = now + 10 * 365 * 86_400_000
+    book.apply(decoder.decode(combined("!markPrice@arr@1s", [mark(event_time=ten_years)])), now)
+    for step in range(1, 4):
+        at = now + step * 1_000
+        book.apply(decoder.decode(combined("!markPrice@arr@1s", [mark(event_time=at)])), at)
+        book.publish()
+        assert book.funding["BTCUSDT"].event_time == at
+
+
+def test_the_book_holds_at_most_max_symbols_and_the_first_keep_their_place():
+    decoder, book = FrameDecoder(), MarketBook(max_symbols=3)
+    applied = book.apply(decoder.decode(marks_frame(5, event_time=1)), 1)
+    assert applied.accepted == 3 and len(applied.rejected) == 1
+    kind, count, reason = applied.rejected[0]
+    assert (kind, count) == ("symbols", 2) and "first: 'S3'" in reason
+    ticker_rows = [ticker("S0", 2), ticker("NEW", 2)]  # a held symbol counts once for both maps
+    applied = book.apply(decoder.decode(combined("!ticker@arr", ticker_rows)), 2)
+    assert applied.accepted == 1 and applied.rejected[0].rows == 1
+    book.publish()
+    assert list(book.funding) == ["S0", "S1", "S2"] and list(book.tickers) == ["S0"]
+    applied = book.apply(decoder.decode(marks_frame(3, event_time=3)), 3)  # the fast path
+    assert applied == (3, [])
+
+
+def test_new_symbols_whose_rows_all_fail_give_their_place_back():
+    decoder, book = FrameDecoder(), MarketBook(max_symbols=2)
+    book.apply(decoder.decode(combined("!markPrice@arr@1s", [mark("JUNK", 1, p="x")])), 1)
+    assert len(book.publish()) == 1 and book.funding == {}
+    applied = book.apply(decoder.decode(marks_frame(2, event_time=2)), 2)
+    assert applied == (2, [])
+
+
+def test_frames_faster_than_writes_keep_one_pending_row_per_symbol():
+    """Between two writes the book holds one row per symbol, however many frames come (the
+    20x replay brings 20 a write): it keeps no record of a frame whose rows were superseded
+    (in the daemon nothing else holds them, so they are freed at once). Measured with
+    tracemalloc: the frames were decoded before it started, so only the book's own
+    allocations count."""
+    decoder, book = FrameDecoder(), MarketBook()
+    frames = [decoder.decode(marks_frame(1_000, event_time=t)) for t in range(1, 42)]
+    book.apply(frames[0], 1)
+    book.publish()
+    tracemalloc.start()
+    try:
+        book.apply(frames[1], 2)
+        one, _ = tracemalloc.get_traced_memory()
+        for t, frame in enumerate(frames[2:], start=3):
+            book.apply(frame, t)
+        many, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert many < 1.5 * one + 64 * 1024, (one, many)
+    book.publish()
+    assert {entry.event_time for entry in book.funding.values()} == {41}
+    assert {entry.received_at for entry in book.funding.values()} == {41}
+
+
+# -- properties: whatever frames come, the merge never fails nor lies -----------------------------
+
+
+def decimal_ok(*values: str | None) -> bool:
+    """Independent oracle for the decimal format (ASCII digits only)."""
+    return all(v is None or re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", v) for v in values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(exchange_rows(), max_size=8), min_size=1, max_size=6))
+def test_merged_state_holds_the_newest_valid_row_per_symbol_and_always_encodes(frames):
+    """A model of the merge: the newest row of a write interval wins; it is published if its
+    decimals are well-formed (checked once per published row, at the write), else the symbol
+    keeps its previously published entry."""
+    decoder, book = FrameDecoder(), MarketBook()
+    pending: dict[str, object] = {}
+    published: dict[str, int] = {}
+    for index, frame_rows in enumerate(frames):
+        decoded = decoder.decode(json.dumps(frame_rows).encode(), stream="s")
+        book.apply(decoded, received_at=index)
+        for row in decoded.mark:
+            held = pending.get(row.symbol)
+            newest_known = held.event_time if held is not None else published.get(row.symbol, -1)
+            if newest_known <= row.event_time:
+                pending[row.symbol] = row
+        if index % 2 or index == len(frames) - 1:
+            book.publish()
+            for symbol, row in pending.items():
+                decimals = (row.mark_price, row.index_price, row.estimated_settle_price)
+                if decimal_ok(*decimals, row.funding_rate, row.mark_price_avg):
+                    published[symbol] = row.event_time
+            pending.clear()
+    assert {s: e.event_time for s, e in book.funding.items()} == published
+    doc = document()
+    doc.funding.update(book.funding)
+    doc.tickers.update(book.tickers)
+    assert decode_state(encode_state(doc)) == doc
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(good_rows, max_size=8), st.booleans()), min_size=1, max_size=10))
+def test_a_publish_after_any_merges_equals_a_from_scratch_publish_of_the_same_rows(frames):
+    """Whatever frames came and whenever the book published (frames faster than writes, so
+    a symbol is pending from several frames, or not), the maps equal those of a new book
+    given only each symbol's winning row (the newest; of equals, the last) in one frame per
+    arrival time, published once."""
+    decoder, book = FrameDecoder(), MarketBook()
+    winners: dict[tuple[str, str], tuple[dict, int]] = {}
+    for index, (frame_rows, publish_now) in enumerate(frames):
+        data = json.dumps({"stream": "s", "data": frame_rows}).encode()
+        book.apply(decoder.decode(data), received_at=1_000 + index)
+        for row in frame_rows:
+            key = (row["e"], row["s"])
+            if key not in winners or winners[key][0]["E"] <= row["E"]:
+                winners[key] = (row, 1_000 + index)
+        if publish_now:
+            assert book.publish() == []
+    assert book.publish() == []
+    scratch = MarketBook()
+    for arrival in sorted({at for _, at in winners.values()}):
+        rows = [row for row, at in winners.values() if at == arrival]
+        scratch.apply(decoder.decode(json.dumps(rows).encode(), stream="s"), arrival)
+    assert scratch.publish() == []
+    assert book.funding == scratch.funding and book.tickers == scratch.tickers
+    assert book.missing() == scratch.missing()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(dated_rows, max_size=8), min_size=1, max_size=6), st.integers(0, 500))
+def test_no_row_dated_past_its_arrival_plus_the_allowance_is_kept_and_each_is_counted(
+    frames, ahead_ms
+):
+    """Frame ``i`` arrives at ``i * 300`` ms: each row dated later than that plus the
+    allowance is refused and counted; the rest merge as they would with no allowance."""
+    decoder = FrameDecoder()
+    book, unbounded = MarketBook(max_ahead_ms=ahead_ms), MarketBook()
+    for index, frame_rows in enumerate(frames):
+        data = json.dumps({"stream": "s", "data": frame_rows}).encode()
+        arrival = index * 300
+        on_time = [row for row in frame_rows if row["E"] <= arrival + ahead_ms]
+        applied = book.apply(decoder.decode(data), arrival)
+        assert sum(r.rows for r in applied.rejected) == len(frame_rows) - len(on_time)
+        unbounded.apply(decoder.decode(json.dumps(on_time).encode()), arrival)
+        assert book.publish() == unbounded.publish() == []
+        assert book.funding == unbounded.funding and book.tickers == unbounded.tickers
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(dated_rows, max_size=8), min_size=1, max_size=6), st.integers(1, 6))
+def test_the_book_never_holds_more_than_max_symbols_and_counts_every_refused_row(frames, limit):
+    """A model of the limit: a symbol is admitted when the book holds fewer than ``limit``;
+    once admitted it keeps its place; every row of a symbol not admitted is counted."""
+    decoder, book = FrameDecoder(), MarketBook(max_symbols=limit)
+    admitted: list[str] = []
+    refused = 0
+    for index, frame_rows in enumerate(frames):
+        frame = decoder.decode(json.dumps({"stream": "s", "data": frame_rows}).encode())
+        applied = book.apply(frame, received_at=index)
+        for row in (*frame.mark, *frame.tickers):  # the order the book merges them in
+            if row.symbol not in admitted and len(admitted) < limit:
+                admitted.append(row.symbol)
+            refused += row.symbol not in admitted
+        assert sum(r.rows for r in applied.rejected) == refused
+        refused = 0
+        book.publish()
+    held = set(book.funding) | set(book.tickers)
+    assert held == set(admitted) and len(held) <= limit
+
+
+# -- restoring a previous file --------------------------------------------------------------------
+
+
+def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():
+    """The merge's fast path (a frame of unique, in-order rows) must not skip the check
+    against restored entries: a restored row newer than a streamed one wins."""
+    restored = document(funding=[mark("BTCUSDT", 5_000, p="1.0"), mark("ETHUSDT", 1_000)])
+    book = MarketBook()
+    book.restore(restored.funding, restored.tickers, written_at=10_000, now=now_ms())
+    frame = FrameDecoder().decode(
+        combined("!markPrice@arr@1s", [mark("BTCUSDT", 4_000, p="2.0"), mark("ETHUSDT", 4_000)])
+    )
+    book.apply(frame, received_at=4_100)
+    book.publish()
+    assert book.funding["BTCUSDT"] == restored.funding["BTCUSDT"]  # 5,000 beats 4,000
+    assert book.funding["ETHUSDT"].event_time == 4_000  # 4,000 beats the restored 1,000
+
+
+def test_a_previous_file_is_no_way_around_the_symbol_cap():
+    restored = document(funding=[mark(f"S{n}USDT", 1_000 + n) for n in range(10)])
+    book = MarketBook(max_symbols=4)
+    book.restore(restored.funding, restored.tickers, written_at=10_000, now=now_ms())
+    assert sorted(book.funding) == ["S6USDT", "S7USDT", "S8USDT", "S9USDT"]  # the newest
+    book.forget(["S6USDT"], [])
+    frame = FrameDecoder().decode(combined("!markPrice@arr@1s", [mark("NEWUSDT", 5_000)]))
+    assert book.apply(frame, received_at=5_000).accepted == 1  # the forgotten place is free
+
+
+def test_a_restore_keeps_only_keys_that_are_symbols():
+    now = now_ms()
+    keys = ["BTCUSDT", "1000PEPEUSDT", "BTCUSD_PERP", "", "btcusdt", "\x1b[2J\x1b[31mUSDT",
+            "BTC\nUSDT", "K" * 100_000, "BTCUSDT\u202e", "ÉTHUSDT"]  # fmt: skip
+    book = MarketBook()
+
+    dropped = book.restore({key: previous_entry(now) for key in keys}, {}, written_at=now, now=now)
+
+    assert sorted(book.funding) == ["1000PEPEUSDT", "BTCUSDT", "BTCUSD_PERP"]
+    assert [group.symbols for group in dropped] == [keys[3:]]
+    warning = describe_dropped(dropped)
+    assert warning.startswith("7 entries not restored: 7 not keyed by a symbol")
+    assert warning.isprintable() and len(warning) < 400  # escaped, cut short, 3 named
+    assert "'btcusdt'" in warning and "\\x1b[2J" in warning and "(+4 more)" in warning
+
+
+def test_a_restore_refuses_decimals_and_text_longer_than_the_feed_allows():
+    now = now_ms()
+    funding = {
+        "HUGEUSDT": previous_entry(now, mark_price="1" * 5_000_000),  # the grammar holds
+        "LONGUSDT": previous_entry(now, funding_rate="0." + "1" * 63),  # 65 characters
+        "PAIRUSDT": previous_entry(now, pair="P" * 100_000),
+        "EDGEUSDT": previous_entry(now, index_price="1." + "0" * 62),  # 64: the feed's limit
+    }
+    book = MarketBook()
+
+    dropped = book.restore(funding, {}, written_at=now, now=now)
+
+    assert list(book.funding) == ["EDGEUSDT"]
+    assert [(group.reason, group.symbols) for group in dropped] == [
+        (
+            "with a value that is not a decimal of at most 64 characters",
+            ["HUGEUSDT", "LONGUSDT", "PAIRUSDT"],
+        )
+    ]
+
+
+def test_a_restore_refuses_entries_dated_past_the_files_write_time_or_the_clock():
+    now = now_ms()
+    written = now - 3_600_000
+    book = MarketBook()
+    book.restore(
+        {"ATUSDT": previous_entry(written + 60_000), "PASTUSDT": previous_entry(written + 60_001)},
+        {},
+        written_at=written,
+        now=now,
+    )
+    assert list(book.funding) == ["ATUSDT"]  # 60 s past the write: clock skew; more: refused
+
+    future_file = MarketBook()  # a file claiming to be written ten years from now
+    dropped = future_file.restore(
+        {"FUTUSDT": previous_entry(now + TEN_YEARS_MS), "SKEWUSDT": previous_entry(now + 59_000)},
+        {},
+        written_at=now + TEN_YEARS_MS,
+        now=now,
+    )
+    assert list(future_file.funding) == ["SKEWUSDT"] and dropped[0].symbols == ["FUTUSDT"]
+
+
+def test_junk_does_not_count_against_the_cap_and_the_freshest_good_entries_win():
+    now = now_ms()
+    junk = {f"JUNK{n}USDT": previous_entry(now + TEN_YEARS_MS) for n in range(6_000)}
+    good = {f"S{n}USDT": previous_entry(now - 1_000 * n) for n in range(7)}
+    book = MarketBook(max_symbols=5)
+
+    dropped = book.restore({**junk, **good}, {}, written_at=now, now=now)
+
+    assert sorted(book.funding) == ["S0USDT", "S1USDT", "S2USDT", "S3USDT", "S4USDT"]
+    assert [(len(group.symbols), group.reason) for group in dropped] == [
+        (6_000, "dated more than 60 s past the file's write time or the clock"),
+        (2, "over --max-symbols (5)"),
+    ]
+    assert dropped[1].symbols == ["S5USDT", "S6USDT"]
+    assert describe_dropped(dropped).startswith("6,002 entries not restored: 6,000 dated")

@@ -1,41 +1,26 @@
-"""The audit history and its report: durations, JSON Lines parsing, rotation, the report's
-arithmetic and verdict, the metrics text, and the ``report`` command's exit codes.
+"""The audit report (:mod:`binance_funding_ws.report`): outages, availability and causes,
+coverage and compare rounds, the verdict, its text and JSON, and samples that claim the
+impossible.
 
-The timelines here are written by hand, one sample a second, so that every figure the report
-gives can be checked exactly; tests/test_audit.py produces them from a real daemon instead.
+The timelines here are written by hand (tests/samples.py), one sample a second, so that every
+figure the report gives can be checked exactly; tests/binance_funding_ws/tools/test_audit.py
+produces them from a real daemon instead.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 
 import msgspec
 import pytest
 
-from binance_funding_ws.argtypes import seconds
 from binance_funding_ws.botstats import BotStats, encode_bot_stats
-from binance_funding_ws.clock import now_ms
 from binance_funding_ws.compare import ExchangeSymbol
-from binance_funding_ws.durations import format_span, parse_duration
-from binance_funding_ws.health import Counters
 from binance_funding_ws.history import (
-    MAX_LINE_BYTES,
-    OVERSIZED,
     CompareRound,
     Sample,
-    bounded_lines,
-    encode_sample,
     parse_lines,
     record_coverage,
-)
-from binance_funding_ws.metrics import (
-    RollingAvailability,
-    availability_metric,
-    compare_metrics,
-    render,
-    sample_metrics,
 )
 from binance_funding_ws.report import (
     NOT_SAFE,
@@ -45,71 +30,8 @@ from binance_funding_ws.report import (
     decode_bot_stats,
     render_text,
 )
-from binance_funding_ws.tools.history import append, read_history, rotate, rotated
-from daemon_helpers import run_cli
 from factories import document, mark
-
-T0 = 1_795_500_000_000  # epoch ms of the first sample
-DAY_MS = 86_400_000
-
-
-def counters(**changes) -> Counters:
-    base = dict(messages=100, reconnects=0, stalls=0, rotations=0, errors=0, write_errors=0)
-    return Counters(**(base | changes))
-
-
-def when(second: float) -> dict:
-    """The time fields of a sample ``second`` seconds after T0 (one a second, max age 2 s)."""
-    return dict(at=T0 + int(second * 1000), interval_s=1.0, max_age_s=2.0)
-
-
-def good(second: float, pid: int = 100, **changes) -> Sample:
-    """A healthy sample."""
-    fields = dict(
-        **when(second),
-        readable=True,
-        verdict="HEALTHY",
-        state="connected",
-        last_message_age_s=0.3,
-        last_write_age_s=0.2,
-        pid=pid,
-        started_at=pid * 10,
-        daemon_alive=True,
-        counters=counters(),
-        funding_symbols=15,
-        ticker_symbols=14,
-    )
-    return Sample(**(fields | changes))
-
-
-def bad(second: float, **changes) -> Sample:
-    """A sample of a silent feed: connected by its word, data 5 s old."""
-    fields = dict(verdict="DEGRADED", problems=["no market data for 5.0 s"], last_message_age_s=5.0)
-    return good(second, **(fields | changes))
-
-
-def missing(second: float) -> Sample:
-    error = "state.json: no such file (is the daemon running?)"
-    return Sample(
-        **when(second), readable=False, error=error, error_kind="missing", verdict="UNREADABLE",
-        problems=[error],
-    )  # fmt: skip
-
-
-def round_(second: float, **changes) -> CompareRound:
-    fields = dict(
-        started_at=T0 + int(second * 1000),
-        duration_s=0.1,
-        compared=15,
-        funding_matched=15,
-        mark_matched=15,
-        next_funding_matched=15,
-        max_mark_diff_pct=0.001,
-        max_mark_diff_symbol="BTCUSDT",
-        listed=14,
-        weight=11,
-    )
-    return CompareRound(**(fields | changes))
+from samples import DAY_MS, T0, bad, clean_day, counters, good, missing, round_
 
 
 def report_of(samples, **options):
@@ -146,79 +68,7 @@ def timeline() -> list[Sample]:
 # -- durations ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("90s", 90), ("15m", 900), ("15min", 900), ("24h", 86400), ("7d", 604800), ("3.0", 3.0),
-     ("0.2", 0.2), (" 1.5h ", 5400), ("2D", 172800), (".5s", 0.5), ("1e3", 1000)],
-)  # fmt: skip
-def test_durations_as_people_write_them(text, seconds):
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "-1", "nan", "inf", "1e999", "1h30m", "5 weeks", "s", "1..2"])
-def test_not_durations(text):
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
-
-
-def test_duration_bounds_are_named_in_the_error():
-    parse = seconds(0.1, 3600)
-    assert parse("60m") == 3600
-    with pytest.raises(argparse.ArgumentTypeError, match=r"between 0\.1 s and 60 min"):
-        parse("2h")
-    assert [format_span(s) for s in (86400, 604800, 900, 60, 0.2)] == [
-        "24 h", "7 d", "15 min", "60 s", "0.2 s"
-    ]  # fmt: skip
-
-
 # -- the history format -------------------------------------------------------------------
-
-
-def test_a_torn_last_line_is_skipped_silently_and_a_bad_line_counted():
-    lines = [encode_sample(good(0)), b"not json\n", encode_sample(good(1)), encode_sample(good(2))]
-    lines[-1] = lines[-1][:40]  # the writer died mid-append
-    parsed = parse_lines(lines)
-    assert [s.at for s in parsed.samples] == [T0, T0 + 1000] and parsed.skipped == 1
-
-
-def test_unknown_keys_are_ignored_and_a_newer_version_is_skipped():
-    future = json.loads(encode_sample(good(0))) | {"new_field": [1, 2]}
-    newer = json.loads(encode_sample(good(1))) | {"v": 2}
-    parsed = parse_lines([json.dumps(future).encode() + b"\n", json.dumps(newer).encode() + b"\n"])
-    assert len(parsed.samples) == 1 and parsed.skipped == 1
-
-
-def test_append_ends_a_torn_line_so_the_next_sample_survives(tmp_path):
-    history = tmp_path / "audit.jsonl"
-    history.write_bytes(encode_sample(good(0)) + encode_sample(good(1))[:30])  # a crash
-    append(history, encode_sample(good(2)))
-    parsed = read_history(history)
-    assert [s.at for s in parsed.samples] == [T0, T0 + 2000] and parsed.skipped == 1
-
-
-def test_rotation_keeps_the_last_day_and_drops_what_is_older_than_keep(tmp_path):
-    history = tmp_path / "audit.jsonl"
-    for day in range(10):  # ten days, one sample an hour, rotated as the audit would
-        for hour in range(24):
-            now = T0 + day * DAY_MS + hour * 3_600_000
-            rotate(history, now, keep_s=8 * 86400)
-            append(history, encode_sample(good(day * 86400 + hour * 3600)))
-    files = rotated(history)
-    assert [f.name for f in files] == [f"audit.jsonl.{n}" for n in range(1, len(files) + 1)]
-    samples = read_history(history).samples
-    newest = samples[-1].at
-    assert [s.at for s in samples] == sorted(s.at for s in samples)  # oldest file first
-    assert newest - samples[0].at <= 9 * DAY_MS  # 8 days kept, plus the current file
-    last_day = [s for s in samples if s.at > newest - DAY_MS]
-    assert len(last_day) == 24  # every hour of the last 24 h, across the rotation
-
-
-def test_read_history_since_skips_older_files_and_samples(tmp_path):
-    history = tmp_path / "audit.jsonl"
-    for second in range(5):
-        append(history, encode_sample(good(second)))
-    parsed = read_history(history, since=T0 + 3000)
-    assert [s.at for s in parsed.samples] == [T0 + 3000, T0 + 4000] and parsed.older == 3
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -344,106 +194,8 @@ def test_bot_stats_line():
 
 # -- metrics ------------------------------------------------------------------------------
 
-LINE = re.compile(r"^binance_funding_ws_[a-z0-9_]+ -?[0-9.e+-]+$")
-
-
-def test_metrics_are_prometheus_text_without_timestamps():
-    sample = good(0, counters=counters(reconnects=2, stalls=1), restarts_seen=3)
-    metrics = [*sample_metrics(sample), *compare_metrics(round_(0)), availability_metric(0.999)]
-    text = render(metrics)
-    values = [line for line in text.splitlines() if not line.startswith("#")]
-    assert all(LINE.match(line) for line in values), values  # name and value: no timestamp
-    found = dict(line.split() for line in values)
-    assert found["binance_funding_ws_connected"] == "1"
-    assert found["binance_funding_ws_reconnects_total"] == "2"
-    assert found["binance_funding_ws_restarts_total"] == "3"
-    assert found["binance_funding_ws_compare_match_ratio"] == "1.0"
-    assert found["binance_funding_ws_availability_24h_ratio"] == "0.999"
-    types = dict(re.findall(r"# TYPE (\S+) (\S+)", text))
-    assert all(name.endswith("_total") == (kind == "counter") for name, kind in types.items())
-
-
-def test_an_unreadable_file_exports_only_what_is_known():
-    text = render([*sample_metrics(missing(0)), *compare_metrics(None)])
-    assert "binance_funding_ws_state_file_readable 0" in text
-    assert "binance_funding_ws_connected 0" in text
-    assert "last_message_age_seconds" not in text and "funding_symbols" not in text
-
-
-def test_rolling_availability_stays_bounded():
-    rolling = RollingAvailability(max_age=2.0, window_s=3600)
-    for second in range(0, 3 * 3600, 5):
-        rolling.add(good(second) if second % 100 else bad(second))
-    assert len(rolling._buckets) == 60  # a bucket a minute, an hour of them
-    assert rolling.ratio() == pytest.approx(19 / 20, abs=0.01)
-
 
 # -- the command --------------------------------------------------------------------------
-
-
-def write_history(path, samples) -> None:
-    path.write_bytes(b"".join(encode_sample(s) for s in samples))
-
-
-def shifted(samples: list[Sample], shift_ms: int) -> list[Sample]:
-    """``samples`` moved ``shift_ms`` later, their compare rounds with them (the command
-    judges against the clock, and refuses a round that did not start near its sample)."""
-    moved = []
-    for s in samples:
-        r = s.compare and msgspec.structs.replace(
-            s.compare, started_at=s.compare.started_at + shift_ms
-        )
-        moved.append(msgspec.structs.replace(s, at=s.at + shift_ms, compare=r))
-    return moved
-
-
-def test_report_command_text_json_and_exit_codes(tmp_path):
-    history = tmp_path / "audit.jsonl"
-    samples = [good(s) for s in range(40)]
-    samples[5].compare = round_(5)
-    write_history(history, shifted(samples, now_ms() - 1000 - samples[-1].at))
-    result = run_cli("report", "--history", str(history), "--min-period", "30s", "--max-age", "2")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("binance-funding-ws report: SAFE")
-    result = run_cli("report", "--history", str(history), "--min-period", "1h", "--json")
-    assert result.returncode == 1 and json.loads(result.stdout)["verdict"] == NOT_YET
-
-
-@pytest.mark.parametrize(
-    ("make", "fragment"),
-    [
-        (lambda p: None, "no such file"),
-        (lambda p: p.mkdir(), "not a regular file"),
-        (lambda p: p.write_text("garbage\nmore garbage\n"), "not a history"),
-    ],
-)
-def test_an_unreadable_history_is_exit_2_in_one_line(tmp_path, make, fragment):
-    history = tmp_path / "audit.jsonl"
-    make(history)
-    result = run_cli("report", "--history", str(history))
-    assert result.returncode == 2 and result.stdout == ""
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("binance-funding-ws report: error:") and fragment in line
-    result = run_cli("report", "--history", str(history), "--json")
-    assert result.returncode == 2 and json.loads(result.stdout)["exit_code"] == 2
-
-
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["report", "--history", "h", "--since", "0"], "between 1 s and 400 d"),
-        (["report", "--history", "h", "--since", "1h30m"], "not a duration"),
-        (["report", "--history", "h", "--slo", "100.5"], "at most 100"),
-        (["audit", "--history", "h", "--interval", "0.01"], "between 0.1 s and 60 min"),
-        (["audit", "--history", "h", "--compare-every", "0.5"], "between 1 s and 24 h"),
-        (["audit", "--history", "h", "--keep", "12h"], "between 24 h and 400 d"),
-        (["audit", "--history", "h", "--metrics-file", "m.txt"], "must end in .prom"),
-        (["audit"], "--history"),
-    ],
-)
-def test_bad_arguments_exit_2(args, fragment):
-    result = run_cli(*args)
-    assert result.returncode == 2 and fragment in result.stderr.strip().splitlines()[-1]
 
 
 def test_a_flapping_feed_shows_its_longest_outages():
@@ -467,12 +219,6 @@ def test_a_hand_edited_history_cannot_crash_the_text():
 
 
 # -- the history as evidence ---------------------------------------------------------------
-
-
-def clean_day(**changes) -> list[Sample]:
-    samples = [good(s) for s in range(60)]
-    samples[5].compare = round_(5, **changes)
-    return samples
 
 
 def test_coverage_means_fresh_in_the_file():
@@ -508,13 +254,6 @@ def test_coverage_means_fresh_in_the_file():
     ]
     assert "stale in the file: OLDUSDT" in render_text(report)
     assert report_of(clean_day()).verdict == SAFE
-
-
-def test_an_old_history_line_without_the_stale_list_still_reads():
-    line = encode_sample(clean_day()[5]).replace(b',"stale_in_file":[]', b"")
-    assert b"stale_in_file" not in line
-    (sample,) = parse_lines([line]).samples
-    assert sample.compare.stale_in_file == []
 
 
 FORGED = [
@@ -557,43 +296,6 @@ def test_one_long_interval_cannot_vouch_for_a_day_nor_a_future_threshold_for_the
     ahead = good(70, max_age_s=1e300, last_message_age_s=5.0)
     report = report_of([*stale, ahead], max_age=None, now=stale[-1].at + 500)
     assert report.max_age_s == 2.0 and report.availability_pct == 0.0
-
-
-def test_history_lines_are_read_with_a_size_cap():
-    line = encode_sample(good(0))
-    huge = b'{"v":1,"pad":"' + b"x" * (3 * MAX_LINE_BYTES) + b'"}\n'
-    data = line + huge + line + b"y" * (2 * MAX_LINE_BYTES)  # and an endless torn last line
-    stream = iter([data[i : i + 65536] for i in range(0, len(data), 65536)])
-    lines = list(bounded_lines(lambda n: next(stream, b"")))
-    assert lines[:3] == [line, OVERSIZED, line] and len(lines) == 4
-    assert max(map(len, lines)) <= MAX_LINE_BYTES
-    parsed = parse_lines(lines)
-    assert (len(parsed.samples), parsed.skipped) == (2, 1), "the torn line is not counted"
-
-
-def _history_of(tmp_path, lines: list[bytes]):
-    history = tmp_path / "audit.jsonl"
-    history.write_bytes(b"".join(lines))
-    return history
-
-
-def test_the_command_refuses_hand_edited_lines_in_one_line_and_never_crashes(tmp_path):
-    """Each reproduction as a user would make it: edit a line of a real history by hand."""
-    samples = shifted([bad(s) for s in range(60)], now_ms() - 1000 - bad(59).at)
-    lines = [encode_sample(s) for s in samples]
-    lines[10] = lines[10].replace(b'"last_message_age_s":5.0', b'"last_message_age_s":1e306')
-    lines[20] = lines[20].replace(b'"max_age_s":2.0', b'"max_age_s":0')
-    lines[30] = lines[30].replace(b'"interval_s":1.0', b'"interval_s":86400')
-    ahead = msgspec.structs.replace(samples[-1], at=samples[-1].at + 3_600_000, max_age_s=1e300)
-    history = _history_of(tmp_path, [*lines, encode_sample(ahead)])
-    result = run_cli("report", "--history", str(history))
-    assert result.returncode == 1 and result.stderr == "", result.stderr
-    assert "NOT_SAFE" in result.stdout.splitlines()[0]
-    assert "refused      3 sample(s) with claims out of range" in result.stdout
-    assert "available    0.000 % of samples (connected, data at most 2 s old" in result.stdout
-    result = run_cli("report", "--history", str(history), "--json")
-    found = json.loads(result.stdout)
-    assert (found["refused_samples"], found["samples"], found["availability_pct"]) == (3, 57, 0.0)
 
 
 def test_the_bot_line_is_balanced_and_refuses_negative_counts():

@@ -1,4 +1,4 @@
-"""The state-file module: encoding, the reader's errors, freshness helpers, the JSON Schema."""
+"""The state-file module: encoding, the reader's errors and limits, the JSON Schema."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from binance_funding_ws.health import fresh_funding, fresh_ticker
 from binance_funding_ws.state import (
+    MAX_STATE_BYTES,
     SCHEMA_VERSION,
     StateFileError,
-    TickerEntry,
     decode_state,
     encode_state,
     json_schema,
     read_state,
 )
-from factories import DOCS_MARK, DOCS_TICKER, document
+from daemon_helpers import run_cli
+from factories import (
+    DOCS_MARK,
+    document,
+    fresh_doc,
+)
 
 
 def shipped_schema() -> dict:
@@ -127,25 +131,42 @@ def test_decimal_strings_survive_unchanged():
     assert entry["funding_rate"] == "0.00000000" and entry["mark_price"] == "0.00000010"
 
 
-def test_fresh_funding_respects_max_age():
-    doc = document()  # AUSDT event_time 9_000, BUSDT 1_000
-    assert fresh_funding(doc, "AUSDT", max_age=5, now=11_000) is not None
-    assert fresh_funding(doc, "BUSDT", max_age=5, now=11_000) is None
-    assert fresh_funding(doc, "NOPEUSDT", max_age=5, now=11_000) is None
-    assert fresh_funding(doc, "AUSDT", max_age=1, now=11_000) is None
+# -- every read has a limit and never blocks ------------------------------------------------------
 
 
-def test_fresh_ticker_respects_max_age():
-    doc = document()
-    doc.tickers["AUSDT"] = TickerEntry(
-        last_price=DOCS_TICKER["c"],
-        open_price="1",
-        high_price="1",
-        low_price="1",
-        volume="1",
-        quote_volume="1",
-        event_time=10_000,
-        received_at=10_000,
-    )
-    assert fresh_ticker(doc, "AUSDT", max_age=2, now=11_000).last_price == DOCS_TICKER["c"]
-    assert fresh_ticker(doc, "AUSDT", max_age=0.5, now=11_000) is None
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "symlink"])
+def test_read_state_refuses_what_is_not_a_regular_file_without_blocking(tmp_path, kind):
+    path = tmp_path / "state.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block for ever without O_NONBLOCK
+    elif kind == "device":
+        path = "/dev/zero"  # reading it would never end
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        target = tmp_path / "elsewhere.json"
+        target.write_bytes(encode_state(fresh_doc()))
+        path.symlink_to(target)
+    with pytest.raises(StateFileError) as raised:
+        read_state(path)
+    assert raised.value.reason == "unreadable"
+    result = run_cli("status", "--state-file", str(path), "--json")
+    assert result.returncode == 2 and json.loads(result.stdout)["verdict"] == "UNREADABLE"
+
+
+def test_read_state_refuses_a_file_over_its_cap(tmp_path):
+    path = tmp_path / "state.json"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_STATE_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(StateFileError, match="larger than 64 MiB"):
+        read_state(path)
+
+
+def test_a_deeply_nested_file_is_corrupt_not_a_recursion_error(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_bytes(b'{"schema_version": 1, "x": ' + b"[" * 1000 + b"]" * 1000 + b"}")
+    with pytest.raises(StateFileError) as raised:
+        read_state(path)
+    assert raised.value.reason == "corrupt"
+    result = run_cli("status", "--state-file", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr

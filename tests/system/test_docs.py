@@ -13,7 +13,7 @@ import yaml
 
 from binance_funding_ws.state import decode_state, json_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "playbooks/roles/funding"
 README_MAX_LINES = 250
 

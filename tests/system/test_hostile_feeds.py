@@ -48,7 +48,7 @@ MAX_TEXT, MAX_STREAMS = 64, 16  # documented limits: characters a value, streams
 MARK_STREAM, TICKER_STREAM = "!markPrice@arr@1s", "!ticker@arr"
 NORMAL = ("BTCUSDT", "ETHUSDT", "XAUUSDT")
 TEN_YEARS_MS = 10 * 365 * 86_400_000
-UNIT = Path(__file__).parents[1] / "playbooks/roles/funding/templates/binance-funding-ws.service.j2"
+UNIT = Path(__file__).parents[2] / "playbooks/roles/funding/templates/binance-funding-ws.service.j2"
 
 
 class HostileExchange:
@@ -442,20 +442,3 @@ def test_the_unit_caps_memory_above_the_measured_hostile_peak():
 
 
 # -- the daemon's wiring, without a process ---------------------------------------------------
-
-
-def test_the_daemon_counts_the_rows_a_full_book_refuses(tmp_path):
-    from binance_funding_ws.clock import now_ms
-    from binance_funding_ws.endpoint import Endpoint
-    from binance_funding_ws.frames import FrameDecoder
-    from binance_funding_ws.runtime.feed import FeedConfig
-    from binance_funding_ws.runtime.service import Daemon, DaemonConfig
-
-    feed = FeedConfig(endpoint=Endpoint("ws://x"))
-    daemon = Daemon(DaemonConfig(state_file=tmp_path / "s.json", feed=feed, max_symbols=1))
-    now = now_ms()
-    daemon._on_market_frame(FrameDecoder().decode(combined(MARK_STREAM, [mark("AUSDT", now)])), now)
-    daemon._on_market_frame(FrameDecoder().decode(combined(MARK_STREAM, [mark("BUSDT", now)])), now)
-    assert list(daemon.build_document().funding) == ["AUSDT"]
-    status = daemon.tracker.status
-    assert status.errors == 1 and "--max-symbols" in status.last_error

@@ -1,5 +1,6 @@
-"""Hostile and clumsy input to the readers: ``read_state``, ``status`` and ``compare`` on files
-and answers that try to hang, exhaust, crash or hijack them.
+"""Hostile and clumsy input to the commands that read: ``status`` and ``compare`` print text,
+never terminal control, and every reader of a file the service user can write refuses what the
+state reader refuses.
 
 Real files, real FIFOs and devices, the real CLI in a subprocess, the simulator's real REST
 endpoint.
@@ -16,75 +17,11 @@ import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
 from binance_funding_ws.clock import now_ms
-from binance_funding_ws.health import fresh_funding, summarize
-from binance_funding_ws.state import MAX_STATE_BYTES, StateFileError, encode_state, read_state
-from daemon_helpers import run_cli, status_json
-from factories import document, mark
-
-ESCAPES = "\x1b[2J\x1b]0;pwned\x07"
-
-
-def fresh_doc(**changes):
-    now = now_ms()
-    doc = document(last_message_at=now, updated_at=now, funding=[mark("BTCUSDT", now)])
-    return msgspec.structs.replace(doc, **changes)
-
+from binance_funding_ws.state import StateFileError, encode_state, read_state
+from daemon_helpers import run_cli
+from factories import ESCAPES, document, fresh_doc
 
 # -- every reader has a limit and never blocks ----------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "symlink"])
-def test_read_state_refuses_what_is_not_a_regular_file_without_blocking(tmp_path, kind):
-    path = tmp_path / "state.json"
-    if kind == "fifo":
-        os.mkfifo(path)  # opening it for reading would block for ever without O_NONBLOCK
-    elif kind == "device":
-        path = "/dev/zero"  # reading it would never end
-    elif kind == "directory":
-        path.mkdir()
-    else:
-        target = tmp_path / "elsewhere.json"
-        target.write_bytes(encode_state(fresh_doc()))
-        path.symlink_to(target)
-    with pytest.raises(StateFileError) as raised:
-        read_state(path)
-    assert raised.value.reason == "unreadable"
-    result = run_cli("status", "--state-file", str(path), "--json")
-    assert result.returncode == 2 and json.loads(result.stdout)["verdict"] == "UNREADABLE"
-
-
-def test_read_state_refuses_a_file_over_its_cap(tmp_path):
-    path = tmp_path / "state.json"
-    with path.open("wb") as handle:
-        handle.truncate(MAX_STATE_BYTES + 1)  # sparse: no disk used
-    with pytest.raises(StateFileError, match="larger than 64 MiB"):
-        read_state(path)
-
-
-def test_a_deeply_nested_file_is_corrupt_not_a_recursion_error(tmp_path):
-    path = tmp_path / "state.json"
-    path.write_bytes(b'{"schema_version": 1, "x": ' + b"[" * 1000 + b"]" * 1000 + b"}")
-    with pytest.raises(StateFileError) as raised:
-        read_state(path)
-    assert raised.value.reason == "corrupt"
-    result = run_cli("status", "--state-file", str(path))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-
-
-def test_a_document_dated_in_the_future_is_degraded(tmp_path):
-    path = tmp_path / "state.json"
-    ten_years = 10 * 365 * 86400 * 1000
-    path.write_bytes(encode_state(fresh_doc(updated_at=now_ms() + ten_years)))
-    code, summary = status_json(path)
-    assert code == 1 and any("in the future" in p for p in summary["problems"])
-
-
-def test_an_entry_dated_in_the_future_is_not_fresh():
-    now = now_ms()
-    doc = document(funding=[mark("BTCUSDT", now + 3_600_000), mark("ETHUSDT", now + 500)])
-    assert fresh_funding(doc, "BTCUSDT", max_age=60, now=now) is None
-    assert fresh_funding(doc, "ETHUSDT", max_age=60, now=now) is not None  # mere clock skew
-    assert "BTCUSDT" in summarize(doc, now, 60, "s").stale_funding
 
 
 # -- output is text, never terminal control -------------------------------------------------------
@@ -140,30 +77,6 @@ def test_compare_json_prints_json_even_when_it_fails(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_log_lines_fold_input_onto_one_printable_line():
-    import io
-    import logging
-
-    from binance_funding_ws.runtime.logs import PrintableFormatter
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(PrintableFormatter("%(levelname)s %(message)s"))
-    logger = logging.getLogger("test-printable")
-    logger.addHandler(handler)
-    try:
-        logger.warning("bad input: %s", f"X{ESCAPES}\nFORGED line")
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            logger.exception("unexpected")
-    finally:
-        logger.removeHandler(handler)
-    lines = stream.getvalue().splitlines()
-    assert lines[0] == "WARNING bad input: X FORGED line"
-    assert lines[1] == "ERROR unexpected" and lines[2].startswith("Traceback")
-
-
 # -- one safe open for every reader of a file the service user can write ------------------
 
 
@@ -191,16 +104,3 @@ def test_every_reader_refuses_what_the_state_reader_refuses(tmp_path, kind):
         read_history(path)
     assert str(history_error.value) == expected
     assert read_bot_stats(path) == (None, expected)
-
-
-def test_the_bot_stats_file_is_called_the_stats_file_in_errors(tmp_path, caplog):
-    from binance_funding_ws.consumer.source import FundingSource
-
-    state = tmp_path / "state.json"
-    state.write_bytes(encode_state(fresh_doc()))
-    stats = tmp_path / "stats.json"
-    stats.mkdir()  # a clumsy operator's path
-    with caplog.at_level("WARNING"):
-        FundingSource(state, max_age=30, rest_url=None, stats_file=stats).close()
-    assert f"bot stats file {stats} is a directory, not a regular file" in caplog.text
-    assert "state file" not in caplog.text

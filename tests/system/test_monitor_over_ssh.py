@@ -16,6 +16,14 @@ import time
 
 import msgspec
 import pytest
+
+from binance_funding_ws.health import Summary
+from binance_funding_ws.history import encode_sample
+from funding_monitor.app import MonitorApp
+from funding_monitor.history_tail import CHECK_BYTES, HistoryTail
+from funding_monitor.panel import HostPanel
+from funding_monitor.poller import Poller
+from funding_monitor.sources import MAX_STATE_BYTES, RemoteSource, SourceError, Timeouts
 from monitor_helpers import (
     SSHD,
     SshServer,
@@ -26,14 +34,6 @@ from monitor_helpers import (
     write_history,
     write_state,
 )
-
-from binance_funding_ws.health import Summary
-from binance_funding_ws.history import encode_sample
-from funding_monitor.app import MonitorApp
-from funding_monitor.history_tail import CHECK_BYTES, HistoryTail
-from funding_monitor.panel import HostPanel
-from funding_monitor.poller import Poller
-from funding_monitor.sources import MAX_STATE_BYTES, RemoteSource, SourceError, Timeouts
 
 pytestmark = pytest.mark.root
 MONITOR = [sys.executable, "-m", "funding_monitor"]

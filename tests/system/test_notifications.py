@@ -487,13 +487,12 @@ def test_the_monitor_shows_the_messages_sent_and_those_waiting(tmp_path, receive
     """From the history the real audit wrote: ``--once --json`` and the history screen."""
     import asyncio
 
-    from monitor_helpers import wait_for as wait_on_screen
-    from monitor_helpers import write_state
-
     from funding_monitor.app import MonitorApp
     from funding_monitor.poller import Poller
     from funding_monitor.screens import HistoryScreen
     from funding_monitor.sources import LocalSource
+    from monitor_helpers import wait_for as wait_on_screen
+    from monitor_helpers import write_state
 
     urls = notify_file(tmp_path, receiver.url())
     history, absent = tmp_path / "audit.jsonl", tmp_path / "absent.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "playbooks/roles/funding/files/build_release.py"
 sys.path.insert(0, str(BUILD.parent))
 import build_release  # noqa: E402  (a script of the role, not a package)
@@ -40,7 +40,7 @@ def test_only_daemon_sources_name_the_release(tmp_path):
     for elsewhere in (
         "monitor/funding_monitor/app.py",
         "simulator/binance_funding_sim/server.py",
-        "tests/test_release.py",
+        "tests/system/test_release.py",
         "README.md",
         "benchmarks/bench_daemon.py",
         "pyproject.toml",

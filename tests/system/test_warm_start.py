@@ -19,12 +19,16 @@ import pytest
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
 from binance_funding_ws.clock import now_ms
-from binance_funding_ws.frames import FrameDecoder
-from binance_funding_ws.market import MarketBook, describe_dropped
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import FundingEntry, StateDocument, encode_state, missing_symbols
 from daemon_helpers import DaemonProcess, run_cli, status_json, try_read, wait_for
-from factories import combined, document, mark, ticker
+from factories import (
+    TEN_YEARS_MS,
+    document,
+    mark,
+    previous_entry,
+    ticker,
+)
 
 
 @pytest.fixture
@@ -179,44 +183,7 @@ def test_forget_after_is_validated():
     assert result.returncode == 2 and "between 60 min" in result.stderr.splitlines()[-1]
 
 
-def test_a_restored_book_keeps_the_merge_rule_on_the_fast_path():
-    """The merge's fast path (a frame of unique, in-order rows) must not skip the check
-    against restored entries: a restored row newer than a streamed one wins."""
-    restored = document(funding=[mark("BTCUSDT", 5_000, p="1.0"), mark("ETHUSDT", 1_000)])
-    book = MarketBook()
-    book.restore(restored.funding, restored.tickers, written_at=10_000, now=now_ms())
-    frame = FrameDecoder().decode(
-        combined("!markPrice@arr@1s", [mark("BTCUSDT", 4_000, p="2.0"), mark("ETHUSDT", 4_000)])
-    )
-    book.apply(frame, received_at=4_100)
-    book.publish()
-    assert book.funding["BTCUSDT"] == restored.funding["BTCUSDT"]  # 5,000 beats 4,000
-    assert book.funding["ETHUSDT"].event_time == 4_000  # 4,000 beats the restored 1,000
-
-
-def test_a_previous_file_is_no_way_around_the_symbol_cap():
-    restored = document(funding=[mark(f"S{n}USDT", 1_000 + n) for n in range(10)])
-    book = MarketBook(max_symbols=4)
-    book.restore(restored.funding, restored.tickers, written_at=10_000, now=now_ms())
-    assert sorted(book.funding) == ["S6USDT", "S7USDT", "S8USDT", "S9USDT"]  # the newest
-    book.forget(["S6USDT"], [])
-    frame = FrameDecoder().decode(combined("!markPrice@arr@1s", [mark("NEWUSDT", 5_000)]))
-    assert book.apply(frame, received_at=5_000).accepted == 1  # the forgotten place is free
-
-
 # -- the previous file passes the live rows' gate ----------------------------------------
-
-TEN_YEARS_MS = 10 * 365 * 86_400_000
-
-
-def previous_entry(event_time: int, **changes: object) -> FundingEntry:
-    """An entry as a previous file may hold it, built directly: a file is not bound by what
-    the feed's decoder lets through."""
-    entry = FundingEntry(
-        "11794.15000000", "11784.62659091", "11784.25641265", "0.00038167",
-        event_time + 3_600_000, event_time, event_time,
-    )  # fmt: skip
-    return msgspec.structs.replace(entry, **changes)
 
 
 def previous_file(funding: dict[str, FundingEntry], updated_at: int) -> bytes:
@@ -224,82 +191,6 @@ def previous_file(funding: dict[str, FundingEntry], updated_at: int) -> bytes:
     doc = document(updated_at=updated_at, funding=[])
     missing = missing_symbols(funding, {})
     return encode_state(msgspec.structs.replace(doc, funding=funding, missing=missing))
-
-
-def test_a_restore_keeps_only_keys_that_are_symbols():
-    now = now_ms()
-    keys = ["BTCUSDT", "1000PEPEUSDT", "BTCUSD_PERP", "", "btcusdt", "\x1b[2J\x1b[31mUSDT",
-            "BTC\nUSDT", "K" * 100_000, "BTCUSDT\u202e", "ÉTHUSDT"]  # fmt: skip
-    book = MarketBook()
-
-    dropped = book.restore({key: previous_entry(now) for key in keys}, {}, written_at=now, now=now)
-
-    assert sorted(book.funding) == ["1000PEPEUSDT", "BTCUSDT", "BTCUSD_PERP"]
-    assert [group.symbols for group in dropped] == [keys[3:]]
-    warning = describe_dropped(dropped)
-    assert warning.startswith("7 entries not restored: 7 not keyed by a symbol")
-    assert warning.isprintable() and len(warning) < 400  # escaped, cut short, 3 named
-    assert "'btcusdt'" in warning and "\\x1b[2J" in warning and "(+4 more)" in warning
-
-
-def test_a_restore_refuses_decimals_and_text_longer_than_the_feed_allows():
-    now = now_ms()
-    funding = {
-        "HUGEUSDT": previous_entry(now, mark_price="1" * 5_000_000),  # the grammar holds
-        "LONGUSDT": previous_entry(now, funding_rate="0." + "1" * 63),  # 65 characters
-        "PAIRUSDT": previous_entry(now, pair="P" * 100_000),
-        "EDGEUSDT": previous_entry(now, index_price="1." + "0" * 62),  # 64: the feed's limit
-    }
-    book = MarketBook()
-
-    dropped = book.restore(funding, {}, written_at=now, now=now)
-
-    assert list(book.funding) == ["EDGEUSDT"]
-    assert [(group.reason, group.symbols) for group in dropped] == [
-        (
-            "with a value that is not a decimal of at most 64 characters",
-            ["HUGEUSDT", "LONGUSDT", "PAIRUSDT"],
-        )
-    ]
-
-
-def test_a_restore_refuses_entries_dated_past_the_files_write_time_or_the_clock():
-    now = now_ms()
-    written = now - 3_600_000
-    book = MarketBook()
-    book.restore(
-        {"ATUSDT": previous_entry(written + 60_000), "PASTUSDT": previous_entry(written + 60_001)},
-        {},
-        written_at=written,
-        now=now,
-    )
-    assert list(book.funding) == ["ATUSDT"]  # 60 s past the write: clock skew; more: refused
-
-    future_file = MarketBook()  # a file claiming to be written ten years from now
-    dropped = future_file.restore(
-        {"FUTUSDT": previous_entry(now + TEN_YEARS_MS), "SKEWUSDT": previous_entry(now + 59_000)},
-        {},
-        written_at=now + TEN_YEARS_MS,
-        now=now,
-    )
-    assert list(future_file.funding) == ["SKEWUSDT"] and dropped[0].symbols == ["FUTUSDT"]
-
-
-def test_junk_does_not_count_against_the_cap_and_the_freshest_good_entries_win():
-    now = now_ms()
-    junk = {f"JUNK{n}USDT": previous_entry(now + TEN_YEARS_MS) for n in range(6_000)}
-    good = {f"S{n}USDT": previous_entry(now - 1_000 * n) for n in range(7)}
-    book = MarketBook(max_symbols=5)
-
-    dropped = book.restore({**junk, **good}, {}, written_at=now, now=now)
-
-    assert sorted(book.funding) == ["S0USDT", "S1USDT", "S2USDT", "S3USDT", "S4USDT"]
-    assert [(len(group.symbols), group.reason) for group in dropped] == [
-        (6_000, "dated more than 60 s past the file's write time or the clock"),
-        (2, "over --max-symbols (5)"),
-    ]
-    assert dropped[1].symbols == ["S5USDT", "S6USDT"]
-    assert describe_dropped(dropped).startswith("6,002 entries not restored: 6,000 dated")
 
 
 def warm_start_warnings(daemon: DaemonProcess) -> list[str]:

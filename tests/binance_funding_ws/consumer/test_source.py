@@ -15,46 +15,29 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-from rest_helpers import drip_server
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws import FundingQuote, FundingSource, TickerQuote
-from binance_funding_ws.backoff import Backoff
 from binance_funding_ws.botstats import (
-    COUNTERS,
-    MAX_SHARDS,
-    LookupCounters,
     decode_bot_stats,
-    summary_line,
-)
-from binance_funding_ws.circuit import (
-    BAN_DEFAULT,
-    MAX_WINDOW,
-    Circuit,
-    equal_jitter,
-    judge,
-    weight_pause,
 )
 from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.fallback import MAX_IN_FLIGHT
 from binance_funding_ws.health import stale_entries
 from binance_funding_ws.quotes import (
-    RestAnswerError,
     funding_from_rest,
-    normalize_symbol,
-    ticker_from_rest,
 )
 from binance_funding_ws.state import encode_state
 from daemon_helpers import DaemonProcess, try_read, wait_for
-from factories import document, mark
+from factories import document, fresh_doc, mark
+from rest_helpers import PREMIUM_BODY, drip_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------
@@ -278,13 +261,6 @@ def test_a_rest_server_that_never_answers_costs_one_timeout(tmp_path):
     assert sum(durations) < 2.5, durations
     # One request (a second only if this machine stalled for longer than the back-off).
     assert stats["rest_requests"] <= 2 and stats["rest_skipped"] >= 18
-
-
-PREMIUM_BODY = (
-    b'{"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",'
-    b'"estimatedSettlePrice":"11781.16138815","lastFundingRate":"0.00038246",'
-    b'"interestRate":"0.00010000","nextFundingTime":1597392000000,"time":1597370495002}'
-)
 
 
 @pytest.fixture
@@ -578,127 +554,7 @@ def test_the_report_thread_keeps_the_stats_file_current(tmp_path):
     assert decode_bot_stats(stats_file.read_bytes()).file_errors == 1
 
 
-def test_summary_line_only_when_something_fell_back():
-    zero = dict.fromkeys(COUNTERS, 0)
-    assert summary_line(zero, {**zero, "websocket": 500}, Counter(), 60, 0) is None
-    after = {**zero, "websocket": 90, "rest": 7, "unavailable": 3, "rest_requests": 5}
-    after["rest_errors"] = 1
-    line = summary_line(zero, after, Counter({"BTCUSDT": 6, "ETHUSDT": 4}), 60, 23.4)
-    assert line == (
-        "10 of 100 lookups not answered by the state file in the last 1m 00s: 7 from REST, "
-        "3 unavailable; most: BTCUSDT 6, ETHUSDT 4; REST requests 5, errors 1, skipped 0; "
-        "REST paused for 23 s more"
-    )
-
-
 # -- the pure pieces --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("BTCUSDT", "BTCUSDT"),
-        ("btcusdt", "BTCUSDT"),
-        ("BTCUSD_PERP", "BTCUSD_PERP"),
-        ("1000PEPEUSDT", "1000PEPEUSDT"),
-        ("A" * 64, "A" * 64),
-        ("A" * 65, None),
-        ("", None),
-        ("BTC-USDT", None),
-        ("BTCUSDT&x=1", None),
-        ("BTCUSDT\n", None),
-        ("ß", None),  # upper-cases to "SS" but is not an exchange symbol
-        ("ＢＴＣ", None),  # full-width letters
-        (None, None),
-        (7, None),
-    ],
-)
-def test_normalize_symbol(given, expected):
-    assert normalize_symbol(given) == expected
-
-
-def test_rest_answers_are_validated():
-    body = PREMIUM_BODY
-    quote = funding_from_rest("BTCUSDT", body)
-    assert (quote.funding_rate, quote.mark_price, quote.event_time) == (
-        "0.00038246",
-        "11793.63104562",
-        1597370495002,
-    )
-    with pytest.raises(RestAnswerError, match="ETHUSDT"):
-        funding_from_rest("ETHUSDT", body)  # another symbol's prices are never used
-    for bad in (b"", b"[]", b"<html>", body.replace(b'"0.00038246"', b'"1e-4"'), b"[" * 5000):
-        with pytest.raises(RestAnswerError):
-            funding_from_rest("BTCUSDT", bad)
-    with pytest.raises(RestAnswerError):
-        ticker_from_rest("BTCUSDT", body)
-
-
-def test_circuit_opens_half_opens_and_closes():
-    circuit = Circuit(Backoff(1.0, 8.0, rand=equal_jitter(lambda low, high: high)))  # longest
-    assert circuit.admit(0.0) and circuit.admit(0.0)  # closed: everyone
-    assert circuit.failed(0.0) == 1.0
-    assert not circuit.admit(0.99)
-    assert circuit.admit(1.0) and not circuit.admit(1.0)  # half-open: one probe only
-    assert circuit.failed(1.0) == 2.0  # the window doubles
-    assert circuit.failed(3.0) == 4.0 and circuit.failed(7.0) == 8.0 and circuit.failed(15.0) == 8.0
-    assert circuit.admit(23.0)
-    circuit.succeeded()
-    assert circuit.admit(23.0) and circuit.admit(23.0)
-    assert circuit.failed(23.0) == 1.0  # the back-off starts over
-
-
-def test_circuit_jitter_never_collapses_the_window():
-    circuit = Circuit(Backoff(1.0, 60.0, rand=equal_jitter(lambda low, high: low)))  # shortest
-    assert circuit.failed(0.0) == 0.5 and circuit.failed(0.5) == 1.0
-
-
-def test_circuit_honours_retry_after_and_bans():
-    circuit = Circuit(Backoff(1.0, 60.0, rand=equal_jitter(lambda low, high: high)))
-    assert circuit.failed(0.0, "rate_limited", retry_after=30.0) == 30.0
-    assert not circuit.admit(29.9) and circuit.admit(30.0)
-    assert circuit.failed(30.0, "banned") == BAN_DEFAULT
-    assert circuit.failed(30.0, "banned", retry_after=200.0) == 200.0
-    assert circuit.failed(30.0, "rate_limited", retry_after=1e300) == MAX_WINDOW == 300
-    assert circuit.failed(30.0, "banned", retry_after=7200.0) == MAX_WINDOW
-    circuit.succeeded()  # a late success does not cut a ban short
-    assert not circuit.admit(329.0) and circuit.admit(330.0)
-    circuit = Circuit()
-    circuit.pause(0.0, 12.0)
-    assert not circuit.admit(11.9) and circuit.admit(12.0) and circuit.failures == 0
-
-
-def test_http_statuses_and_headers():
-    assert [judge(s) for s in (200, 400, 418, 429, 500, 403)] == [
-        "answer",
-        "unknown_symbol",
-        "banned",
-        "rate_limited",
-        "failed",
-        "failed",
-    ]
-    assert weight_pause(None, 100.0) == weight_pause(1999, 100.0) == 0
-    assert weight_pause(2000, 130.0) == 50.0
-
-
-def test_counters_are_exact_across_threads_that_come_and_go():
-    counters = LookupCounters()
-
-    def count() -> None:
-        for _ in range(2_000):
-            counters.add("websocket")
-        counters.add("rest", "unavailable")
-
-    for _ in range(5):  # 200 threads that end, and no read between: shards are folded anyway
-        threads = [threading.Thread(target=count) for _ in range(40)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert len(counters._shards) <= MAX_SHARDS
-    totals = counters.snapshot()
-    assert totals["websocket"] == 400_000 and totals["rest"] == totals["unavailable"] == 200
-    assert not counters._shards  # only live threads keep a shard
 
 
 # -- the example ------------------------------------------------------------------------------
@@ -768,3 +624,41 @@ def test_a_dripping_rest_server_leaves_threads_and_descriptors_flat(tmp_path):
         wait_for(all_judged, 30, "every REST request to end")
         stats = src.stats
     assert stats["rest_errors"] >= rounds  # every dripped request is counted as an error
+
+
+# -- the stats file -------------------------------------------------------------------------------
+
+
+def test_the_bot_stats_file_is_called_the_stats_file_in_errors(tmp_path, caplog):
+    from binance_funding_ws.consumer.source import FundingSource
+
+    state = tmp_path / "state.json"
+    state.write_bytes(encode_state(fresh_doc()))
+    stats = tmp_path / "stats.json"
+    stats.mkdir()  # a clumsy operator's path
+    with caplog.at_level("WARNING"):
+        FundingSource(state, max_age=30, rest_url=None, stats_file=stats).close()
+    assert f"bot stats file {stats} is a directory, not a regular file" in caplog.text
+    assert "state file" not in caplog.text
+
+
+@pytest.mark.parametrize("target", ["state.json", "state.json.lock", "link-to-state"])
+def test_the_stats_file_is_never_the_state_file_or_its_lock(tmp_path, target):
+    state = tmp_path / "state.json"
+    write_state(state, now_ms())
+    (tmp_path / "state.json.lock").write_text("123\n")
+    (tmp_path / "link-to-state").symlink_to(state)
+    before = state.read_bytes(), (tmp_path / "state.json.lock").read_bytes()
+    with pytest.raises(ValueError, match="stats_file must not be the state file or its lock"):
+        FundingSource(state, max_age=5, rest_url=None, stats_file=tmp_path / target)
+    assert (state.read_bytes(), (tmp_path / "state.json.lock").read_bytes()) == before
+
+
+def test_an_unwritable_stats_file_is_called_the_stats_file(tmp_path, caplog):
+    stats = tmp_path / "stats.json"
+    os.mkfifo(stats)
+    with caplog.at_level(logging.WARNING, logger="binance_funding_ws.consumer"):
+        FundingSource(tmp_path / "state.json", max_age=5, rest_url=None, stats_file=stats).close()
+    messages = [r.getMessage() for r in caplog.records if "stats" in r.getMessage()]
+    assert messages and all("state file" not in m for m in messages), messages
+    assert f"stats file {stats} is a FIFO" in messages[0]
