@@ -10,12 +10,7 @@ from hypothesis import strategies as st
 from binance_funding_ws.clock import now_ms
 from binance_funding_ws.frames import FrameDecoder
 from binance_funding_ws.market import MarketBook
-from binance_funding_ws.state import (
-    SCHEMA_VERSION,
-    FundingEntry,
-    StateDocument,
-    missing_symbols,
-)
+from binance_funding_ws.state import SCHEMA_VERSION, FundingEntry, StateDocument, missing_symbols
 from binance_funding_ws.tracker import ConnectionTracker
 
 # Real-shaped rows: the docs examples from ../shared/binance-usdm-facts.md.

@@ -136,8 +136,6 @@ PREMIUM_BODY = (
 
 
 HUGE = "9" * 5_000
-
-
 ONE_ROW = (
     b'{"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",'
     b'"lastFundingRate":"0.00038246","nextFundingTime":1597392000000,"time":1597370495002}'

@@ -4,14 +4,9 @@ checked exactly."""
 from __future__ import annotations
 
 from binance_funding_ws.health import Counters
-from binance_funding_ws.history import (
-    CompareRound,
-    Sample,
-)
+from binance_funding_ws.history import CompareRound, Sample
 
 T0 = 1_795_500_000_000  # epoch ms of the first sample
-
-
 DAY_MS = 86_400_000
 
 

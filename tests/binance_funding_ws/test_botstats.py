@@ -6,12 +6,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from binance_funding_ws.botstats import (
-    COUNTERS,
-    MAX_SHARDS,
-    LookupCounters,
-    summary_line,
-)
+from binance_funding_ws.botstats import COUNTERS, MAX_SHARDS, LookupCounters, summary_line
 
 
 def test_summary_line_only_when_something_fell_back():

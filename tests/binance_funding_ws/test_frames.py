@@ -10,13 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_funding_ws.frames import DecodedFrame, FrameDecoder, MarkPriceRow, TickerRow
-from factories import (
-    DOCS_MARK,
-    DOCS_TICKER,
-    combined,
-    mark,
-    marks_frame,
-)
+from factories import DOCS_MARK, DOCS_TICKER, combined, mark, marks_frame
 from strategies import exchange_rows, is_good
 
 

@@ -14,17 +14,9 @@ from binance_funding_ws.health import (
     stale_entries,
     summarize,
 )
-from binance_funding_ws.state import (
-    TickerEntry,
-    encode_state,
-)
+from binance_funding_ws.state import TickerEntry, encode_state
 from daemon_helpers import status_json
-from factories import (
-    DOCS_TICKER,
-    document,
-    fresh_doc,
-    mark,
-)
+from factories import DOCS_TICKER, document, fresh_doc, mark
 
 
 def test_health_connected_and_fresh_is_healthy_and_lists_stale_symbols():

@@ -16,12 +16,7 @@ import pytest
 
 from binance_funding_ws.botstats import BotStats, encode_bot_stats
 from binance_funding_ws.compare import ExchangeSymbol
-from binance_funding_ws.history import (
-    CompareRound,
-    Sample,
-    parse_lines,
-    record_coverage,
-)
+from binance_funding_ws.history import CompareRound, Sample, parse_lines, record_coverage
 from binance_funding_ws.report import (
     NOT_SAFE,
     NOT_YET,

@@ -19,11 +19,7 @@ from binance_funding_ws.state import (
     read_state,
 )
 from daemon_helpers import run_cli
-from factories import (
-    DOCS_MARK,
-    document,
-    fresh_doc,
-)
+from factories import DOCS_MARK, document, fresh_doc
 
 
 def shipped_schema() -> dict:

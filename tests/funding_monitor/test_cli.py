@@ -19,12 +19,7 @@ from binance_funding_ws.report import AuditReport
 from daemon_helpers import run_cli
 from funding_monitor.history_tail import MAX_HISTORY_BYTES
 from funding_monitor.sources import MAX_STATE_BYTES
-from monitor_helpers import (
-    audit_samples,
-    run_in_terminal,
-    write_history,
-    write_state,
-)
+from monitor_helpers import audit_samples, run_in_terminal, write_history, write_state
 
 MONITOR = [sys.executable, "-m", "funding_monitor"]
 

@@ -11,11 +11,7 @@ import pytest
 from binance_funding_ws.history import encode_sample
 from funding_monitor.history_tail import MAX_HISTORY_BYTES, HistoryTail
 from funding_monitor.sources import LocalSource, SourceError
-from monitor_helpers import (
-    NOW_MS,
-    audit_samples,
-    write_history,
-)
+from monitor_helpers import NOW_MS, audit_samples, write_history
 
 
 def tail_of(path: Path, **options) -> HistoryTail:

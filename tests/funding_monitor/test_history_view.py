@@ -18,13 +18,7 @@ from funding_monitor.history_view import (
     report_lines,
     silence,
 )
-from monitor_helpers import (
-    FIXED_NOW,
-    MISMATCH,
-    NOW_MS,
-    audit_samples,
-    hand_edited,
-)
+from monitor_helpers import FIXED_NOW, MISMATCH, NOW_MS, audit_samples, hand_edited
 
 
 def outcome(samples=None, **options):

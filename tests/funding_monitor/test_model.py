@@ -14,10 +14,7 @@ from funding_monitor.model import (
     select_rows,
 )
 from funding_monitor.sources import LocalSource
-from monitor_helpers import (
-    FIXED_NOW,
-    write_state,
-)
+from monitor_helpers import FIXED_NOW, write_state
 
 
 def test_host_summary_and_old_data(tmp_path):

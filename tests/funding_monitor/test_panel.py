@@ -8,16 +8,10 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 
 import funding_monitor.app
-from funding_monitor.model import (
-    HostView,
-    PollResult,
-)
+from funding_monitor.model import HostView, PollResult
 from funding_monitor.panel import HostPanel
 from funding_monitor.sources import LocalSource
-from monitor_helpers import (
-    FIXED_NOW,
-    write_state,
-)
+from monitor_helpers import FIXED_NOW, write_state
 
 
 async def test_a_panel_shows_what_it_is_given_without_the_monitor_app(tmp_path):

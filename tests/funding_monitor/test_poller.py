@@ -4,14 +4,10 @@ meanwhile repeated once."""
 from __future__ import annotations
 
 from funding_monitor.hosts import Host
-from funding_monitor.model import (
-    PollResult,
-)
+from funding_monitor.model import PollResult
 from funding_monitor.poller import Poller
 from funding_monitor.sources import LocalSource
-from monitor_helpers import (
-    FIXED_NOW,
-)
+from monitor_helpers import FIXED_NOW
 
 
 def test_host_runs_one_poll_at_a_time_and_repeats_one_asked_for_meanwhile(tmp_path):

@@ -4,9 +4,7 @@ transferred only when it changed."""
 from __future__ import annotations
 
 from funding_monitor.sources import LocalSource
-from monitor_helpers import (
-    write_state,
-)
+from monitor_helpers import write_state
 
 
 def test_local_source_transfers_only_changed_files(tmp_path):

@@ -22,13 +22,7 @@ from binance_funding_ws.clock import now_ms
 from binance_funding_ws.runtime.writer import AtomicWriter
 from binance_funding_ws.state import FundingEntry, StateDocument, encode_state, missing_symbols
 from daemon_helpers import DaemonProcess, run_cli, status_json, try_read, wait_for
-from factories import (
-    TEN_YEARS_MS,
-    document,
-    mark,
-    previous_entry,
-    ticker,
-)
+from factories import TEN_YEARS_MS, document, mark, previous_entry, ticker
 
 
 @pytest.fixture

@@ -23,15 +23,11 @@ import pytest
 
 from binance_funding_sim.server import SimulatorConfig, SimulatorThread
 from binance_funding_ws import FundingQuote, FundingSource, TickerQuote
-from binance_funding_ws.botstats import (
-    decode_bot_stats,
-)
+from binance_funding_ws.botstats import decode_bot_stats
 from binance_funding_ws.clock import now_ms
 from binance_funding_ws.consumer.fallback import MAX_IN_FLIGHT
 from binance_funding_ws.health import stale_entries
-from binance_funding_ws.quotes import (
-    funding_from_rest,
-)
+from binance_funding_ws.quotes import funding_from_rest
 from binance_funding_ws.state import encode_state
 from daemon_helpers import DaemonProcess, try_read, wait_for
 from factories import document, fresh_doc, mark

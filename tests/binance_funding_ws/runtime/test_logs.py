@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 
 from binance_funding_ws.runtime.logs import RateLimitedLog
-from factories import (
-    ESCAPES,
-)
+from factories import ESCAPES
 
 
 def test_rate_limited_log_holds_back_and_reports_suppressed(caplog):

@@ -11,7 +11,9 @@ from binance_funding_ws.runtime.notify import Notifier
 def listen(address: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
-    sock.settimeout(2)
+    # A deadline, not a wait: recv returns at the first message, but the daemon's start-up (the
+    # first READY=1) takes seconds on a loaded machine.
+    sock.settimeout(30)
     return sock
 
 

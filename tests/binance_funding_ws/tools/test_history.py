@@ -3,9 +3,7 @@ line, daily rotation, reading back only what is recent."""
 
 from __future__ import annotations
 
-from binance_funding_ws.history import (
-    encode_sample,
-)
+from binance_funding_ws.history import encode_sample
 from binance_funding_ws.tools.history import append, read_history, rotate, rotated
 from samples import DAY_MS, T0, good
 

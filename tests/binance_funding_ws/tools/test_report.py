@@ -9,13 +9,8 @@ import msgspec
 import pytest
 
 from binance_funding_ws.clock import now_ms
-from binance_funding_ws.history import (
-    Sample,
-    encode_sample,
-)
-from binance_funding_ws.report import (
-    NOT_YET,
-)
+from binance_funding_ws.history import Sample, encode_sample
+from binance_funding_ws.report import NOT_YET
 from daemon_helpers import run_cli
 from samples import bad, good, round_
 

@@ -12,9 +12,7 @@ import pytest
 
 from binance_funding_ws import FundingSource
 from binance_funding_ws.clock import now_ms
-from binance_funding_ws.rest import (
-    MAX_RETRY_AFTER,
-)
+from binance_funding_ws.rest import MAX_RETRY_AFTER
 from binance_funding_ws.state import encode_state
 from binance_funding_ws.tools.rest import RestClient, RestError, http_get
 from daemon_helpers import run_cli
