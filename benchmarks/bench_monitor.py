@@ -32,8 +32,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from monitor_helpers import audit_samples, write_history, write_state
-
 from binance_funding_ws.history import encode_sample
 from funding_monitor.app import MonitorApp, PollDone
 from funding_monitor.history_tail import HistoryTail
@@ -42,6 +40,7 @@ from funding_monitor.model import PollResult
 from funding_monitor.panel import HostPanel
 from funding_monitor.poller import Poller
 from funding_monitor.sources import LocalSource
+from monitor_helpers import audit_samples, write_history, write_state
 
 
 def cpu_seconds(pid: int) -> float:

@@ -99,8 +99,12 @@ class Demo:
             return None
 
     def watch(self, seconds: float, until: Callable[[StateDocument], bool] | None = None) -> None:
-        """Print one line a second about the file; stop early once ``until`` holds."""
+        """Print one line a second about the file; stop early once ``until`` holds. A step that
+        waits for something waits for it at least 30 s, quick or not: it ends as soon as it
+        holds, and a loaded machine may take longer than the quick pace allows."""
         deadline = time.monotonic() + seconds * self.pace
+        if until is not None:
+            deadline = max(deadline, time.monotonic() + 30)
         while time.monotonic() < deadline:
             doc = self.read()
             if doc is not None:

@@ -126,3 +126,17 @@ def rest_server(respond: Responder) -> Iterator[tuple[str, list[str]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+PREMIUM_BODY = (
+    b'{"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",'
+    b'"estimatedSettlePrice":"11781.16138815","lastFundingRate":"0.00038246",'
+    b'"interestRate":"0.00010000","nextFundingTime":1597392000000,"time":1597370495002}'
+)
+
+
+HUGE = "9" * 5_000
+ONE_ROW = (
+    b'{"symbol":"BTCUSDT","markPrice":"11793.63104562","indexPrice":"11781.80495970",'
+    b'"lastFundingRate":"0.00038246","nextFundingTime":1597392000000,"time":1597370495002}'
+)

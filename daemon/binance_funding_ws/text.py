@@ -45,7 +45,8 @@ _ESCAPE_SEQUENCE = (
 # Source"), zero-width ones (U+200B-200D, U+2060, U+FEFF) make two names look the same, and
 # tags hide text. All of Cf as of Unicode 15.1 (Python 3.13), a superset of older tables;
 # written out because ``re`` has no ``\p{Cf}`` and scanning ``unicodedata`` at import costs
-# a third of a second. tests/test_text.py checks it against the running Python's table.
+# a third of a second. tests/binance_funding_ws/test_text.py checks it against the running
+# Python's table.
 _FORMAT = (
     "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
     "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
