@@ -20,14 +20,14 @@ from pathlib import Path
 import nox
 
 # Kept in step with daemon/pyproject.toml's requires-python and the role's preflight
-# (tests/test_release.py checks that they agree).
+# (tests/system/test_release.py checks that they agree).
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+# The runtime's own tests that need neither root, a droplet nor the monitor: every pure
+# module's (tests/binance_funding_ws/test_*.py) and the daemon's I/O shell's (runtime/: the
+# writer, systemd's notify socket, the daemon against the simulator).
 FAST_TESTS = [
-    "tests/test_core.py",
-    "tests/test_state.py",
-    "tests/test_earlier_format.py",
-    "tests/test_writer.py",
-    "tests/test_notify.py",
+    *sorted(str(path) for path in Path("tests/binance_funding_ws").glob("test_*.py")),
+    "tests/binance_funding_ws/runtime",
 ]
 
 nox.options.sessions = ["runtime"]
@@ -52,5 +52,12 @@ os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 def runtime(session: nox.Session) -> None:
     """pip install ./daemon, then the runtime's fast tests."""
     # Not editable: the wheel the release is built from, with the metadata pip checks.
-    session.install("./daemon", "./simulator", "pytest>=8", "pytest-timeout>=2.3", "jsonschema")
+    session.install(
+        "./daemon",
+        "./simulator",
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+        "jsonschema",
+        "hypothesis>=6.100",
+    )
     session.run("pytest", "-q", "-p", "no:cacheprovider", *FAST_TESTS, *session.posargs)

@@ -1,4 +1,5 @@
-"""A stand-in of the earlier script, for the deploy-over-it test (tests/test_deploy.py).
+"""A stand-in of the earlier script, for the deploy-over-it test
+(tests/system/test_deploy_on_droplets.py).
 
 It runs on the droplet's own python3 (standard library only) as the earlier script ran: as
 ``binance-funding-ws.service``, user ``trader``, keeping the same state file in its format

@@ -34,7 +34,7 @@ Events (methods; each returns the actions to carry out, in order):
 
 Actions: :class:`DialCandidate`, :class:`Close` and :class:`Log`.
 
-Invariants (tests/test_supervisor.py checks each):
+Invariants (tests/binance_funding_ws/test_supervisor.py checks each):
 
 1. At most one primary and one candidate. A candidate, or a candidate's dial in flight,
    exists only while the primary it replaces is primary; when that primary is given up the

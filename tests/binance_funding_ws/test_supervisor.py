@@ -4,7 +4,7 @@ As websockets tests its protocol (bytes in, events out), these tests feed the su
 events — a link opened, a market frame with event time E, a link lost, time passed — and
 check the actions it returns, the tracker's connection_status and the log lines. The same
 behaviours are also proven end to end, over real sockets against the simulator, by
-tests/test_daemon.py (the test named in each docstring).
+tests/system/test_daemon_against_the_simulator.py (the test named in each docstring).
 """
 
 from __future__ import annotations
