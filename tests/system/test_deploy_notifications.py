@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_deploy import ANSIBLE_PLAYBOOK, SERVICE, playbook, recap, unit
+from deploy_helpers import ANSIBLE_PLAYBOOK, SERVICE, playbook, recap, unit
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
 from daemon_helpers import wait_for

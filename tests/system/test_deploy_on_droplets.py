@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from deploy_helpers import ANSIBLE_PLAYBOOK, ROOT, SERVICE, playbook, recap, unit
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
 from binance_funding_ws.clock import now_ms
@@ -35,10 +35,7 @@ from droplet import Droplet, ensure_rootfs, skip_reason
 # Tests without a release of their own (Debian 11's refusals) run together on one worker.
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("droplet-deploy")]
 
-ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = "/home/trader/volume-spike-bot/.funding_state.json"
-SERVICE = "binance-funding-ws.service"
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 # Debian 12 and 13: Python 3.11 and 3.13, systemd 252 and 257.
 RELEASES = ("bookworm", "trixie")
 
@@ -106,33 +103,6 @@ def inventory(droplet, sim, tmp_path_factory):
         funding_watchdog_sec=5,  # so the hung-daemon test takes seconds, not minutes
         funding_verify_timeout=60,
     )
-
-
-def playbook(name: str, inventory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), f"playbooks/{name}", *extra],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    print(result.stdout[-6000:], result.stderr[-3000:])
-    return result
-
-
-def recap(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    match = re.search(r"volspike-do\s*:\s*(.*)", result.stdout.split("PLAY RECAP")[-1])
-    assert match, result.stdout
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match[1])}
-
-
-def unit(droplet: Droplet) -> dict[str, str]:
-    props = "ActiveState,SubState,MainPID,NRestarts,User,LoadState"
-    out = droplet.ssh("systemctl", "show", SERVICE, f"--property={props}").stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def state(droplet: Droplet):

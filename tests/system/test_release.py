@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -16,20 +15,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from release_helpers import BUILD, ROOT, build_release, copy_project
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "playbooks/roles/funding/files/build_release.py"
 README = ROOT / "README.md"
-sys.path.insert(0, str(BUILD.parent))
-import build_release  # noqa: E402  (a script of the role, not a package)
-
-IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build", ".*cache")
-
-
-def copy_project(tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(ROOT, copy, ignore=IGNORE)
-    return copy
 
 
 def touch(path: Path) -> None:

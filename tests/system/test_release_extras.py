@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_release import BUILD, ROOT, copy_project
+from release_helpers import BUILD, ROOT, copy_project
 
 TARGET = ("--python", "3.11", "--machine", "x86_64", "--libc", "glibc 2.36")
 

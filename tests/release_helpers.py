@@ -1,0 +1,20 @@
+"""What the release tests share: the role's build script and a copy of the project."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "playbooks/roles/funding/files/build_release.py"
+sys.path.insert(0, str(BUILD.parent))
+import build_release  # noqa: E402, F401  (a script of the role, not a package; re-exported)
+
+IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build", ".*cache")
+
+
+def copy_project(tmp_path: Path) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT, copy, ignore=IGNORE)
+    return copy
