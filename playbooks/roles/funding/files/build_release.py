@@ -82,6 +82,29 @@ def pip(*args: str) -> None:
         raise SystemExit(f"pip {args[0]} failed:\n{tail}")
 
 
+def download_for_target(
+    requirement: str, dest: Path, python: str, platforms: list[str], pip_args: list[str]
+) -> None:
+    """Binary wheels of ``requirement`` and its dependencies for the target's CPython and
+    platform, not the controller's."""
+    pip(
+        "download",
+        "--quiet",
+        "--only-binary=:all:",
+        "--dest",
+        str(dest),
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--abi",
+        f"cp{python.replace('.', '')}",
+        *(f"--platform={tag}" for tag in platforms),
+        *pip_args,
+        requirement,
+    )
+
+
 def build(
     project: Path, target: Path, python: str, platforms: list[str], pip_args: list[str]
 ) -> None:
@@ -89,22 +112,7 @@ def build(
     try:
         pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(staging), str(project / RUNTIME))
         (wheel,) = staging.glob("binance_funding_ws-*.whl")
-        pip(
-            "download",
-            "--quiet",
-            "--only-binary=:all:",
-            "--dest",
-            str(staging),
-            "--python-version",
-            python,
-            "--implementation",
-            "cp",
-            "--abi",
-            f"cp{python.replace('.', '')}",
-            *(f"--platform={tag}" for tag in platforms),
-            *pip_args,
-            str(wheel),
-        )
+        download_for_target(str(wheel), staging, python, platforms, pip_args)
         staging.rename(target)  # complete releases only: a failed build leaves no cache entry
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -127,22 +135,7 @@ def build_extra(
         (wheel,) = release.glob("binance_funding_ws-*.whl")
         if extra not in provided_extras(wheel):  # pip would only warn, and add nothing
             raise SystemExit(f"{wheel.name} has no extra {extra!r}")
-        pip(
-            "download",
-            "--quiet",
-            "--only-binary=:all:",
-            "--dest",
-            str(staging),
-            "--python-version",
-            python,
-            "--implementation",
-            "cp",
-            "--abi",
-            f"cp{python.replace('.', '')}",
-            *(f"--platform={tag}" for tag in platforms),
-            *pip_args,
-            f"{wheel}[{extra}]",
-        )
+        download_for_target(f"{wheel}[{extra}]", staging, python, platforms, pip_args)
         for already in release.glob("*.whl"):  # the release's wheels are copied once, there
             (staging / already.name).unlink(missing_ok=True)
         staging.rename(target)
