@@ -144,7 +144,8 @@ def test_a_lock_file_deleted_or_replaced_under_a_lone_daemon_is_locked_again(sim
             (tmp_path / "new.lock").write_text("junk\n")
             os.replace(tmp_path / "new.lock", lock)
         wait_for(lambda: lock_pid(state) == daemon.pid, 15, "the lock taken again")
-        assert "locked it again" in daemon.log_text()
+        # The pid is in the lock file a moment before the log line is: wait for the line too.
+        wait_for(lambda: "locked it again" in daemon.log_text(), 15, "the log to say so")
         second = DaemonProcess(sim.ws_url(), state)
         assert second.proc.wait(15) == 3
         assert f"pid {daemon.pid}" in second.log_text()
