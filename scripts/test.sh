@@ -33,8 +33,12 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 fi
 
 ./scripts/bootstrap.sh test
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/ansible-lint -q
 # The runtime's fast tests under each other supported Python this machine has (nox; a missing
-# one is skipped and named), in the background while the linters and type checks run.
+# one is skipped and named), in the background while the type checks run (after the linters: its
+# pip builds write into daemon/build/).
 own="$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 others="$(.venv/bin/python -c 'import noxfile, sys; print(" ".join(v for v in noxfile.SUPPORTED if v != sys.argv[1]))' "$own")"
 echo "test: the runtime's fast tests under Python $others (nox); the full suite under $own" >&2
@@ -43,9 +47,6 @@ trap 'rm -f "$nox_log"' EXIT
 # shellcheck disable=SC2086  # $others is a word list on purpose
 .venv/bin/nox --no-error-on-missing-interpreters -p $others >"$nox_log" 2>&1 &
 nox_pid=$!
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-.venv/bin/ansible-lint -q
 # Types: the runtime as the oldest Python it supports sees it; the controller's tools as theirs.
 .venv/bin/mypy --python-version 3.10 daemon/binance_funding_ws
 .venv/bin/mypy --python-version 3.11 monitor/funding_monitor simulator/binance_funding_sim
