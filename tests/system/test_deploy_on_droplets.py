@@ -67,31 +67,8 @@ def droplet(request, tmp_path_factory):
         yield running
 
 
-# Checks of the controller's side or of the role's own flow run on Debian 12 only; Debian 13
-# repeats every check whose outcome its Python 3.13 and systemd 257 could change (the deploy
-# over the earlier script, hardening, idempotence, the runtime's commands, watchdog, upgrade
-# and rollback, the audit timer, uninstall). Each of these is one or two playbook runs of
-# 20-60 s: repeating them would cost the suite minutes and test nothing the release changes.
-BOOKWORM_ONLY = {
-    "test_rollback_refuses_when_nothing_was_deployed",  # role logic, before any deploy
-    "test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back",
-    "test_a_change_outside_the_daemon_redeploys_nothing",  # the controller's release name
-    "test_check_diff_runs_cleanly_on_a_deployed_host",
-    "test_a_changed_variable_restarts_exactly_once",  # handlers
-    "test_compare_playbook_reports_the_live_file_against_rest",  # compare is in nox's tests
-    "test_a_state_directory_swapped_for_a_link_is_refused_and_its_target_stays_root",
-    "test_a_rerun_with_the_audit_changes_nothing",
-    "test_report_playbook_prints_the_report_and_fails_only_when_strict",
-    "test_disabling_the_audit_removes_it_and_keeps_its_history",
-}
-
-
-@pytest.fixture(autouse=True)
-def _release_independent_checks_once(request):
-    callspec = getattr(request.node, "callspec", None)
-    release = callspec.params.get("droplet") if callspec else None
-    if release not in (None, "bookworm") and request.node.originalname in BOOKWORM_ONLY:
-        pytest.skip("independent of the release: checked on bookworm")
+# Every check runs on both releases: Debian 13's Python 3.13 and systemd 257 may change any of
+# them, and the two sequences run side by side on two workers.
 
 
 @pytest.fixture(scope="module")
