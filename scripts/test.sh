@@ -58,7 +58,7 @@ if [ "$nox_status" -ne 0 ]; then
     echo "test: the runtime's tests failed under another Python (nox, above)" >&2
     exit "$nox_status"
 fi
-# Workers: most tests wait (on a daemon, a droplet's systemd, SSH, ansible), so six share two
+# Workers: most tests wait (on a daemon, a droplet's systemd, SSH, ansible), so four share two
 # cores well; the tests of one droplet stay together in order (xdist_group, see tests/).
 # The 15 slowest tests are listed at the end, to keep the suite's budget in sight.
-exec .venv/bin/pytest -n "${TEST_WORKERS:-6}" --dist loadgroup --durations=15 "$@"
+exec .venv/bin/pytest -n "${TEST_WORKERS:-4}" --dist loadgroup --durations=15 "$@"
