@@ -64,7 +64,9 @@ REAL_SYMBOLS = {  # symbol: rough price, so the demo looks like the real market
     "LTCUSDT": 105.0,
     "TRXUSDT": 0.25,
     "SUIUSDT": 4.2,
-    "PEPEUSDT": 0.0000185,
+    # Binance lists it per 1,000 tokens: at 8 decimals a single token's price (0.0000185) moves
+    # in steps of 0.054 %, coarser than compare's default tolerance.
+    "1000PEPEUSDT": 0.0185,
     "ARBUSDT": 0.82,
     "OPUSDT": 2.1,
 }

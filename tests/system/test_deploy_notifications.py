@@ -290,7 +290,7 @@ def test_the_secrets_appear_nowhere_but_in_their_files(droplet):
             "binance-funding-ws audit" in listing for listing in process_lists
         )
 
-    wait_for(caught_the_audit, 180, "the audit in the process list", step=0)
+    wait_for(caught_the_audit, 180, "the audit in the process list", step=0.05)
     exec_start = droplet.ssh("systemctl", "show", AUDIT, "--property=ExecStart").stdout
     places = {
         "ansible output": "\n".join(OUTPUTS),
