@@ -15,6 +15,7 @@ nox's summary names it.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -51,13 +52,24 @@ os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 @nox.session(python=SUPPORTED, venv_backend="uv|virtualenv")
 def runtime(session: nox.Session) -> None:
     """pip install ./daemon, then the runtime's fast tests."""
-    # Not editable: the wheel the release is built from, with the metadata pip checks.
+    # Not editable: the wheel the release is built from, with the metadata pip checks. Built
+    # from copies: a build in the tree writes daemon/build/, which the pytest run beside this
+    # one reads while building droplet releases (scripts/test.sh runs both at once).
     session.install(
-        "./daemon",
-        "./simulator",
+        *_copies(session, "daemon", "simulator"),
         "pytest>=8",
         "pytest-timeout>=2.3",
         "jsonschema",
         "hypothesis>=6.100",
     )
     session.run("pytest", "-q", "-p", "no:cacheprovider", *FAST_TESTS, *session.posargs)
+
+
+def _copies(session: nox.Session, *projects: str) -> list[str]:
+    """Fresh copies of the project's distributions, their sources only."""
+    where = Path(session.create_tmp()) / "src"
+    shutil.rmtree(where, ignore_errors=True)
+    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    for project in projects:
+        shutil.copytree(project, where / project, ignore=ignore)
+    return [str(where / project) for project in projects]

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Set up and run the full test suite: lint (ruff, ansible-lint), format check, the runtime's
-# fast tests under each other supported Python this machine has (noxfile.py), then pytest.
+# Set up and run the full test suite: lint (ruff, ansible-lint), format check, types (mypy),
+# then pytest, with the runtime's fast tests under each other supported Python this machine
+# has (noxfile.py) running beside it.
 # As root on Debian it also installs the system packages the system-level tests use
 # (OpenSSH for the monitor's SSH tests and Ansible, debootstrap and systemd-nspawn for the
 # throw-away droplet); without root those tests are skipped with their reason.
@@ -36,29 +37,33 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/ansible-lint -q
-# The runtime's fast tests under each other supported Python this machine has (nox; a missing
-# one is skipped and named), in the background while the type checks run (after the linters: its
-# pip builds write into daemon/build/).
-own="$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-others="$(.venv/bin/python -c 'import noxfile, sys; print(" ".join(v for v in noxfile.SUPPORTED if v != sys.argv[1]))' "$own")"
-echo "test: the runtime's fast tests under Python $others (nox); the full suite under $own" >&2
-nox_log="$(mktemp)"
-trap 'rm -f "$nox_log"' EXIT
-# shellcheck disable=SC2086  # $others is a word list on purpose
-.venv/bin/nox --no-error-on-missing-interpreters -p $others >"$nox_log" 2>&1 &
-nox_pid=$!
 # Types: the runtime as the oldest Python it supports sees it; the controller's tools as theirs.
 .venv/bin/mypy --python-version 3.10 daemon/binance_funding_ws
 .venv/bin/mypy --python-version 3.11 monitor/funding_monitor simulator/binance_funding_sim
+# The runtime's fast tests under each other supported Python this machine has (nox; a missing
+# one is skipped and named) run beside the full suite: they fill the cores the suite's last,
+# longest tests leave idle. (nox builds from copies, never in the tree the suite builds from.)
+own="$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+others="$(.venv/bin/python -c 'import noxfile, sys; print(" ".join(v for v in noxfile.SUPPORTED if v != sys.argv[1]))' "$own")"
+echo "test: the runtime's fast tests under Python $others (nox), beside the full suite under $own" >&2
+nox_log="$(mktemp)"
+# shellcheck disable=SC2086  # $others is a word list on purpose
+.venv/bin/nox --no-error-on-missing-interpreters -p $others >"$nox_log" 2>&1 &
+nox_pid=$!
+trap 'kill "$nox_pid" 2>/dev/null; rm -f "$nox_log"' EXIT
+# Workers: most tests wait (on a daemon, a droplet's systemd, SSH, ansible), so four share two
+# cores well; the tests of one droplet stay together in order (xdist_group, see tests/).
+# The 15 slowest tests are listed at the end, to keep the suite's budget in sight.
+pytest_status=0
+.venv/bin/pytest -n "${TEST_WORKERS:-4}" --dist loadgroup --durations=15 "$@" || pytest_status=$?
 nox_status=0
 wait "$nox_pid" || nox_status=$?
 grep -E "^nox > (Session|Ran)|skipped|not found" "$nox_log" >&2 || true
 if [ "$nox_status" -ne 0 ]; then
     tail -n 60 "$nox_log" >&2
     echo "test: the runtime's tests failed under another Python (nox, above)" >&2
-    exit "$nox_status"
 fi
-# Workers: most tests wait (on a daemon, a droplet's systemd, SSH, ansible), so four share two
-# cores well; the tests of one droplet stay together in order (xdist_group, see tests/).
-# The 15 slowest tests are listed at the end, to keep the suite's budget in sight.
-exec .venv/bin/pytest -n "${TEST_WORKERS:-4}" --dist loadgroup --durations=15 "$@"
+if [ "$pytest_status" -ne 0 ]; then
+    exit "$pytest_status"
+fi
+exit "$nox_status"
