@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from deploy_helpers import ANSIBLE_PLAYBOOK, ROOT, SERVICE, playbook, recap, unit
+from release_helpers import copy_project
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
 from binance_funding_ws.clock import now_ms
@@ -338,9 +339,7 @@ def test_the_droplet_gets_the_runtime_only(droplet):
 
 
 def test_a_change_outside_the_daemon_redeploys_nothing(droplet, inventory, tmp_path):
-    copy = tmp_path / "project"
-    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".*cache")
-    shutil.copytree(ROOT, copy, ignore=ignore)
+    copy = copy_project(tmp_path)
     for elsewhere in ("monitor/funding_monitor/app.py", "simulator/binance_funding_sim/server.py"):
         path = copy / elsewhere
         path.write_text(path.read_text() + "\n# edited outside the daemon\n")
