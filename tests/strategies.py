@@ -3,9 +3,21 @@ market: rows perfect or damaged, and well-formed rows dated within a window."""
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import strategies as st
 
 from factories import DOCS_MARK, DOCS_TICKER, decimal_strings
+
+# Under the other Pythons (noxfile.py) these tests show that the code runs there; the full
+# suite, under .venv's Python, explores the properties with every example. nox sets the scale.
+EXAMPLES_SCALE = float(os.environ.get("TEST_HYPOTHESIS_EXAMPLES_SCALE", "1"))
+
+
+def examples(count: int) -> int:
+    """A property test's ``max_examples``: ``count`` in the full suite, fewer under nox."""
+    return max(20, round(count * EXAMPLES_SCALE))
+
 
 decimals = decimal_strings(8, 8, leading_zeros=True)  # -?[0-9]{1,8}(\.[0-9]{1,8})?
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from binance_funding_ws.frames import DecodedFrame, FrameDecoder, MarkPriceRow, TickerRow
 from factories import DOCS_MARK, DOCS_TICKER, combined, mark, marks_frame
-from strategies import exchange_rows, is_good
+from strategies import examples, exchange_rows, is_good
 
 
 def test_docs_mark_price_frame_decodes_with_strings_unchanged(decoder):
@@ -205,7 +205,7 @@ def test_a_stream_name_longer_than_64_characters_rejects_its_frame():
 # -- properties: whatever a frame holds, decoding never fails nor lies ----------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(exchange_rows(), max_size=12), st.booleans())
 def test_every_good_row_is_kept_and_every_bad_row_counted(frame_rows, wrapped):
     payload = {"stream": "!markPrice@arr@1s", "data": frame_rows} if wrapped else frame_rows
@@ -219,7 +219,7 @@ def test_every_good_row_is_kept_and_every_bad_row_counted(frame_rows, wrapped):
     ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 def test_arbitrary_bytes_never_raise(data):
     frame = FrameDecoder().decode(data)

@@ -40,7 +40,7 @@ from factories import (
     previous_entry,
     ticker,
 )
-from strategies import dated_rows, exchange_rows, good_rows
+from strategies import dated_rows, examples, exchange_rows, good_rows
 
 # Independent oracles for the decimal format: any decimal, and one without leading zeros
 # (what a JSON number without an exponent is).
@@ -228,7 +228,7 @@ frame_lists = st.lists(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(frame_lists, st.booleans())
 def test_every_publish_equals_the_model_of_the_rows_merged_so_far(frames, wrapped):
     """Frames of mark, ticker and mini-ticker rows, some damaged, some mixing kinds or naming
@@ -248,7 +248,7 @@ def test_every_publish_equals_the_model_of_the_rows_merged_so_far(frames, wrappe
             assert_readers_accept(book)
 
 
-@settings(max_examples=75, deadline=None)
+@settings(max_examples=examples(75), deadline=None)
 @given(
     st.lists(
         st.tuples(st.lists(market_rows(damaged=False, mini=False), max_size=6), st.booleans()),
@@ -282,7 +282,7 @@ nasty_values = st.one_of(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(st.lists(nasty_values, min_size=1, max_size=8), st.integers(0, 8))
 def test_the_batch_decimal_check_agrees_with_the_regex(values, split):
     """True only when every value is a decimal; False for decimals only when one of them has
@@ -602,7 +602,7 @@ def decimal_ok(*values: str | None) -> bool:
     return all(v is None or re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", v) for v in values)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.lists(exchange_rows(), max_size=8), min_size=1, max_size=6))
 def test_merged_state_holds_the_newest_valid_row_per_symbol_and_always_encodes(frames):
     """A model of the merge: the newest row of a write interval wins; it is published if its
@@ -633,7 +633,7 @@ def test_merged_state_holds_the_newest_valid_row_per_symbol_and_always_encodes(f
     assert decode_state(encode_state(doc)) == doc
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(st.lists(good_rows, max_size=8), st.booleans()), min_size=1, max_size=10))
 def test_a_publish_after_any_merges_equals_a_from_scratch_publish_of_the_same_rows(frames):
     """Whatever frames came and whenever the book published (frames faster than writes, so
@@ -661,7 +661,7 @@ def test_a_publish_after_any_merges_equals_a_from_scratch_publish_of_the_same_ro
     assert book.missing() == scratch.missing()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.lists(dated_rows, max_size=8), min_size=1, max_size=6), st.integers(0, 500))
 def test_no_row_dated_past_its_arrival_plus_the_allowance_is_kept_and_each_is_counted(
     frames, ahead_ms
@@ -681,7 +681,7 @@ def test_no_row_dated_past_its_arrival_plus_the_allowance_is_kept_and_each_is_co
         assert book.funding == unbounded.funding and book.tickers == unbounded.tickers
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.lists(dated_rows, max_size=8), min_size=1, max_size=6), st.integers(1, 6))
 def test_the_book_never_holds_more_than_max_symbols_and_counts_every_refused_row(frames, limit):
     """A model of the limit: a symbol is admitted when the book holds fewer than ``limit``;
