@@ -279,7 +279,12 @@ def test_a_stall_is_said_degraded_then_recovered_once_each_through_30s_of_refusa
     assert kinds == ["DEGRADED", "RECOVERED"], [m.title for m in delivered]
     degraded, recovered = delivered
     host = degraded.title.split()[1].rstrip(":")
-    assert degraded.title.startswith(f"DEGRADED {host}: stalled, data ") and "old" in degraded.title
+    # The daemon notices the stall within its stall timeout and redials at once: a sample sees
+    # it stalled or already reconnecting, whichever that moment holds.
+    said = re.fullmatch(
+        rf"DEGRADED {re.escape(host)}: (stalled|reconnecting), data .* old", degraded.title
+    )
+    assert said, degraded.title
     assert "Next:" in degraded.body and "Next:" in recovered.body
     assert degraded.at >= outage_ms + refuse_s * 1000  # delivered once the 500s ended
     refused = [m for m in receiver.messages(delivered_only=False) if m.status == 500]
