@@ -45,3 +45,10 @@ def unit(droplet: Droplet) -> dict[str, str]:
     props = "ActiveState,SubState,MainPID,NRestarts,User,LoadState"
     out = droplet.ssh("systemctl", "show", SERVICE, f"--property={props}").stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def journal_tail(droplet: Droplet, lines: int = 40) -> str:
+    """The unit's and systemd's last journal lines: what a failed start says, for a message."""
+    return droplet.ssh(
+        "journalctl", "-u", SERVICE, "-u", "init.scope", "-n", str(lines), "--no-pager", check=False
+    ).stdout

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from deploy_helpers import ANSIBLE_PLAYBOOK, ROOT, SERVICE, playbook, recap, unit
+from deploy_helpers import ANSIBLE_PLAYBOOK, ROOT, SERVICE, journal_tail, playbook, recap, unit
 from release_helpers import copy_project
 
 from binance_funding_sim import SimulatorConfig, SimulatorThread
@@ -490,7 +490,7 @@ def test_a_state_directory_swapped_for_a_link_is_refused_and_its_target_stays_ro
     finally:
         as_trader(droplet, f"rm {state_dir} && mv {state_dir}.real {state_dir}")
     result = playbook("deploy.yml", inventory)  # the directory is real again: all is well
-    assert result.returncode == 0
+    assert result.returncode == 0, journal_tail(droplet)
     assert state(droplet).connection_status.state == "connected"
 
 
