@@ -92,6 +92,40 @@ def _children(pid: int) -> list[int]:
     return []
 
 
+def cgroups_beside_this_process(name: str) -> list[Path]:
+    """A cgroup named ``name`` beside this process, in each hierarchy systemd-nspawn uses:
+    the unified (v2) one, and on a hybrid host the v1 ``name=systemd`` one too.
+
+    systemd-nspawn with --keep-unit (as without systemd on the host it must) moves itself to
+    ``supervisor`` and the container to ``payload`` under the cgroup it started in. Two
+    droplets started from one cgroup would then share ``payload``: every container's
+    ``system.slice/binance-funding-ws.service`` would be one cgroup, each systemd seeing and
+    killing, or failing to kill, the other's processes. Each droplet starts in a cgroup of
+    its own, from the list this returns.
+    """
+    own = {}  # hierarchy key ("" for v2, "name=systemd") -> this process's path in it
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _number, key, path = line.split(":", 2)
+        own[key] = path
+    dirs = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, super_fields = line.partition(" - ")
+        mount_root, mount_point = fields.split()[3:5]
+        fstype, _source, options = super_fields.split()[:3]
+        if fstype == "cgroup2":
+            key = ""
+        elif fstype == "cgroup" and "name=systemd" in options.split(","):
+            key = "name=systemd"
+        else:
+            continue
+        path = own.get(key)
+        if path is None or not (path + "/").startswith(mount_root.rstrip("/") + "/"):
+            continue  # this process is outside what the mount shows (another namespace)
+        inside = path[len(mount_root.rstrip("/")) :].lstrip("/")
+        dirs.append(Path(mount_point.replace("\\040", " ")) / inside / name)
+    return dirs
+
+
 class SSHError(subprocess.CalledProcessError):
     """A failed remote command whose message shows what the command printed."""
 
@@ -122,6 +156,7 @@ class Droplet:
         self._upper = base / "upper"
         self._work = base / "work"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.cgroups: list[Path] = []  # its own, one per hierarchy (cgroups_beside_this_process)
         # One shared SSH connection per user (see ssh()): tried once, on first use after boot.
         self._up = False
         self._masters: set[str] = set()
@@ -148,6 +183,7 @@ class Droplet:
         self._make_root()
         self.copy_seconds = time.monotonic() - started
         self._prepare()
+        self._make_cgroups()
         self._boot()
         self._wait_until_up(timeout)
         self._up = True
@@ -215,8 +251,21 @@ class Droplet:
                 return int(fields[2]), int(fields[3])
         raise LookupError(f"no user {user} in the droplet")
 
+    def _make_cgroups(self) -> None:
+        self.cgroups = cgroups_beside_this_process(self.name)
+        if not self.cgroups:
+            raise RuntimeError("no cgroup hierarchy of systemd's in /proc/self/mountinfo")
+        for path in self.cgroups:
+            path.mkdir()
+
     def _boot(self) -> None:
+        # A shell writes its own PID into the droplet's cgroups, then execs (setpriv, then)
+        # systemd-nspawn: it starts there. A preexec_fn could too, but is not safe in a
+        # process with threads, as the tests' simulator runs in.
+        enter = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+        procs = [str(path / "cgroup.procs") for path in self.cgroups]
         command = [
+            *("sh", "-c", enter, "sh", *procs, "--"),
             *self._die_with_parent(),
             "systemd-nspawn",
             f"--directory={self.root}",
@@ -297,6 +346,7 @@ class Droplet:
         if self._unmount():
             for path in (self.root, self._upper, self._work):
                 shutil.rmtree(path, ignore_errors=True)
+        self._remove_cgroups()
         self.stop_seconds = time.monotonic() - started
 
     def _halt(self, timeout: float) -> None:
@@ -318,6 +368,21 @@ class Droplet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+    def _remove_cgroups(self, timeout: float = 5) -> None:
+        """Remove the droplet's cgroups, innermost first. The container's processes die with
+        its PID 1, but the kernel may take a moment to reap them (rmdir says EBUSY until then).
+        """
+        deadline = time.monotonic() + timeout
+        while self.cgroups:
+            for top in self.cgroups:
+                for path, _dirs, _files in os.walk(top, topdown=False):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(path)
+            self.cgroups = [path for path in self.cgroups if path.exists()]
+            if not self.cgroups or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
     def _unmount(self) -> bool:
         """Unmount the overlay and anything left mounted under the root; True when none is.

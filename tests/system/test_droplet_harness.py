@@ -167,12 +167,37 @@ def test_the_rootfs_script_refuses_an_unknown_release_in_one_line():
     assert result.stderr == "droplet-rootfs: unknown release 'sid' (bullseye, bookworm or trixie)\n"
 
 
+def test_two_droplets_never_share_a_units_control_group(droplet, tmp_path):
+    # systemd-nspawn puts a container under the cgroup it was started in. Two droplets
+    # started from one cgroup shared every unit's cgroup: each systemd saw the other's
+    # processes in its service (and failed to kill them), as the deploy tests' two releases,
+    # side by side with the same service, did.
+    with Droplet(tmp_path / "other", ensure_rootfs("trixie"), release="trixie") as other:
+        for each in (droplet, other):
+            each.ssh("systemd-run", "--unit=probe", "sleep", "infinity")
+        try:
+            for each in (droplet, other):
+                main = each.ssh("systemctl", "show", "probe", "-p", "MainPID", "--value").stdout
+                assert unit_processes(each, "probe") == main.split()
+        finally:
+            droplet.ssh("systemctl", "stop", "probe")
+
+
+def unit_processes(droplet: Droplet, unit: str) -> list[str]:
+    """The PIDs in the unit's cgroup, as the droplet sees them (0: one it cannot see)."""
+    cgroup = droplet.ssh("systemctl", "show", unit, "-p", "ControlGroup", "--value").stdout
+    mount = droplet.ssh("findmnt", "-t", "cgroup2", "-n", "-o", "TARGET").stdout.split()[0]
+    return droplet.ssh("cat", f"{mount}{cgroup.strip()}/cgroup.procs").stdout.split()
+
+
 def test_stop_shuts_down_and_leaves_nothing(droplet):
     """Last: stops the module's droplet (its fixture's stop then does nothing)."""
     nspawn = droplet.pid
     assert nspawn is not None
     init = int(Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()[0])
     namespace = os.readlink(f"/proc/{init}/ns/pid")
+    cgroups = list(droplet.cgroups)
+    assert cgroups and all((path / "cgroup.procs").exists() for path in cgroups)
     droplet.stop()
     print(f"stop {droplet.stop_seconds:.2f} s")
     assert droplet.stop_seconds < 15
@@ -180,6 +205,7 @@ def test_stop_shuts_down_and_leaves_nothing(droplet):
     assert not any(pid_namespace(pid) == namespace for pid in os.listdir("/proc") if pid.isdigit())
     assert str(droplet.root) not in Path("/proc/mounts").read_text()
     assert not droplet.root.exists()
+    assert not any(path.exists() for path in cgroups)  # its own, gone with it
     droplet.stop()  # idempotent
 
 
