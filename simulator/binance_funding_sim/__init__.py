@@ -4,6 +4,11 @@ Used by the demo, the tests and dry runs on the controller; never installed on t
 See :mod:`binance_funding_sim.server`.
 """
 
-from binance_funding_sim.server import Simulator, SimulatorConfig, SimulatorThread
+from binance_funding_sim.server import (
+    Simulator,
+    SimulatorConfig,
+    SimulatorThread,
+    finish_leftover_tasks,
+)
 
-__all__ = ["Simulator", "SimulatorConfig", "SimulatorThread"]
+__all__ = ["Simulator", "SimulatorConfig", "SimulatorThread", "finish_leftover_tasks"]

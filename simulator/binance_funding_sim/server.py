@@ -790,6 +790,21 @@ def _json(
     return response
 
 
+async def finish_leftover_tasks() -> None:
+    """Cancel every other task of the running loop and wait for them: what ``asyncio.run``
+    does on its way out, for a loop run by hand.
+
+    A connection accepted while a websockets server closes still has a handler task after
+    ``wait_closed()`` (Python 3.11's ``asyncio.Server.wait_closed`` does not wait for it);
+    left pending, it is destroyed with the loop ("Task was destroyed but it is pending").
+    """
+    leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+
+
 class SimulatorThread:
     """A :class:`Simulator` on its own event loop in a background thread (for tests).
 
@@ -810,6 +825,8 @@ class SimulatorThread:
         try:
             self._run(self.sim.stop())
         finally:
+            with contextlib.suppress(Exception):  # the stop's own error is the one to see
+                self._run(finish_leftover_tasks())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop.close()

@@ -16,7 +16,12 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from binance_funding_sim.server import GARBAGE_KINDS, SimulatorConfig, SimulatorThread
+from binance_funding_sim.server import (
+    GARBAGE_KINDS,
+    SimulatorConfig,
+    SimulatorThread,
+    finish_leftover_tasks,
+)
 from binance_funding_ws.frames import FrameDecoder
 from daemon_helpers import wait_for
 
@@ -294,6 +299,28 @@ def test_server_pings_and_the_client_answers():
                 raise AssertionError("no ping answered")
 
         asyncio.run(go())
+
+
+def test_leftover_tasks_are_cancelled_and_finish_their_cleanup():
+    # The simulator's thread runs its loop by hand: a handler task that outlived the
+    # server's close must end as under asyncio.run, not be destroyed pending with the loop.
+    cleaned: list[int] = []
+
+    async def handler(number: int) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append(number)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(handler(number)) for number in range(3)]
+        await asyncio.sleep(0)  # each is now waiting
+        await finish_leftover_tasks()
+        assert all(task.cancelled() for task in tasks)
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        assert sorted(cleaned) == [0, 1, 2]
+
+    asyncio.run(main())
 
 
 def test_a_client_that_does_not_read_is_closed_with_1008():

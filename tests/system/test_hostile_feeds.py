@@ -25,6 +25,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from binance_funding_sim import finish_leftover_tasks
 from binance_funding_ws.clock import now_ms
 from binance_funding_ws.state import StateDocument
 from daemon_helpers import DaemonProcess
@@ -64,7 +65,7 @@ class HostileExchange:
         self._queue: asyncio.Queue[bytes] | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),))
+        self._thread = threading.Thread(target=self._run)
 
     @property
     def url(self) -> str:
@@ -79,7 +80,16 @@ class HostileExchange:
     def __exit__(self, *exc: object) -> None:
         assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        self._thread.join(30)
+        if self._thread.is_alive():
+            raise AssertionError("the hostile exchange did not stop within 30 s")
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._serve())
+        finally:
+            self._loop.run_until_complete(finish_leftover_tasks())
+            self._loop.close()
 
     def inject(self, *frames: bytes) -> int:
         """Queue frames to send; return how many injected frames will have been sent then."""
