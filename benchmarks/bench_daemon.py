@@ -1,4 +1,5 @@
-"""Benchmark: the daemon against a decode-only floor (and the seed's way), on the same frames.
+"""Benchmark: the daemon against a decode-only floor (and the earlier daemon's way), on the
+same frames.
 
 Two modes, each one run of one simulator that all clients subscribe to at the same time, so
 they get the same frames:
@@ -15,16 +16,16 @@ The clients, each a subprocess:
 * the daemon (``python -m binance_funding_ws run``), doing everything it does live, state
   file included;
 * the floor: ``recv(decode=False)`` + ``msgspec.json.decode`` of every frame, nothing else
-  (``--floor-parser orjson`` for ``orjson.loads``, what issue #15 measured with);
-* the seed-style baseline (``seed_style.py`` beside this file; always in live mode,
-  ``--seed-style`` adds it to a replay): the earlier daemon's way, ``websocket-client``,
+  (``--floor-parser orjson`` for ``orjson.loads``, what the earlier measurements used);
+* the earlier-daemon baseline (``earlier_daemon.py`` beside this file; always in live mode,
+  ``--earlier-daemon`` adds it to a replay): the earlier daemon's way, ``websocket-client``,
   ``json.loads`` and the whole state through ``json.dump(indent=2)`` on every message.
 
 Printed: for each client CPU seconds per 1,000 frames, CPU seconds and % of one core (CPU
 seconds over the window's length: the share of a core the client needs at this rate; above
-100 % it cannot keep up), peak RSS (VmHWM); the ratios daemon / floor and seed-style /
+100 % it cannot keep up), peak RSS (VmHWM); the ratios daemon / floor and earlier-daemon /
 daemon; the delay from a frame's arrival to its value being visible in the daemon's state
-file. Targets: daemon CPU <= 1.5x the floor's and >= 40x below the seed style's, peak RSS
+file. Targets: daemon CPU <= 1.5x the floor's and >= 40x below the earlier daemon's, peak RSS
 <= 35 MB up to 1,000 symbols and <= 60 MB above (one rule for both modes: the replay's 700
 symbols fall under the 35 MB one), visibility <= write interval + 100 ms.
 
@@ -32,12 +33,12 @@ How: after a warm-up the market is paused until every client has handled every f
 (and the daemon has written them), CPU and frame counts are read, the market runs for the
 measured window, and is paused and read again. The window's edges thus fall between frames:
 all clients handled exactly the same frames, each frame's whole cost (the daemon's write of
-it, the seed style's too) is inside. CPU is each process's own (utime + stime, all threads,
+it, the earlier daemon's too) is inside. CPU is each process's own (utime + stime, all threads,
 read from its CPU-time clock at ns resolution), so the simulator's, in this process, is not
 counted. Meanwhile this process watches the daemon's state file, and every half second notes
-how far the floor and the seed style are behind. A client that falls behind is waited for
+how far the floor and the earlier daemon are behind. A client that falls behind is waited for
 at the window's end, however long it takes while it makes progress, and said to have
-fallen behind: its figures stay exact. For that, with the seed style in the run the
+fallen behind: its figures stay exact. For that, with the earlier daemon in the run the
 simulator never closes a slow connection (its ``send_queue`` is raised from 256), sends no
 pings, and the daemon gets ``--stall-timeout 3600`` so a long wait is not a stall to it.
 
@@ -86,14 +87,14 @@ BACKLOG_EVERY_S = 0.5  # how often the window notes how far the counted clients 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 COUNTER = struct.Struct("<Q")  # a counted client's frame count, in a shared 8-byte mmap
 REPO = Path(__file__).resolve().parents[1]
-SEED_SCRIPT = Path(__file__).resolve().with_name("seed_style.py")
-TARGET_RATIO, TARGET_SEED_RATIO, TARGET_SLACK_MS = 1.5, 40.0, 100.0
+EARLIER_SCRIPT = Path(__file__).resolve().with_name("earlier_daemon.py")
+TARGET_RATIO, TARGET_EARLIER_RATIO, TARGET_SLACK_MS = 1.5, 40.0, 100.0
 TARGET_RSS_MB = {1000: 35.0, math.inf: 60.0}  # up to this many symbols: this peak RSS
 LIVE = {"symbols": 900, "tick": 1.0, "warmup": 5.0, "duration": 60.0}
 REPLAY = {"symbols": 700, "tick": 0.05, "ticker_changes": 200, "warmup": 3.0, "duration": 30.0}
 LIVE_MIN_DURATION, LIVE_TICKER_SHARE = 60.0, 0.7
 FRAMES_PER_TICK = 3  # the simulator's 2 mark-price frames (mark_frames=2) and 1 ticker frame
-LABELS = {"daemon": "daemon", "floor": "floor", "seed": "seed-style"}
+LABELS = {"daemon": "daemon", "floor": "floor", "earlier": "earlier"}  # the earlier daemon's way
 PARSERS = {"msgspec": "msgspec.json.decode", "orjson": "orjson.loads"}
 
 # The floor: what any client must do with these frames (receive, parse) and nothing else.
@@ -245,9 +246,9 @@ def start_floor(url, counter_path, parser):
     return subprocess.Popen([sys.executable, "-c", FLOOR, url, str(counter_path), parser])
 
 
-def start_seed(url, counter_path, state_file, log_file):
+def start_earlier(url, counter_path, state_file, log_file):
     counter_path.write_bytes(bytes(COUNTER.size))
-    command = [sys.executable, str(SEED_SCRIPT), url, str(counter_path), str(state_file)]
+    command = [sys.executable, str(EARLIER_SCRIPT), url, str(counter_path), str(state_file)]
     return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
 
 
@@ -398,15 +399,17 @@ class Bench:
         self._log_ticks(sim)
         url = sim.ws_url()
         self.state_file = workdir / "state.json"
-        self.counters = {"floor": workdir / "floor.count", "seed": workdir / "seed.count"}
+        self.counters = {"floor": workdir / "floor.count", "earlier": workdir / "earlier.count"}
         self.watcher = StateWatcher(self.state_file, self.ticks)
-        stall = 3600 if args.seed_style else None  # waiting for the seed is no stall
+        stall = (
+            3600 if args.earlier_daemon else None
+        )  # waiting for the earlier daemon's way is no stall
         self.processes = {
             "daemon": start_daemon(url, self.state_file, args.write_interval, logs["daemon"], stall)
         }
         self.url = stream_endpoint(url, STREAMS).url  # the very URL the daemon dials
         self.ids = {}
-        self.counted = ("floor", "seed") if args.seed_style else ("floor",)
+        self.counted = ("floor", "earlier") if args.earlier_daemon else ("floor",)
         self.backlog = dict.fromkeys(self.counted, 0)
         self.profiler = None
 
@@ -454,11 +457,13 @@ class Bench:
         (self.ids["daemon"],) = open_connections(self.sim)
         parser, workdir = self.args.floor_parser, self.workdir
         self._join("floor", lambda: start_floor(self.url, self.counters["floor"], parser))
-        if self.args.seed_style:
-            state = workdir / "seed-state.json"
+        if self.args.earlier_daemon:
+            state = workdir / "earlier-state.json"
             self._join(
-                "seed",
-                lambda: start_seed(self.url, self.counters["seed"], state, self.logs["seed"]),
+                "earlier",
+                lambda: start_earlier(
+                    self.url, self.counters["earlier"], state, self.logs["earlier"]
+                ),
             )
 
     def settle(self):
@@ -548,7 +553,7 @@ def measure(args):
     config = SimulatorConfig(
         tick=args.tick, symbols=args.symbols, ticker_changes=args.ticker_changes
     )
-    if args.seed_style:  # never close the slow one: wait for it, and say it fell behind
+    if args.earlier_daemon:  # never close the slow one: wait for it, and say it fell behind
         config = dataclasses.replace(config, send_queue=1_000_000, ping_interval=None)
     with (
         tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp,
@@ -556,7 +561,7 @@ def measure(args):
         contextlib.ExitStack() as files,
     ):
         workdir = Path(tmp)
-        paths = {who: workdir / f"{who}.log" for who in ("daemon", "seed")}
+        paths = {who: workdir / f"{who}.log" for who in ("daemon", "earlier")}
         logs = {who: files.enter_context(path.open("wb")) for who, path in paths.items()}
         bench = Bench(args, sim, workdir, logs)
         try:
@@ -612,12 +617,12 @@ def summarise(args, raw):
         figures[f"{who}_peak_rss_mb"] = round(raw["rss"][who], 1)
     per_k = {who: figures[f"{who}_cpu_s_per_1000_frames"] for who in end["cpu"]}
     figures["cpu_ratio"] = ratio(per_k["daemon"], per_k["floor"])
-    if "seed" in per_k:
-        figures["seed_ratio"] = ratio(per_k["seed"], per_k["daemon"])
-        backlog = raw["backlog"]["seed"]
-        figures["seed_max_backlog_frames"] = backlog
-        figures["seed_catch_up_s"] = round(end["catch_up_s"], 2)
-        figures["seed_fell_behind"] = backlog > 2 * FRAMES_PER_TICK
+    if "earlier" in per_k:
+        figures["earlier_ratio"] = ratio(per_k["earlier"], per_k["daemon"])
+        backlog = raw["backlog"]["earlier"]
+        figures["earlier_max_backlog_frames"] = backlog
+        figures["earlier_catch_up_s"] = round(end["catch_up_s"], 2)
+        figures["earlier_fell_behind"] = backlog > 2 * FRAMES_PER_TICK
     figures["floor_max_backlog_frames"] = raw["backlog"]["floor"]
     for kind in ("worst", "newest", "write"):
         values = raw[f"{kind}_ms"]
@@ -645,10 +650,10 @@ def targets(figures):
         f"daemon CPU <= {TARGET_RATIO}x floor": figures["cpu_ratio"] is not None
         and figures["cpu_ratio"] <= TARGET_RATIO
     }
-    if "seed_ratio" in figures:
-        seed = figures["seed_ratio"]
-        checks[f"seed-style CPU >= {TARGET_SEED_RATIO:.0f}x daemon"] = (
-            seed is not None and seed >= TARGET_SEED_RATIO
+    if "earlier_ratio" in figures:
+        earlier = figures["earlier_ratio"]
+        checks[f"earlier-daemon CPU >= {TARGET_EARLIER_RATIO:.0f}x daemon"] = (
+            earlier is not None and earlier >= TARGET_EARLIER_RATIO
         )
     checks[f"daemon peak RSS <= {rss_mb:.0f} MB"] = figures["daemon_peak_rss_mb"] <= rss_mb
     checks[f"visibility (worst frame) <= {limit_ms:.0f} ms"] = (
@@ -666,8 +671,8 @@ def reproduce(args):
         *([] if args.floor_parser == "msgspec" else ["--floor-parser", args.floor_parser]),
         *(
             []
-            if args.seed_style == args.live
-            else [f"--{'' if args.seed_style else 'no-'}seed-style"]
+            if args.earlier_daemon == args.live
+            else [f"--{'' if args.earlier_daemon else 'no-'}earlier-daemon"]
         ),
         *(["--profile", args.profile, "--profile-rate", args.profile_rate] if args.profile else []),
         *(["--json"] if args.json else []),
@@ -680,7 +685,7 @@ def reproduce(args):
 def machine(args):
     names = ["websockets", "msgspec"]
     names += ["orjson"] if args.floor_parser == "orjson" else []
-    names += ["websocket-client"] if args.seed_style else []
+    names += ["websocket-client"] if args.earlier_daemon else []
     names += ["py-spy"] if args.profile else []
     versions = {}
     for name in names:
@@ -705,20 +710,20 @@ def client_line(figures, who):
     )
 
 
-def seed_lines(figures):
-    if "seed_ratio" not in figures:
+def earlier_lines(figures):
+    if "earlier_ratio" not in figures:
         return []
-    backlog, catch_up = figures["seed_max_backlog_frames"], figures["seed_catch_up_s"]
-    if figures["seed_fell_behind"]:
+    backlog, catch_up = figures["earlier_max_backlog_frames"], figures["earlier_catch_up_s"]
+    if figures["earlier_fell_behind"]:
         state = (
-            f"seed-style baseline FELL BEHIND: up to {backlog} frames queued, caught up "
+            f"earlier-daemon baseline FELL BEHIND: up to {backlog} frames queued, caught up "
             f"{catch_up} s after the market paused (waited for: its figures are exact)"
         )
     else:
         state = f"kept up: at most {backlog} frames queued, caught up {catch_up} s after the pause"
     return [
-        f"  seed ratio    {figures['seed_ratio']} (seed-style / daemon)",
-        f"  seed pace     {state}",
+        f"  earlier ratio {figures['earlier_ratio']} (earlier daemon / daemon)",
+        f"  earlier pace  {state}",
     ]
 
 
@@ -763,7 +768,7 @@ def report(figures):
         *(client_line(figures, who) for who in clients),
         f"  floor parser  {figures['floor_parser']}",
         f"  CPU ratio     {figures['cpu_ratio']} (daemon / floor)",
-        *seed_lines(figures),
+        *earlier_lines(figures),
         f"  visibility    write interval {figures['write_interval_s']} s, "
         f"{figures['daemon_writes']} writes, {figures['visibility_worst_ms']['versions']} "
         f"measured; polling adds up to {POLL_S * 1000:.0f} ms to each",
@@ -788,7 +793,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--live",
         action="store_true",
-        help="live cadence: a tick a second, >= 60 s, the seed-style baseline too",
+        help="live cadence: a tick a second, >= 60 s, the earlier-daemon baseline too",
     )
     parser.add_argument("--symbols", type=int, help="ordinary contracts [700; --live: 900]")
     parser.add_argument("--tick", type=float, help="seconds per tick [0.05; --live: 1, fixed]")
@@ -802,9 +807,9 @@ def parse_args(argv=None):
         "--floor-parser", choices=sorted(PARSERS), default="msgspec", help="[msgspec]"
     )
     parser.add_argument(
-        "--seed-style",
+        "--earlier-daemon",
         action=argparse.BooleanOptionalAction,
-        help="run the seed-style baseline too [off; --live: on]",
+        help="run the earlier-daemon baseline too [off; --live: on]",
     )
     parser.add_argument("--profile", metavar="PATH", help="py-spy the daemon, raw stacks to PATH")
     parser.add_argument("--profile-rate", type=int, default=200, help="samples a second [200]")
@@ -818,10 +823,12 @@ def parse_args(argv=None):
             setattr(args, name, value)
     if args.ticker_changes is None:
         args.ticker_changes = max(1, round(LIVE_TICKER_SHARE * args.symbols))
-    if args.seed_style is None:
-        args.seed_style = args.live
+    if args.earlier_daemon is None:
+        args.earlier_daemon = args.live
     if args.live and args.duration < LIVE_MIN_DURATION:
-        parser.error(f"--live needs --duration >= {LIVE_MIN_DURATION:.0f} (issue #15's minimum)")
+        parser.error(
+            f"--live needs --duration >= {LIVE_MIN_DURATION:.0f}: a live window is a minute or more"
+        )
     return args
 
 

@@ -1,4 +1,4 @@
-"""Micro-benchmark: the receive and publish path's steps, and the alternatives tried (issue #15).
+"""Micro-benchmark: the receive and publish path's steps, and the alternatives tried.
 
 In one process, on the simulator's own rows for one live tick (903 symbols: two mark-price
 frames and a 630-row ticker frame by default), each step is timed over many ticks, best of

@@ -10,7 +10,7 @@ tickers, about 0.6 MB. Measured in one run, on that file:
 * **cached** — the daemon stopped, the file unchanged: the cost per lookup on one thread
   (best of five runs), and the throughput of ``--threads`` threads together;
 * **parse** — what the first lookup after a change pays: stat, read, typed decode, quotes;
-* **naive** — what the seed did per alert: ``json.load`` of the whole file, then a dict
+* **naive** — what the earlier daemon did per alert: ``json.load`` of the whole file, then a dict
   lookup and an age check; and ``read_state()`` per alert (typed, still a parse per alert).
 
 Target: a cached lookup <= 5 us. Figures, not a test: this exits 0 whatever they are.
@@ -147,7 +147,7 @@ def timed_ms(action: Callable[[], object], repeat: int) -> float:
 
 
 def naive_json(state_file: Path, symbol: str) -> dict | None:
-    """The seed's way: the whole file through json.load for every alert."""
+    """The earlier daemon's way: the whole file through json.load for every alert."""
     with state_file.open() as handle:
         entry = json.load(handle)["funding"].get(symbol)
     if entry is None or now_ms() - entry["event_time"] > MAX_AGE * 1000:

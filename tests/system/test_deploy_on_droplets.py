@@ -472,7 +472,7 @@ def test_an_upgrade_then_rollback_runs_the_previous_release(droplet, inventory, 
 def test_a_state_directory_swapped_for_a_link_is_refused_and_its_target_stays_root(
     droplet, inventory
 ):
-    # Issue #12: the service user owns its home, so it can replace the state directory by a
+    # The service user owns its home, so it can replace the state directory by a
     # link to a root-owned directory; a redeploy must not follow it and hand the target over.
     state_dir = str(Path(STATE_FILE).parent)
     target = "/var/lib/root-owned-target"  # stands for /etc without risking the droplet

@@ -114,6 +114,33 @@ def test_user_documents_use_no_words_from_the_project_history(path):
     assert found == [], "say 'the earlier daemon' or 'the earlier script' instead"
 
 
+SHIPPED = ("daemon", "monitor", "simulator", "benchmarks", "playbooks", "inventory", "scripts")
+SHIPPED_SUFFIXES = {".py", ".yml", ".yaml", ".j2", ".sh", ".md", ".toml", ".txt", ".cfg"}
+
+
+def shipped_files() -> list[Path]:
+    """What users run or read beside the documents: code, playbooks, scripts (messages,
+    --help texts and comments all reach them)."""
+    found = [ROOT / "ansible.cfg", *sorted((ROOT / "requirements").glob("*.txt"))]
+    for top in SHIPPED:
+        for path in sorted((ROOT / top).rglob("*")):
+            skipped = {"__pycache__", "build"} & set(path.parts) or ".egg-info" in str(path)
+            if path.suffix in SHIPPED_SUFFIXES and path.is_file() and not skipped:
+                found.append(path)
+    return [path for path in found if path.is_file()]
+
+
+def test_shipped_code_and_tools_use_no_words_from_the_project_history():
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in shipped_files()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if HISTORY_WORDS.search(line)
+    ]
+    assert len(shipped_files()) > 100
+    assert found == [], "say 'the earlier daemon' or 'the earlier script' instead"
+
+
 def test_the_state_file_example_is_a_valid_state_file():
     text = (ROOT / "docs/state-file.md").read_text(encoding="utf-8")
     example = re.search(r"^```json\n(.*?)^```", text, re.MULTILINE | re.DOTALL)

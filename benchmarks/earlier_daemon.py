@@ -1,17 +1,17 @@
-"""The seed-style baseline of ``bench_daemon.py``: the earlier daemon's way, as a client.
+"""The earlier-daemon baseline of ``bench_daemon.py``: the earlier daemon's way, as a client.
 
-What the seed did with every frame: ``websocket-client``'s ``WebSocketApp`` calls
+What the earlier daemon did with every frame: ``websocket-client``'s ``WebSocketApp`` calls
 ``on_message``, which ``json.loads`` the frame, stores each raw row in the ``funding`` or
 ``tickers`` dict (by symbol, under a ``threading.Lock``) and then writes the whole state,
 ``json.dump(state, f, indent=2)`` to ``<state>.tmp`` and ``Path.replace`` — the write-up's
-own code. Nothing here is tuned: the library's defaults, the seed's encoder, a write per
+own code. Nothing here is tuned: the library's defaults, the earlier daemon's encoder, a write per
 message.
 
 The only addition is for the benchmark: after each message's write, the count of messages
 handled goes into a shared 8-byte mmap (as the floor's does), so the benchmark can wait for
 this client to have handled every frame sent. A ``pack_into`` costs ~0.1 us per frame.
 
-    python benchmarks/seed_style.py URL COUNTER_FILE STATE_FILE
+    python benchmarks/earlier_daemon.py URL COUNTER_FILE STATE_FILE
 
 Not a module to import: ``bench_daemon.py`` runs it as a subprocess and measures its CPU.
 """
@@ -64,11 +64,11 @@ def on_message(ws, message):
 
 
 def on_error(ws, error):
-    print(f"seed-style baseline: {error!r}", file=sys.stderr, flush=True)
+    print(f"earlier-daemon baseline: {error!r}", file=sys.stderr, flush=True)
 
 
 def on_close(ws, code, reason):
-    print(f"seed-style baseline: closed {code} {reason!r}", file=sys.stderr, flush=True)
+    print(f"earlier-daemon baseline: closed {code} {reason!r}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
