@@ -115,7 +115,7 @@ def test_no_releases_directory_is_an_empty_list(tmp_path):
 
 
 def unit(path: Path) -> str | None:
-    return look(program("configure.yml", "funding__unit_program"), path)["content"]
+    return look(program("unit_look.yml", "funding__unit_program"), path)["content"]
 
 
 def test_the_unit_is_kept_only_from_a_regular_file_and_at_most_a_mib(tmp_path):

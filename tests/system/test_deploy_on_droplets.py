@@ -180,6 +180,7 @@ def test_rollback_refuses_when_nothing_was_deployed(inventory):
 
 # The earlier script as the user's droplet runs it: same unit name, user and state file.
 EARLIER_SCRIPT = ROOT / "tests/earlier_script.py"
+REPLACED_UNIT = f"/opt/binance-funding-ws/replaced/{SERVICE}"
 EARLIER_EXEC = f"/usr/bin/python3 /usr/local/lib/earlier-funding/earlier_script.py {STATE_FILE}"
 EARLIER_UNIT = f"""[Unit]
 Description=Binance funding rates to a JSON file (the earlier script)
@@ -297,7 +298,7 @@ def test_a_deploy_over_the_earlier_script_loses_nothing_and_installs_a_hardened_
     journal = droplet.ssh("journalctl", "-u", SERVICE, "--no-pager", "-o", "cat").stdout
     assert "imported" in journal and pre in journal
     # The unit it replaced is kept for rollback.yml.
-    replaced = droplet.ssh("cat", f"/opt/binance-funding-ws/replaced/{SERVICE}").stdout
+    replaced = droplet.ssh("cat", REPLACED_UNIT).stdout
     assert replaced == EARLIER_UNIT
     # And what it installed: one writer, ours, hardened, connected.
     props = unit(droplet)
@@ -363,7 +364,21 @@ def test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back(
     command = droplet.ssh("ps", "-o", "args=", "-p", unit(droplet)["MainPID"]).stdout.strip()
     assert command == EARLIER_EXEC
     wait_for(lambda: earlier_funding(droplet), 30, "the earlier script writing again", step=0.2)
-    # The next test's deploy brings ours back (one start of ours, a new process).
+
+
+def test_uninstall_leaves_a_unit_that_is_not_ours_running_and_keeps_its_copy(droplet, inventory):
+    # Right after the rollback above: the unit installed is the earlier script's again.
+    earlier_pid = unit(droplet)["MainPID"]
+    result = playbook("uninstall.yml", inventory)
+    said = " ".join(result.stdout.split())
+    assert result.returncode == 0
+    assert f"{SERVICE} is not ours (the unit the first deploy replaced" in said
+    assert unit(droplet)["ActiveState"] == "active" and unit(droplet)["MainPID"] == earlier_pid
+    assert droplet.ssh("cat", f"/etc/systemd/system/{SERVICE}").stdout == EARLIER_UNIT
+    assert droplet.ssh("ls", "-A", "/opt/binance-funding-ws").stdout.split() == ["replaced"]
+    assert droplet.ssh("cat", REPLACED_UNIT).stdout == EARLIER_UNIT
+    assert droplet.ssh("test", "-e", "/etc/binance-funding-ws", check=False).returncode == 1
+    # The next test's deploy installs ours afresh over it (one start of ours, a new process).
 
 
 def test_a_changed_variable_restarts_exactly_once(droplet, inventory):
@@ -681,9 +696,13 @@ def test_disabling_the_audit_removes_it_and_keeps_its_history(droplet, audit_inv
 
 def test_uninstall_removes_the_service_and_keeps_the_state_file(droplet, inventory):
     result = playbook("uninstall.yml", inventory)
+    said = " ".join(result.stdout.split())
     assert result.returncode == 0
     assert unit(droplet)["LoadState"] == "not-found"
-    assert droplet.ssh("test", "-e", "/opt/binance-funding-ws", check=False).returncode == 1
+    # All of ours goes; the earlier script's unit, kept when ours first replaced it, stays.
+    assert droplet.ssh("ls", "-A", "/opt/binance-funding-ws").stdout.split() == ["replaced"]
+    assert droplet.ssh("cat", REPLACED_UNIT).stdout == EARLIER_UNIT
+    assert f"the unit the first deploy replaced kept: {REPLACED_UNIT}" in said
     doc = state(droplet)
     assert doc.connection_status.state == "stopped"  # the daemon's last word, kept
     again = playbook("uninstall.yml", inventory)
