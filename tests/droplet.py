@@ -48,6 +48,11 @@ def skip_reason() -> str | None:
     cgroup = Path("/sys/fs/cgroup")
     if not cgroup.is_dir() or not any(cgroup.iterdir()):
         return "no cgroup filesystem at /sys/fs/cgroup: systemd cannot run in a container"
+    beside = cgroups_beside_this_process("droplet")
+    if not beside:
+        return "no cgroup hierarchy of systemd's is mounted: systemd cannot run in a container"
+    if not all(os.access(path.parent, os.W_OK) for path in beside):
+        return "the cgroup filesystem is read-only here: a droplet cannot have a cgroup of its own"
     if not Path("/proc/self/ns/pid").exists() or not Path("/dev/null").is_char_device():
         return "no PID namespaces or no /dev: systemd-nspawn cannot run here"
     return None
@@ -256,7 +261,10 @@ class Droplet:
         if not self.cgroups:
             raise RuntimeError("no cgroup hierarchy of systemd's in /proc/self/mountinfo")
         for path in self.cgroups:
-            path.mkdir()
+            try:
+                path.mkdir()
+            except OSError as error:
+                raise RuntimeError(f"cannot make the droplet's cgroup {path}: {error}") from None
 
     def _boot(self) -> None:
         # A shell writes its own PID into the droplet's cgroups, then execs (setpriv, then)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from droplet import RELEASES, ROOTFS_SCRIPT, Droplet, ensure_rootfs, skip_reason
+from droplet import RELEASES, ROOT, ROOTFS_SCRIPT, Droplet, ensure_rootfs, skip_reason
 
 # The first test may build the cached rootfs (debootstrap, about a minute on a clean machine).
 # One droplet for the module, its tests in order: on one xdist worker.
@@ -188,6 +188,23 @@ def unit_processes(droplet: Droplet, unit: str) -> list[str]:
     cgroup = droplet.ssh("systemctl", "show", unit, "-p", "ControlGroup", "--value").stdout
     mount = droplet.ssh("findmnt", "-t", "cgroup2", "-n", "-o", "TARGET").stdout.split()[0]
     return droplet.ssh("cat", f"{mount}{cgroup.strip()}/cgroup.procs").stdout.split()
+
+
+def test_a_read_only_cgroup_filesystem_is_a_reason_to_skip_said_in_one_line():
+    # In a mount namespace of its own: the host's cgroup mounts stay writable.
+    script = (
+        "for mount in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do"
+        ' mount -o bind,remount,ro "$mount" || exit 3; done; exec "$0" -c "$1"'
+    )
+    probe = f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import droplet; "
+    probe += "print(droplet.skip_reason())"
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, sys.executable, probe],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reason = "the cgroup filesystem is read-only here: a droplet cannot have a cgroup of its own"
+    assert done.stdout == reason + "\n"
 
 
 def test_stop_shuts_down_and_leaves_nothing(droplet):
