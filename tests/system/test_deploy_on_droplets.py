@@ -364,21 +364,7 @@ def test_rollback_without_an_earlier_release_of_ours_puts_the_earlier_unit_back(
     command = droplet.ssh("ps", "-o", "args=", "-p", unit(droplet)["MainPID"]).stdout.strip()
     assert command == EARLIER_EXEC
     wait_for(lambda: earlier_funding(droplet), 30, "the earlier script writing again", step=0.2)
-
-
-def test_uninstall_leaves_a_unit_that_is_not_ours_running_and_keeps_its_copy(droplet, inventory):
-    # Right after the rollback above: the unit installed is the earlier script's again.
-    earlier_pid = unit(droplet)["MainPID"]
-    result = playbook("uninstall.yml", inventory)
-    said = " ".join(result.stdout.split())
-    assert result.returncode == 0
-    assert f"{SERVICE} is not ours (the unit the first deploy replaced" in said
-    assert unit(droplet)["ActiveState"] == "active" and unit(droplet)["MainPID"] == earlier_pid
-    assert droplet.ssh("cat", f"/etc/systemd/system/{SERVICE}").stdout == EARLIER_UNIT
-    assert droplet.ssh("ls", "-A", "/opt/binance-funding-ws").stdout.split() == ["replaced"]
-    assert droplet.ssh("cat", REPLACED_UNIT).stdout == EARLIER_UNIT
-    assert droplet.ssh("test", "-e", "/etc/binance-funding-ws", check=False).returncode == 1
-    # The next test's deploy installs ours afresh over it (one start of ours, a new process).
+    # The next test's deploy brings ours back (one start of ours, a new process).
 
 
 def test_a_changed_variable_restarts_exactly_once(droplet, inventory):
@@ -707,3 +693,21 @@ def test_uninstall_removes_the_service_and_keeps_the_state_file(droplet, invento
     assert doc.connection_status.state == "stopped"  # the daemon's last word, kept
     again = playbook("uninstall.yml", inventory)
     assert again.returncode == 0, "uninstalling twice is harmless"
+
+
+def test_uninstall_leaves_a_unit_that_is_not_ours_running_and_keeps_its_copy(droplet, inventory):
+    # The earlier script's unit back in place and running, as rollback.yml leaves a host with
+    # no earlier release of ours (tested above), here put back by hand: ours is gone already.
+    droplet.ssh("cp", REPLACED_UNIT, f"/etc/systemd/system/{SERVICE}")
+    droplet.ssh("systemctl", "daemon-reload")
+    droplet.ssh("systemctl", "start", SERVICE)
+    earlier_pid = unit(droplet)["MainPID"]
+    assert earlier_pid != "0"
+    result = playbook("uninstall.yml", inventory)
+    said = " ".join(result.stdout.split())
+    assert result.returncode == 0
+    assert f"{SERVICE} is not ours (the unit the first deploy replaced" in said
+    assert unit(droplet)["ActiveState"] == "active" and unit(droplet)["MainPID"] == earlier_pid
+    assert droplet.ssh("cat", f"/etc/systemd/system/{SERVICE}").stdout == EARLIER_UNIT
+    assert droplet.ssh("ls", "-A", "/opt/binance-funding-ws").stdout.split() == ["replaced"]
+    assert droplet.ssh("cat", REPLACED_UNIT).stdout == EARLIER_UNIT
